@@ -1,0 +1,156 @@
+//! The one public error type of mmdb.
+//!
+//! Every variant carries the context a user needs to act on it: the path, table, column or row
+//! involved. Dependency errors never leak: they are turned into a variant here with a message.
+
+use std::path::PathBuf;
+
+/// `Result` with mmdb's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in mmdb.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system I/O error on a named file.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file's contents do not match its format or checksum.
+    #[error("corrupted file {path}: {detail}")]
+    Corrupted {
+        /// The damaged file.
+        path: PathBuf,
+        /// What was wrong and where (byte offset when known).
+        detail: String,
+    },
+
+    /// Another process holds the database's write lock.
+    #[error("database {path} is locked by another process ({holder})")]
+    Locked {
+        /// The database directory.
+        path: PathBuf,
+        /// Who holds the lock, e.g. `pid 1234`.
+        holder: String,
+    },
+
+    /// The database was opened read-only and a write was attempted.
+    #[error("database {path} is open read-only")]
+    ReadOnly {
+        /// The database directory.
+        path: PathBuf,
+    },
+
+    /// No table of that name.
+    #[error("no such table: {0}")]
+    NoSuchTable(String),
+
+    /// A table of that name already exists.
+    #[error("table {0} already exists")]
+    TableExists(String),
+
+    /// No column of that name in the table.
+    #[error("no such column: {table}.{column}")]
+    NoSuchColumn {
+        /// The table.
+        table: String,
+        /// The missing column.
+        column: String,
+    },
+
+    /// A value does not fit its column (wrong type, wrong vector dimension, NULL in NOT NULL...).
+    #[error("type mismatch in {table}.{column} (row {row}): {detail}")]
+    TypeMismatch {
+        /// The table.
+        table: String,
+        /// The column.
+        column: String,
+        /// Index of the row in the statement or batch (0-based).
+        row: usize,
+        /// What was expected and what was given.
+        detail: String,
+    },
+
+    /// A schema or option that mmdb refuses (bad HNSW parameter, duplicate column, ...).
+    #[error("invalid schema: {0}")]
+    InvalidSchema(String),
+
+    /// An argument that mmdb refuses (k = 0, an unknown option, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// SQL that does not parse; line and column are 1-based.
+    #[error("SQL syntax error at line {line}, column {column}: {message}")]
+    SqlSyntax {
+        /// Line of the error, 1-based (0 when unknown).
+        line: u64,
+        /// Column of the error, 1-based (0 when unknown).
+        column: u64,
+        /// The parser's message.
+        message: String,
+    },
+
+    /// SQL that parses but that mmdb does not support.
+    #[error("not supported: {0}")]
+    NotSupported(String),
+
+    /// SQL that is well formed but wrong (unknown function, wrong argument count, ...).
+    #[error("SQL error: {0}")]
+    Sql(String),
+
+    /// A model could not be found, loaded or run.
+    #[error("model error: {0}")]
+    Model(String),
+
+    /// A table was created with one model and is used with another.
+    #[error("model mismatch for table {table}: table uses {expected}, got {actual}")]
+    ModelMismatch {
+        /// The table.
+        table: String,
+        /// The model identity stored with the table.
+        expected: String,
+        /// The model identity offered now.
+        actual: String,
+    },
+
+    /// An image that cannot be read, decoded or is too large.
+    #[error("image {source_name}: {detail}")]
+    Image {
+        /// The path, or `<blob N bytes>` for inline bytes.
+        source_name: String,
+        /// What went wrong.
+        detail: String,
+    },
+
+    /// The operation was cancelled (Ctrl-C).
+    #[error("interrupted")]
+    Interrupted,
+
+    /// The database was closed, or a background worker stopped.
+    #[error("database is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A [`Error::Corrupted`] for `path`.
+    pub fn corrupted(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Error::Corrupted {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+}
