@@ -6,7 +6,7 @@ mod error;
 mod schema;
 mod value;
 pub mod embed;
-mod index;
+pub mod index;
 
 pub use error::{Error, Result};
 pub use schema::{Column, HnswParams, TableSchema};

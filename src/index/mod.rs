@@ -1,16 +1,35 @@
 //! Vector indexes of one segment column: an exact (flat) scan and an HNSW graph.
 //!
 //! Local ids are `u32` positions of vectors in the segment's vector file. Scores are "higher is more
-//! similar" for every metric (see [`Metric`]).
+//! similar" for every metric (see [`Metric`]): cosine and dot give the dot product, L2 gives
+//! `-distance`.
 //!
-//! API contract used by `segment` (the index helper owns the internals):
-//! - [`build_graph`] builds the HNSW graph of `n` vectors and returns its serialised bytes;
-//! - [`GraphView::parse`] reads those bytes in place (from an mmap) without copying;
+//! API contract used by `segment`:
+//! - [`build_graph`] builds the HNSW graph of `n` vectors with `hnsw_rs` (parallel insertion),
+//!   improves it (see `build`), and returns it in mmdb's own layout (see `layout`);
+//! - [`GraphView::parse`] checks those bytes and reads them in place (from an mmap) without copying;
 //! - [`search_graph`] and [`search_exact`] answer top-k queries with an optional filter.
+//!
+//! Search never goes through `hnsw_rs`: it walks the serialised graph directly (greedy descent on
+//! the upper layers, beam search of width `ef` on layer 0, a per-thread visited set).
 
-use std::path::Path;
+use std::cmp::Ordering;
 
-use crate::{HnswParams, Metric, Result};
+use crate::Metric;
+
+mod build;
+mod distance;
+mod flat;
+mod layout;
+mod refine;
+mod search;
+mod visited;
+
+pub use build::{build_graph, validate_vectors};
+pub use distance::{dot, l2_sq, score};
+pub use flat::search_exact;
+pub use layout::GraphView;
+pub use search::search_graph;
 
 /// A row filter on local ids: `true` keeps the vector.
 pub type LocalFilter<'a> = &'a (dyn Fn(u32) -> bool + Sync);
@@ -39,69 +58,36 @@ impl VectorsView<'_> {
     }
 }
 
-/// The similarity score of `a` and `b` under `metric` (higher is more similar).
-/// For [`Metric::Cosine`] both vectors must already be normalised.
-pub fn score(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
-    match metric {
-        Metric::Cosine | Metric::Dot => a.iter().zip(b).map(|(x, y)| x * y).sum(),
-        Metric::L2 => -a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (x - y) * (x - y))
-            .sum::<f32>()
-            .sqrt(),
-    }
-}
-
-/// Exact top-k: scores every (filtered) vector. Results best first.
-pub fn search_exact(
-    vectors: VectorsView<'_>,
-    metric: Metric,
-    query: &[f32],
-    k: usize,
-    filter: Option<LocalFilter<'_>>,
-) -> Vec<(u32, f32)> {
-    let mut hits: Vec<(u32, f32)> = (0..vectors.len() as u32)
-        .filter(|&i| filter.is_none_or(|f| f(i)))
-        .map(|i| (i, score(metric, vectors.get(i as usize), query)))
-        .collect();
-    hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    hits.truncate(k);
-    hits
-}
-
-/// Builds the HNSW graph over `vectors` and returns its serialised form.
-/// STUB until the index work lands: an empty graph (searches fall back to exact).
-pub fn build_graph(vectors: VectorsView<'_>, metric: Metric, params: &HnswParams) -> Result<Vec<u8>> {
-    let _ = (vectors, metric, params);
-    Ok(Vec::new())
-}
-
-/// A serialised graph read in place.
+/// A candidate: internal score (higher is better) and local id. Ordered by score, then by
+/// *lower* id, so ties resolve the same way in exact and graph search.
 #[derive(Debug, Clone, Copy)]
-pub struct GraphView<'a> {
-    bytes: &'a [u8],
+struct Scored {
+    score: f32,
+    id: u32,
 }
 
-impl<'a> GraphView<'a> {
-    /// Checks and borrows graph bytes; `path` names the file in errors.
-    pub fn parse(bytes: &'a [u8], path: &Path) -> Result<GraphView<'a>> {
-        let _ = path;
-        Ok(GraphView { bytes })
+impl Scored {
+    fn new(score: f32, id: u32) -> Scored {
+        Scored { score, id }
     }
 }
 
-/// Approximate top-k through the graph with candidate list size `ef`. Results best first.
-/// STUB until the index work lands: exact.
-pub fn search_graph(
-    graph: &GraphView<'_>,
-    vectors: VectorsView<'_>,
-    metric: Metric,
-    query: &[f32],
-    k: usize,
-    ef: usize,
-    filter: Option<LocalFilter<'_>>,
-) -> Vec<(u32, f32)> {
-    let _ = (graph.bytes, ef);
-    search_exact(vectors, metric, query, k, filter)
+impl PartialEq for Scored {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
 }
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.score.total_cmp(&other.score).then(other.id.cmp(&self.id))
+    }
+}
+
+#[cfg(test)]
+mod tests;

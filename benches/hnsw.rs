@@ -1,0 +1,185 @@
+//! HNSW bench: build time, recall@10 and QPS of mmdb's graph search against hnsw_rs's own search.
+//!
+//! `cargo bench --bench hnsw` (release). Sizes come from the environment so the same binary runs
+//! the 1M case later:
+//! - `MMDB_BENCH_N` (100000), `MMDB_BENCH_DIM` (512), `MMDB_BENCH_QUERIES` (1000),
+//! - `MMDB_BENCH_M` (16), `MMDB_BENCH_EFC` (200), `MMDB_BENCH_EFS` ("16,32,64,128,256"),
+//! - `MMDB_BENCH_PEER` (1): also build hnsw_rs on its own and time its search (0 skips it),
+//! - `MMDB_BENCH_DUMP` (unset): a directory to write `base.f32`, `queries.f32`, `gt.u32` and
+//!   `meta.json` into, for `benches/hnswlib_peer.py`.
+//!
+//! Data: `sqrt(n)` centres uniform on the unit sphere; each vector is a random centre plus Gaussian
+//! noise of norm ~0.6, normalised (seed 42, ChaCha8; identical to `tests/it/recall.rs`).
+//! Everything runs with cosine (dot product on unit vectors).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use hnsw_rs::anndists::dist::DistL2;
+use hnsw_rs::hnsw::Hnsw;
+use mmdb::index::{GraphView, VectorsView, build_graph, search_exact, search_graph};
+use mmdb::{HnswParams, Metric};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+const SPREAD: f32 = 0.6;
+const K: usize = 10;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
+    let (u, v): (f32, f32) = (rng.random(), rng.random());
+    (-2.0 * (1.0 - u).ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+}
+
+fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+fn clustered(n: usize, nq: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let k = ((n as f64).sqrt() as usize).max(1);
+    let mut centres = vec![0f32; k * dim];
+    for c in centres.chunks_mut(dim) {
+        c.iter_mut().for_each(|x| *x = gaussian(&mut rng));
+        normalise(c);
+    }
+    let noise = SPREAD / (dim as f32).sqrt();
+    let mut draw = |count: usize, rng: &mut ChaCha8Rng| {
+        let mut out = vec![0f32; count * dim];
+        for v in out.chunks_mut(dim) {
+            let c = rng.random_range(0..k);
+            for (x, cx) in v.iter_mut().zip(&centres[c * dim..(c + 1) * dim]) {
+                *x = cx + noise * gaussian(rng);
+            }
+            normalise(v);
+        }
+        out
+    };
+    let base = draw(n, &mut rng);
+    let queries = draw(nq, &mut rng);
+    (base, queries)
+}
+
+/// CPU time of this process (user + system), from /proc (Linux; zero elsewhere).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<u64> = after.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+    // Fields 14 and 15 of stat (utime, stime) are 12th and 13th after the ')' ; ticks of 1/100 s.
+    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+/// Runs `f`, returns its result, wall and CPU seconds.
+fn timed<R>(f: impl FnOnce() -> R) -> (R, f64, f64) {
+    let (w, c) = (Instant::now(), cpu_time());
+    let r = f();
+    (r, w.elapsed().as_secs_f64(), (cpu_time() - c).as_secs_f64())
+}
+
+fn recall(got: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
+    let hit: usize = got.iter().zip(truth).map(|(g, t)| g.iter().filter(|x| t.contains(x)).count()).sum();
+    hit as f64 / (truth.len() * K) as f64
+}
+
+/// Runs `search` over all queries on one thread, then on all threads; prints one line.
+fn measure(label: &str, queries: &[&[f32]], truth: &[Vec<u32>], search: impl Fn(&[f32]) -> Vec<u32> + Sync) {
+    let (got, w1, _) = timed(|| queries.iter().map(|q| search(q)).collect::<Vec<_>>());
+    let (_, wn, cn) = timed(|| queries.par_iter().map(|q| search(q)).collect::<Vec<_>>());
+    let nq = queries.len() as f64;
+    let short = got.iter().filter(|g| g.len() < K).count();
+    println!(
+        "{label:<34} recall@10 {:.4}  QPS 1 thread {:>8.0}  QPS {} threads {:>8.0}  per CPU-s {:>8.0}  short {short}",
+        recall(&got, truth),
+        nq / w1,
+        rayon::current_num_threads(),
+        nq / wn,
+        nq / cn.max(1e-9),
+    );
+}
+
+fn main() {
+    let n: usize = env_or("MMDB_BENCH_N", 100_000);
+    let dim: usize = env_or("MMDB_BENCH_DIM", 512);
+    let nq: usize = env_or("MMDB_BENCH_QUERIES", 1000);
+    let params = HnswParams {
+        m: env_or("MMDB_BENCH_M", 16),
+        ef_construction: env_or("MMDB_BENCH_EFC", 200),
+        ..HnswParams::default()
+    };
+    let efs: Vec<usize> = env_or("MMDB_BENCH_EFS", "16,32,64,128,256".to_string())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let peer = env_or("MMDB_BENCH_PEER", 1) != 0;
+    println!("hnsw bench: n {n}, dim {dim}, queries {nq}, {params:?}, threads {}", rayon::current_num_threads());
+
+    let ((base, queries), secs, _) = timed(|| clustered(n, nq, dim, 42));
+    println!("data generated in {secs:.1} s");
+    let v = VectorsView { data: &base, dim };
+    let qs: Vec<&[f32]> = queries.chunks(dim).collect();
+    let ids = |hits: Vec<(u32, f32)>| hits.into_iter().map(|h| h.0).collect::<Vec<u32>>();
+    let (truth, secs, _) = timed(|| {
+        qs.par_iter().map(|q| ids(search_exact(v, Metric::Cosine, q, K, None))).collect::<Vec<_>>()
+    });
+    println!("exact ground truth in {secs:.1} s");
+    if let Ok(dir) = std::env::var("MMDB_BENCH_DUMP") {
+        dump(Path::new(&dir), &base, &queries, &truth, n, nq, dim);
+    }
+
+    let (bytes, wall, cpu) = timed(|| build_graph(v, Metric::Cosine, &params).expect("build"));
+    println!("mmdb build_graph: wall {wall:.1} s, CPU {cpu:.1} s, {} bytes", bytes.len());
+    let (graph, wall, _) = timed(|| GraphView::parse(&bytes, Path::new("bench.hnsw")).expect("parse"));
+    println!("GraphView::parse (checks every word): {:.2} ms, {} layers", wall * 1e3, graph.layers());
+    for &ef in &efs {
+        measure(&format!("mmdb ef {ef}"), &qs, &truth, |q| {
+            ids(search_graph(&graph, v, Metric::Cosine, q, K, ef, None))
+        });
+    }
+    for (pct, modulo) in [(50u32, 2u32), (10, 10), (1, 100)] {
+        let keep = move |i: u32| i.wrapping_mul(2_654_435_761) % modulo == 0;
+        let ftruth: Vec<Vec<u32>> =
+            qs.par_iter().map(|q| ids(search_exact(v, Metric::Cosine, q, K, Some(&keep)))).collect();
+        for ef in [64usize, 128] {
+            measure(&format!("mmdb filter {pct}% ef {ef}"), &qs, &ftruth, |q| {
+                ids(search_graph(&graph, v, Metric::Cosine, q, K, ef, Some(&keep)))
+            });
+        }
+        measure(&format!("exact filter {pct}%"), &qs, &ftruth, |q| {
+            ids(search_exact(v, Metric::Cosine, q, K, Some(&keep)))
+        });
+    }
+
+    if peer {
+        let (hnsw, wall, cpu) = timed(|| {
+            let h = Hnsw::<f32, DistL2>::new(params.m, n, 16, params.ef_construction, DistL2 {});
+            let items: Vec<(&[f32], usize)> = (0..n).map(|i| (v.get(i), i)).collect();
+            h.parallel_insert_slice(&items);
+            h
+        });
+        println!("hnsw_rs alone (DistL2, parallel insert): wall {wall:.1} s, CPU {cpu:.1} s");
+        for &ef in &efs {
+            measure(&format!("hnsw_rs search ef {ef}"), &qs, &truth, |q| {
+                hnsw.search(q, K, ef).iter().map(|nb| nb.d_id as u32).collect()
+            });
+        }
+    }
+}
+
+fn dump(dir: &Path, base: &[f32], queries: &[f32], truth: &[Vec<u32>], n: usize, nq: usize, dim: usize) {
+    std::fs::create_dir_all(dir).expect("dump dir");
+    let write = |name: &str, bytes: Vec<u8>| {
+        let p: PathBuf = dir.join(name);
+        std::fs::write(&p, bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    };
+    write("base.f32", base.iter().flat_map(|x| x.to_le_bytes()).collect());
+    write("queries.f32", queries.iter().flat_map(|x| x.to_le_bytes()).collect());
+    write("gt.u32", truth.iter().flatten().flat_map(|x| x.to_le_bytes()).collect());
+    write("meta.json", format!("{{\"n\": {n}, \"queries\": {nq}, \"dim\": {dim}, \"k\": {K}}}").into_bytes());
+    println!("data written to {}", dir.display());
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""hnswlib on the exact data of `benches/hnsw.rs`, for a like-for-like comparison.
+
+    MMDB_BENCH_DUMP=/tmp/hnswdata cargo bench --bench hnsw   # writes base.f32, queries.f32, gt.u32, meta.json
+    pip install hnswlib numpy
+    python3 benches/hnswlib_peer.py /tmp/hnswdata [--m 16] [--efc 200] [--efs 16,32,64,128,256]
+
+Prints build wall/CPU seconds and, per ef, recall@10 and QPS on one thread and on all threads
+(plus queries per CPU-second), in the same shape as the Rust bench. Cosine data (unit vectors):
+hnswlib's 'ip' space, which is what mmdb searches with (dot product).
+"""
+
+import argparse
+import json
+import os
+import time
+
+import hnswlib
+import numpy as np
+
+
+def timed(f):
+    w, c = time.perf_counter(), time.process_time()
+    r = f()
+    return r, time.perf_counter() - w, time.process_time() - c
+
+
+def recall(labels, gt):
+    k = gt.shape[1]
+    return sum(len(set(a[:k]) & set(b)) for a, b in zip(labels, gt)) / (gt.shape[0] * k)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dir")
+    ap.add_argument("--m", type=int, default=16)
+    ap.add_argument("--efc", type=int, default=200)
+    ap.add_argument("--efs", default="16,32,64,128,256")
+    a = ap.parse_args()
+    meta = json.load(open(os.path.join(a.dir, "meta.json")))
+    n, nq, dim, k = meta["n"], meta["queries"], meta["dim"], meta["k"]
+    base = np.fromfile(os.path.join(a.dir, "base.f32"), dtype="<f4").reshape(n, dim)
+    queries = np.fromfile(os.path.join(a.dir, "queries.f32"), dtype="<f4").reshape(nq, dim)
+    gt = np.fromfile(os.path.join(a.dir, "gt.u32"), dtype="<u4").reshape(nq, k)
+    threads = os.cpu_count()
+    print(f"hnswlib peer: n {n}, dim {dim}, queries {nq}, M {a.m}, ef_construction {a.efc}, threads {threads}")
+
+    index = hnswlib.Index(space="ip", dim=dim)
+
+    def build():
+        index.init_index(max_elements=n, ef_construction=a.efc, M=a.m, random_seed=100)
+        index.add_items(base, np.arange(n), num_threads=threads)
+
+    _, wall, cpu = timed(build)
+    print(f"hnswlib build: wall {wall:.1f} s, CPU {cpu:.1f} s")
+    for ef in [int(x) for x in a.efs.split(",")]:
+        index.set_ef(ef)
+        index.set_num_threads(1)
+        (labels, _), w1, _ = timed(lambda: index.knn_query(queries, k=k))
+        index.set_num_threads(threads)
+        _, wn, cn = timed(lambda: index.knn_query(queries, k=k))
+        print(
+            f"{'hnswlib ef ' + str(ef):<34} recall@10 {recall(labels, gt):.4f}  QPS 1 thread {nq / w1:>8.0f}"
+            f"  QPS {threads} threads {nq / wn:>8.0f}  per CPU-s {nq / max(cn, 1e-9):>8.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,110 @@
+//! Top-k search walking a [`GraphView`] in place.
+//!
+//! 1. Upper layers: greedy descent. On each layer walk to a local optimum (move to the best
+//!    neighbour while it improves), not one hop: one hop per layer is what leaves hnsw_rs's own
+//!    search in the wrong region on large graphs.
+//! 2. Layer 0: beam search with `max(ef, k)` results. With a filter, every node is still traversed
+//!    (so the beam can cross non-matching regions) but only matching nodes enter the results; the
+//!    early exit (best remaining candidate worse than the worst of a full result list) is kept, it
+//!    just waits until the list holds `ef` *matching* nodes.
+
+use std::cmp::Reverse;
+
+use super::distance::raw_score;
+use super::flat::into_results;
+use super::visited::{Scratch, with_scratch};
+use super::{GraphView, LocalFilter, Scored, VectorsView, search_exact};
+use crate::Metric;
+
+/// Approximate top-k through the graph with candidate list size `ef`. Results best first.
+///
+/// `vectors` must be the vectors the graph was built on; if their count differs (a caller bug),
+/// this falls back to [`search_exact`] rather than read out of bounds.
+pub fn search_graph(
+    graph: &GraphView<'_>,
+    vectors: VectorsView<'_>,
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    ef: usize,
+    filter: Option<LocalFilter<'_>>,
+) -> Vec<(u32, f32)> {
+    if k == 0 || graph.is_empty() {
+        return Vec::new();
+    }
+    if graph.len() != vectors.len() {
+        return search_exact(vectors, metric, query, k, filter);
+    }
+    let s = |id: u32| raw_score(metric, vectors.get(id as usize), query);
+    let entry = descend(graph, &s);
+    let ef = ef.max(k);
+    with_scratch(graph.len(), |scratch| {
+        beam_layer0(graph, &s, entry, ef, filter, scratch);
+        let hits: Vec<Scored> = scratch.results.drain().map(|r| r.0).collect();
+        into_results(hits, metric, k)
+    })
+}
+
+/// Greedy walk from the entry point down to layer 1; returns the layer-0 start node.
+fn descend(graph: &GraphView<'_>, s: &impl Fn(u32) -> f32) -> Scored {
+    let mut cur = Scored::new(s(graph.entry()), graph.entry());
+    for l in (1..graph.layers()).rev() {
+        // Present by the subset check of `parse`; `else` keeps a bug from panicking.
+        let Some(mut local) = graph.local_of(l, cur.id) else { break };
+        loop {
+            let mut moved = false;
+            for nb in graph.neighbours(l, local) {
+                let g = graph.node_id(l, nb);
+                let c = Scored::new(s(g), g);
+                if c > cur {
+                    cur = c;
+                    local = nb;
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+    cur
+}
+
+fn beam_layer0(
+    graph: &GraphView<'_>,
+    s: &impl Fn(u32) -> f32,
+    entry: Scored,
+    ef: usize,
+    filter: Option<LocalFilter<'_>>,
+    scratch: &mut Scratch,
+) {
+    let keep = |id: u32| filter.is_none_or(|f| f(id));
+    scratch.visit(entry.id);
+    scratch.candidates.push(entry);
+    if keep(entry.id) {
+        scratch.results.push(Reverse(entry));
+    }
+    while let Some(c) = scratch.candidates.pop() {
+        let worst = scratch.results.peek().map(|r| r.0);
+        if scratch.results.len() >= ef && worst.is_some_and(|w| c < w) {
+            break;
+        }
+        for nb in graph.neighbours(0, c.id) {
+            if !scratch.visit(nb) {
+                continue;
+            }
+            let e = Scored::new(s(nb), nb);
+            let full = scratch.results.len() >= ef;
+            if full && scratch.results.peek().is_some_and(|w| e < w.0) {
+                continue;
+            }
+            scratch.candidates.push(e);
+            if keep(nb) {
+                scratch.results.push(Reverse(e));
+                if scratch.results.len() > ef {
+                    scratch.results.pop();
+                }
+            }
+        }
+    }
+}

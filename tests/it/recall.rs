@@ -1,0 +1,99 @@
+//! HNSW recall against the exact index: 20,000 clustered 128-d unit vectors.
+//!
+//! The data generator is the one of `benches/hnsw.rs`: `k = sqrt(n)` centres drawn uniformly on the
+//! unit sphere, each vector a random centre plus Gaussian noise of total norm ~`SPREAD`,
+//! normalised; queries are fresh draws from the same mixture (seeded ChaCha8).
+
+use std::path::Path;
+use std::time::Instant;
+
+use mmdb::index::{GraphView, VectorsView, build_graph, search_exact, search_graph};
+use mmdb::{HnswParams, Metric};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const SPREAD: f32 = 0.6;
+
+fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
+    // Box-Muller; 1 - u keeps the log finite.
+    let (u, v): (f32, f32) = (rng.random(), rng.random());
+    (-2.0 * (1.0 - u).ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+}
+
+fn normalise(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter_mut().for_each(|x| *x /= norm);
+}
+
+/// `(base, queries)` as flat row-major arrays.
+fn clustered(n: usize, nq: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let k = ((n as f64).sqrt() as usize).max(1);
+    let mut centres = vec![0f32; k * dim];
+    for c in centres.chunks_mut(dim) {
+        c.iter_mut().for_each(|x| *x = gaussian(&mut rng));
+        normalise(c);
+    }
+    let noise = SPREAD / (dim as f32).sqrt();
+    let mut draw = |count: usize, rng: &mut ChaCha8Rng| {
+        let mut out = vec![0f32; count * dim];
+        for v in out.chunks_mut(dim) {
+            let c = rng.random_range(0..k);
+            for (x, cx) in v.iter_mut().zip(&centres[c * dim..(c + 1) * dim]) {
+                *x = cx + noise * gaussian(rng);
+            }
+            normalise(v);
+        }
+        out
+    };
+    let base = draw(n, &mut rng);
+    let queries = draw(nq, &mut rng);
+    (base, queries)
+}
+
+/// Mean recall@10 of graph search and the number of queries that returned fewer than 10 rows.
+fn recall(
+    graph: &GraphView<'_>,
+    v: VectorsView<'_>,
+    queries: &[f32],
+    ef: usize,
+    filter: Option<&(dyn Fn(u32) -> bool + Sync)>,
+) -> (f64, usize) {
+    let (mut found, mut short) = (0usize, 0usize);
+    let nq = queries.len() / v.dim;
+    for q in queries.chunks(v.dim) {
+        let truth: Vec<u32> = search_exact(v, Metric::Cosine, q, 10, filter).iter().map(|h| h.0).collect();
+        let got = search_graph(graph, v, Metric::Cosine, q, 10, ef, filter);
+        short += usize::from(got.len() < 10);
+        found += got.iter().filter(|h| truth.contains(&h.0)).count();
+    }
+    (found as f64 / (nq * 10) as f64, short)
+}
+
+#[test]
+fn recall_at_default_ef_and_with_a_1_percent_filter() {
+    let (n, dim) = (20_000, 128);
+    let (base, queries) = clustered(n, 100, dim, 42);
+    let v = VectorsView { data: &base, dim };
+    let params = HnswParams::default();
+    let t = Instant::now();
+    let bytes = build_graph(v, Metric::Cosine, &params).unwrap();
+    eprintln!("build: {:?}", t.elapsed());
+    let graph = GraphView::parse(&bytes, Path::new("recall.hnsw")).unwrap();
+
+    let t = Instant::now();
+    let (r, short) = recall(&graph, v, &queries, params.ef_search, None);
+    eprintln!("recall@10 at ef {}: {r:.4} ({:?})", params.ef_search, t.elapsed());
+    assert_eq!(short, 0);
+    assert!(r >= 0.95, "recall@10 {r}");
+
+    // 1% of rows, spread over all clusters.
+    let one_percent = |i: u32| i.wrapping_mul(2_654_435_761) % 100 == 0;
+    let matching = (0..n as u32).filter(|&i| one_percent(i)).count();
+    assert!((150..=250).contains(&matching), "{matching} rows match");
+    let t = Instant::now();
+    let (r, short) = recall(&graph, v, &queries[..50 * dim], params.ef_search, Some(&one_percent));
+    eprintln!("filtered 1% recall@10: {r:.4} ({:?})", t.elapsed());
+    assert_eq!(short, 0, "a filtered search returns k rows when k rows match");
+    assert!(r >= 0.95, "filtered recall@10 {r}");
+}
