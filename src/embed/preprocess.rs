@@ -199,26 +199,56 @@ pub fn resize_target(w: u32, h: u32, size: u32) -> (u32, u32) {
     if w <= h { (size, new_long.max(1)) } else { (new_long.max(1), size) }
 }
 
-/// RGB the way PIL's `convert("RGB")` makes it: alpha dropped (not composited), gray replicated,
-/// 16-bit colour reduced to its high byte (PIL opens such files as 8-bit), 16-bit gray clipped at
-/// 255 (PIL's `I;16` -> RGB).
+/// RGB the way transformers' `convert_to_rgb` makes it (5.x): an image with alpha is composited
+/// onto white with PIL's `alpha_composite`; otherwise PIL's `convert("RGB")`. 16-bit colour is
+/// reduced to its high byte (PIL opens such files as 8-bit), 16-bit gray clipped at 255 (PIL's
+/// `I;16` -> RGB).
 fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
+    let high_byte = |img: &DynamicImage| -> Vec<u8> {
+        img.to_rgba16().as_raw().iter().map(|&v| (v >> 8) as u8).collect()
+    };
+    let (w, h) = (img.width(), img.height());
+    if img.color().has_alpha() {
+        let rgba = match &img {
+            DynamicImage::ImageRgba16(_) | DynamicImage::ImageLumaA16(_) => high_byte(&img),
+            _ => img.to_rgba8().into_raw(),
+        };
+        let raw: Vec<u8> = rgba.chunks_exact(4).flat_map(over_white).collect();
+        return RgbImage::from_raw(w, h, raw).expect("sized from the source");
+    }
     match img {
         DynamicImage::ImageRgb8(i) => i,
         DynamicImage::ImageLuma16(i) => {
-            let (w, h) = i.dimensions();
             let raw: Vec<u8> = i.as_raw().iter().flat_map(|&v| [v.min(255) as u8; 3]).collect();
             RgbImage::from_raw(w, h, raw).expect("sized from the source")
         }
-        DynamicImage::ImageRgb16(_) | DynamicImage::ImageRgba16(_) | DynamicImage::ImageLumaA16(_) => {
-            let rgb16 = img.to_rgb16();
-            let (w, h) = rgb16.dimensions();
-            let raw: Vec<u8> = rgb16.as_raw().iter().map(|&v| (v >> 8) as u8).collect();
+        DynamicImage::ImageRgb16(_) => {
+            let raw: Vec<u8> = high_byte(&img)
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect();
             RgbImage::from_raw(w, h, raw).expect("sized from the source")
         }
-        // Luma8, LumaA8, Rgba8 (alpha dropped), float images: the image crate matches PIL.
+        // Luma8 and float images: the image crate matches PIL.
         other => other.to_rgb8(),
     }
+}
+
+/// One RGBA pixel over opaque white, Pillow's `ImagingAlphaComposite` integer arithmetic.
+fn over_white(p: &[u8]) -> [u8; 3] {
+    const BITS: u32 = 7;
+    let sa = u32::from(p[3]);
+    if sa == 0 {
+        return [255; 3];
+    }
+    let (da, d) = (255u32, 255u32);
+    let blend = da * (255 - sa);
+    let outa255 = sa * 255 + blend;
+    let coef1 = sa * 255 * 255 * (1 << BITS) / outa255;
+    let coef2 = 255 * (1 << BITS) - coef1;
+    let div255 = |a: u32| ((a >> 8) + a) >> 8;
+    let ch = |s: u8| (div255(u32::from(s) * coef1 + d * coef2 + (0x80 << BITS)) >> BITS) as u8;
+    [ch(p[0]), ch(p[1]), ch(p[2])]
 }
 
 #[cfg(test)]
@@ -253,10 +283,12 @@ mod tests {
     }
 
     #[test]
-    fn rgba_drops_alpha_and_gray16_clips() {
-        let rgba = image::RgbaImage::from_pixel(2, 1, image::Rgba([10, 20, 30, 0]));
+    fn alpha_goes_over_white_and_gray16_clips() {
+        let rgba = image::RgbaImage::from_raw(3, 1, vec![10, 20, 30, 0, 10, 20, 30, 255, 0, 100, 200, 128])
+            .unwrap();
         let rgb = to_rgb_like_pil(DynamicImage::ImageRgba8(rgba));
-        assert_eq!(rgb.as_raw(), &[10, 20, 30, 10, 20, 30]);
+        // The last pixel checked against Pillow 13: alpha_composite(white, (0,100,200,128)).
+        assert_eq!(rgb.as_raw(), &[255, 255, 255, 10, 20, 30, 127, 177, 227]);
         let g = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(2, 1, vec![100u16, 300]).unwrap();
         let rgb = to_rgb_like_pil(DynamicImage::ImageLuma16(g));
         assert_eq!(rgb.as_raw(), &[100, 100, 100, 255, 255, 255]);

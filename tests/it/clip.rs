@@ -68,15 +68,19 @@ fn preprocessing_matches_clip_image_processor_pil() {
     let all: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     let images = golden_images(&golden());
     let plane = all.len() / images.len();
+    let mut failed = Vec::new();
     for (i, (path, _)) in images.iter().enumerate() {
         let px = m.preprocess().run(&ImageSource::Path(path.display().to_string())).unwrap();
         let d = max_diff(&px, &all[i * plane..(i + 1) * plane]);
         eprintln!("pixels {}: max abs diff {d:e}", path.display());
-        // PNG is bit-exact up to f32 rounding; JPEG decoders (zune-jpeg vs libjpeg-turbo) may differ
-        // by one 8-bit level on a few pixels, i.e. 1/255/0.26 = 0.015 after normalisation.
-        let tol = if path.extension().unwrap() == "png" { 1e-5 } else { 0.02 };
-        assert!(d <= tol, "{}: {d}", path.display());
+        // PNG is bit-exact up to f32 rounding. JPEG decoders differ (zune-jpeg vs PIL's
+        // libjpeg-turbo: IDCT and colour conversion) by up to 3 levels, 3/255/0.261 = 0.044 here.
+        let tol = if path.extension().unwrap() == "png" { 1e-5 } else { 0.05 };
+        if d > tol {
+            failed.push(format!("{}: {d}", path.display()));
+        }
     }
+    assert!(failed.is_empty(), "{failed:?}");
 }
 
 #[test]
@@ -101,17 +105,22 @@ fn image_embeddings_match_transformers() {
     let sources: Vec<ImageSource> =
         images.iter().map(|(p, _)| ImageSource::Path(p.display().to_string())).collect();
     let got = m.embed_images(&sources);
-    let mut worst = 0f32;
+    let (mut png, mut jpeg) = (0f32, 0f32);
     for ((path, want), got) in images.iter().zip(got) {
         let got = got.unwrap();
         let mut want = want.clone();
         l2_normalize(&mut want);
         let d = max_diff(&got, &want);
-        worst = worst.max(d);
-        let tol = if path.extension().unwrap() == "png" { TOL } else { 2e-3 };
-        assert!(d <= tol, "{}: {d}", path.display());
+        if path.extension().unwrap() == "png" {
+            png = png.max(d);
+        } else {
+            jpeg = jpeg.max(d);
+        }
     }
-    eprintln!("image embeddings (normalised) max abs diff {worst:e}");
+    eprintln!("image embeddings (normalised) max abs diff: PNG {png:e}, JPEG {jpeg:e}");
+    // PNG decoding is exact, so only the model's float error remains; JPEG see above.
+    assert!(png <= TOL, "{png}");
+    assert!(jpeg <= 3e-3, "{jpeg}");
 }
 
 #[test]
@@ -191,6 +200,55 @@ fn cli_prints_json_lines_and_registry_loads_folders() {
     let reg = ModelRegistry::default();
     let e: Arc<dyn Embedder> = reg.get(fixture().to_str().unwrap()).unwrap();
     assert_eq!(e.dim(), 48);
-    let err = reg.get("/nonexistent/model-folder").unwrap_err().to_string();
+    let Err(err) = reg.get("/nonexistent/model-folder") else {
+        panic!("a missing folder must not load")
+    };
+    let err = err.to_string();
     assert!(err.contains("/nonexistent/model-folder"), "{err}");
+}
+
+/// Parity on a full-size model made by `scripts/clip_golden.py --config vit-b-32 --out DIR`, run
+/// with `MMDB_CLIP_GOLDEN_DIR=DIR cargo test --test it clip::full_size -- --ignored --nocapture`.
+#[test]
+#[ignore = "needs MMDB_CLIP_GOLDEN_DIR (a generated ViT-B/32, ~600 MB)"]
+fn full_size_parity_report() {
+    let Some(dir) = std::env::var_os("MMDB_CLIP_GOLDEN_DIR").map(PathBuf::from) else {
+        eprintln!("MMDB_CLIP_GOLDEN_DIR unset: nothing to check");
+        return;
+    };
+    let m = ClipEmbedder::load_dir(&dir, "vit-b-32", &Device::Cpu, DType::F32).unwrap();
+    let g: Value = serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
+    let mut worst_text = 0f32;
+    for t in g["texts"].as_array().unwrap() {
+        let ids = m.tokenizer().encode(t["text"].as_str().unwrap()).unwrap();
+        let want_ids: Vec<u32> =
+            t["ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect();
+        assert_eq!(ids, want_ids);
+        let got = &m.text_features(&[ids]).unwrap()[0];
+        worst_text = worst_text.max(max_diff(got, &floats(&t["features"])));
+    }
+    let raw = std::fs::read(dir.join("pixels.f32")).unwrap();
+    let all: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let imgs = g["images"].as_array().unwrap();
+    let plane = all.len() / imgs.len();
+    for (i, im) in imgs.iter().enumerate() {
+        let path = dir.join("images").join(im["file"].as_str().unwrap());
+        let px = m.preprocess().run(&ImageSource::Path(path.display().to_string())).unwrap();
+        let want = floats(&im["features"]);
+        let from_golden_pixels = &m.image_features(&[all[i * plane..(i + 1) * plane].to_vec()]).unwrap()[0];
+        let ours = &m.image_features(&[px.clone()]).unwrap()[0];
+        let (mut a, mut b) = (ours.clone(), want.clone());
+        l2_normalize(&mut a);
+        l2_normalize(&mut b);
+        let cos: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        eprintln!(
+            "{}: pixels {:e}, model-only {:e}, end-to-end {:e} (normalised {:e}, cosine {cos:.8})",
+            im["file"].as_str().unwrap(),
+            max_diff(&px, &all[i * plane..(i + 1) * plane]),
+            max_diff(from_golden_pixels, &want),
+            max_diff(ours, &want),
+            max_diff(&a, &b),
+        );
+    }
+    eprintln!("text features max abs diff {worst_text:e}");
 }
