@@ -36,7 +36,11 @@ fn bench(c: &mut Criterion) {
         .collect();
     let pixels: Vec<Vec<f32>> = images
         .iter()
-        .map(|p| m.preprocess().run(&ImageSource::Path(p.display().to_string())).unwrap())
+        .map(|p| {
+            m.preprocess()
+                .run(&ImageSource::Path(p.display().to_string()))
+                .unwrap()
+        })
         .collect();
     let threads = rayon::current_num_threads();
 
@@ -50,7 +54,10 @@ fn bench(c: &mut Criterion) {
             b.iter(|| m.encode_pixels(&batch).unwrap())
         });
     }
-    let ids = m.tokenizer().encode("a photo of a cat sitting on a red sofa").unwrap();
+    let ids = m
+        .tokenizer()
+        .encode("a photo of a cat sitting on a red sofa")
+        .unwrap();
     g.throughput(Throughput::Elements(1));
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("text_batch1", |b| {
@@ -60,12 +67,19 @@ fn bench(c: &mut Criterion) {
     // End to end: 32 distinct image blobs (cache defeated by a changing trailer) through the pool.
     let pool = EmbedPool::from_replicas(
         vec![m.clone()],
-        PoolOptions { cache_entries: 0, ..PoolOptions::default() },
+        PoolOptions {
+            cache_entries: 0,
+            ..PoolOptions::default()
+        },
     )
     .unwrap();
     let blobs: Vec<Vec<u8>> = images.iter().map(|p| std::fs::read(p).unwrap()).collect();
-    let sources: Vec<ImageSource> =
-        blobs.iter().cycle().take(32).map(|b| ImageSource::Bytes(b.clone())).collect();
+    let sources: Vec<ImageSource> = blobs
+        .iter()
+        .cycle()
+        .take(32)
+        .map(|b| ImageSource::Bytes(b.clone()))
+        .collect();
     g.throughput(Throughput::Elements(32));
     g.measurement_time(Duration::from_secs(15));
     g.bench_function("pool_image_files_batch32", |b| {

@@ -75,8 +75,13 @@ pub fn parse_device(spec: &str, half_on_gpu: bool) -> Result<(Device, DType)> {
     if spec == "cpu" {
         return Ok((Device::Cpu, DType::F32));
     }
-    let Some(n) = spec.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) else {
-        return Err(Error::InvalidArgument(format!("device {spec:?}: expected cpu or cuda:N")));
+    let Some(n) = spec
+        .strip_prefix("cuda:")
+        .and_then(|n| n.parse::<usize>().ok())
+    else {
+        return Err(Error::InvalidArgument(format!(
+            "device {spec:?}: expected cpu or cuda:N"
+        )));
     };
     cuda_device(n, half_on_gpu)
 }
@@ -89,7 +94,9 @@ fn cuda_device(n: usize, half: bool) -> Result<(Device, DType)> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda_device(n: usize, _half: bool) -> Result<(Device, DType)> {
-    Err(Error::Model(format!("device cuda:{n}: mmdb was built without the `cuda` feature")))
+    Err(Error::Model(format!(
+        "device cuda:{n}: mmdb was built without the `cuda` feature"
+    )))
 }
 
 enum Input {
@@ -153,7 +160,8 @@ impl EmbedPool {
     pub fn load(spec: &str, opts: PoolOptions) -> Result<EmbedPool> {
         let dir = resolve_model(spec)?;
         let id = if std::path::Path::new(spec).is_dir() {
-            dir.file_name().map_or(spec.to_string(), |n| n.to_string_lossy().into_owned())
+            dir.file_name()
+                .map_or(spec.to_string(), |n| n.to_string_lossy().into_owned())
         } else {
             spec.to_string()
         };
@@ -168,10 +176,14 @@ impl EmbedPool {
     /// A pool over already loaded replicas (one per device, all of the same model).
     pub fn from_replicas(replicas: Vec<ClipEmbedder>, opts: PoolOptions) -> Result<EmbedPool> {
         let Some(front) = replicas.first().cloned() else {
-            return Err(Error::InvalidArgument("embedding pool needs at least one device".into()));
+            return Err(Error::InvalidArgument(
+                "embedding pool needs at least one device".into(),
+            ));
         };
         if replicas.iter().any(|r| r.identity() != front.identity()) {
-            return Err(Error::InvalidArgument("pool replicas must be one model".into()));
+            return Err(Error::InvalidArgument(
+                "pool replicas must be one model".into(),
+            ));
         }
         let cap = opts.queue_capacity.max(1);
         let (bulk_tx, bulk_rx) = bounded::<Job>(cap);
@@ -213,7 +225,9 @@ impl EmbedPool {
     }
 
     fn lane(&self, lane: Lane) -> Option<&Sender<Job>> {
-        self.lanes.as_ref().map(|(q, b)| if lane == Lane::Query { q } else { b })
+        self.lanes
+            .as_ref()
+            .map(|(q, b)| if lane == Lane::Query { q } else { b })
     }
 
     /// Embeds `texts` through `lane`; one result per text, in order.
@@ -236,12 +250,16 @@ impl EmbedPool {
         let pre = self.front.preprocess();
         self.preprocess_pool.install(|| {
             images.par_iter().enumerate().for_each(|(row, src)| {
-                let bytes = match src {
-                    ImageSource::Bytes(b) => Ok(std::borrow::Cow::Borrowed(&b[..])),
-                    ImageSource::Path(p) => std::fs::read(p)
-                        .map(std::borrow::Cow::Owned)
-                        .map_err(|e| Error::Image { source_name: p.clone(), detail: format!("cannot read: {e}") }),
-                };
+                let bytes =
+                    match src {
+                        ImageSource::Bytes(b) => Ok(std::borrow::Cow::Borrowed(&b[..])),
+                        ImageSource::Path(p) => std::fs::read(p)
+                            .map(std::borrow::Cow::Owned)
+                            .map_err(|e| Error::Image {
+                                source_name: p.clone(),
+                                detail: format!("cannot read: {e}"),
+                            }),
+                    };
                 let (key, job) = match bytes {
                     Err(e) => ([0; 32], Err(e)),
                     Ok(b) => {
@@ -254,7 +272,9 @@ impl EmbedPool {
                             ImageSource::Path(p) => p.clone(),
                             ImageSource::Bytes(b) => format!("<blob {} bytes>", b.len()),
                         };
-                        let r = pre.decode_bytes(&name, &b).map(|rgb| Input::Image(pre.pixels(&rgb)));
+                        let r = pre
+                            .decode_bytes(&name, &b)
+                            .map(|rgb| Input::Image(pre.pixels(&rgb)));
                         (key, r)
                     }
                 };
@@ -284,7 +304,12 @@ impl EmbedPool {
             let _ = reply.send((row, Ok(v)));
             return;
         }
-        let job = Job { row, input, cache_key: Some(key), reply: reply.clone() };
+        let job = Job {
+            row,
+            input,
+            cache_key: Some(key),
+            reply: reply.clone(),
+        };
         let sent = self.lane(lane).map(|tx| tx.send(job));
         if !matches!(sent, Some(Ok(()))) {
             let _ = reply.send((row, Err(Error::Closed)));
@@ -304,7 +329,9 @@ fn collect(n: usize, results: Receiver<(usize, Result<Vec<f32>>)>) -> Vec<Result
     for (row, r) in results.iter() {
         out[row] = Some(r);
     }
-    out.into_iter().map(|o| o.unwrap_or(Err(Error::Closed))).collect()
+    out.into_iter()
+        .map(|o| o.unwrap_or(Err(Error::Closed)))
+        .collect()
 }
 
 fn worker(
@@ -323,8 +350,9 @@ fn worker(
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        let (texts, images): (Vec<Job>, Vec<Job>) =
-            batch.into_iter().partition(|j| matches!(j.input, Input::Text(_)));
+        let (texts, images): (Vec<Job>, Vec<Job>) = batch
+            .into_iter()
+            .partition(|j| matches!(j.input, Input::Text(_)));
         run_batch(&model, texts, &cache);
         run_batch(&model, images, &cache);
     }
@@ -399,13 +427,21 @@ impl Embedder for EmbedPool {
 
     /// A single text (a query) goes through [`Lane::Query`], several through [`Lane::Bulk`].
     fn embed_texts(&self, texts: &[String]) -> Vec<Result<Vec<f32>>> {
-        let lane = if texts.len() <= 1 { Lane::Query } else { Lane::Bulk };
+        let lane = if texts.len() <= 1 {
+            Lane::Query
+        } else {
+            Lane::Bulk
+        };
         self.embed_texts_in(lane, texts)
     }
 
     /// A single image (a query) goes through [`Lane::Query`], several through [`Lane::Bulk`].
     fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
-        let lane = if images.len() <= 1 { Lane::Query } else { Lane::Bulk };
+        let lane = if images.len() <= 1 {
+            Lane::Query
+        } else {
+            Lane::Bulk
+        };
         self.embed_images_in(lane, images)
     }
 }

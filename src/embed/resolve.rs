@@ -78,7 +78,11 @@ fn check_folder(dir: &Path, spec: &str) -> Result<PathBuf> {
 
 /// The hub cache folders to search, in order (duplicates removed).
 pub fn cache_dirs() -> Vec<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let mut dirs = Vec::new();
     if let Some(d) = env("HF_HUB_CACHE") {
         dirs.push(d);
@@ -120,13 +124,21 @@ fn offline() -> bool {
 fn not_found(id: &str, caches: &[PathBuf], why: &str) -> Error {
     let looked: Vec<String> = caches
         .iter()
-        .map(|c| c.join(format!("models--{}", id.replace('/', "--"))).display().to_string())
+        .map(|c| {
+            c.join(format!("models--{}", id.replace('/', "--")))
+                .display()
+                .to_string()
+        })
         .collect();
     Error::Model(format!(
         "model {id} is not in the Hugging Face cache (looked in {}) and {why}. Point the table's \
          model option at a local folder holding {} (e.g. `model = '/path/to/clip'`), or use the \
          bundled demo model `{DEMO_MODEL}`",
-        if looked.is_empty() { "no cache folder: HOME, HF_HOME and HF_HUB_CACHE unset".into() } else { looked.join(", ") },
+        if looked.is_empty() {
+            "no cache folder: HOME, HF_HOME and HF_HUB_CACHE unset".into()
+        } else {
+            looked.join(", ")
+        },
         REQUIRED_FILES.join(", ")
     ))
 }
@@ -137,7 +149,11 @@ fn download_or_explain(id: &str, caches: &[PathBuf]) -> Result<PathBuf> {
         return Err(not_found(id, caches, "HF_HUB_OFFLINE is set"));
     }
     let Some(cache) = caches.first() else {
-        return Err(not_found(id, caches, "there is no cache folder to download into"));
+        return Err(not_found(
+            id,
+            caches,
+            "there is no cache folder to download into",
+        ));
     };
     let api = hf_hub::api::sync::ApiBuilder::new()
         .with_cache_dir(cache.clone())
@@ -195,9 +211,15 @@ mod tests {
         }
         std::fs::create_dir_all(repo.join("refs")).unwrap();
         std::fs::write(repo.join("refs/main"), "aaa\n").unwrap();
-        assert_eq!(find_in_cache(tmp.path(), "org/m").unwrap(), repo.join("snapshots/aaa"));
+        assert_eq!(
+            find_in_cache(tmp.path(), "org/m").unwrap(),
+            repo.join("snapshots/aaa")
+        );
         std::fs::remove_file(repo.join("snapshots/aaa/tokenizer.json")).unwrap();
-        assert_eq!(find_in_cache(tmp.path(), "org/m").unwrap(), repo.join("snapshots/bbb"));
+        assert_eq!(
+            find_in_cache(tmp.path(), "org/m").unwrap(),
+            repo.join("snapshots/bbb")
+        );
         assert!(find_in_cache(tmp.path(), "org/other").is_none());
     }
 
@@ -206,7 +228,9 @@ mod tests {
         let e = resolve_model("/nonexistent/clip").unwrap_err().to_string();
         assert!(e.contains("/nonexistent/clip"), "{e}");
         let tmp = tempfile::tempdir().unwrap();
-        let e = resolve_model(tmp.path().to_str().unwrap()).unwrap_err().to_string();
+        let e = resolve_model(tmp.path().to_str().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lacks config.json"), "{e}");
     }
 
