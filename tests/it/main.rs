@@ -1,0 +1,7 @@
+//! Integration tests: one binary, one module per area.
+
+mod corruption;
+mod crash;
+mod model_prop;
+mod persistence;
+mod wal_recovery;
