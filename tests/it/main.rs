@@ -2,3 +2,8 @@
 
 mod recall;
 mod clip;
+mod corruption;
+mod crash;
+mod model_prop;
+mod persistence;
+mod wal_recovery;
