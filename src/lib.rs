@@ -7,6 +7,7 @@ mod schema;
 mod value;
 pub mod embed;
 mod index;
+pub mod coco;
 
 pub use error::{Error, Result};
 pub use schema::{Column, HnswParams, TableSchema};
