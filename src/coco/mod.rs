@@ -1,13 +1,21 @@
-//! COCO: bulk loading of COCO-captions-format data sets and the Recall@K benchmark.
+//! COCO: bulk loading of COCO-captions-format data sets, import of precomputed embeddings, and the
+//! Recall@K benchmark of the CLIP paper run through mmdb's own search. Layout and procedure:
+//! `docs/coco.md`.
+
 pub mod captions;
 mod image_file;
+mod load;
+mod npy;
 mod npy_file;
-#[cfg(test)]
-mod probe {
-    #[test]
-    fn truncated_jpeg_probe() {
-        let b = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/coco-mini/images/000000000006.jpg")).unwrap();
-        let r = image::load_from_memory(&b);
-        eprintln!("PROBE: {:?}", r.as_ref().map(|i| (i.width(), i.height())).map_err(|e| e.to_string()));
-    }
-}
+mod recall;
+mod report;
+mod tables;
+
+pub use captions::{CocoCaptions, CocoCaption, CocoImage, Split};
+pub use image_file::FailureKind;
+pub use load::{LoadOptions, Progress, load};
+pub use npy::{NpyImportOptions, NpyImportReport, import_npy};
+pub use npy_file::write_f32 as write_npy_f32;
+pub use recall::{RecallOptions, bench_recall};
+pub use report::{CaptionFailure, ImageFailure, LoadReport, RecallReport, RecallScores};
+pub use tables::{captions_schema, captions_table, images_schema};
