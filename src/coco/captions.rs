@@ -253,7 +253,11 @@ mod tests {
         assert!(s.contains(&img(1, "zz.jpg")) && !s.contains(&img(2, "x2.jpg")));
         assert!(Split::read(&k, "nope").is_err());
 
-        let l = write(dir.path(), "l.json", r#"[{"image":"val2014/x9.jpg","caption":["a"]}]"#);
+        let l = write(
+            dir.path(),
+            "l.json",
+            r#"[{"image":"val2014/x9.jpg","caption":["a"]}]"#,
+        );
         let s = Split::read(&l, "test").unwrap();
         assert!(s.contains(&img(42, "x9.jpg")) && !s.contains(&img(9, "x8.jpg")));
 

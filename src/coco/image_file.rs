@@ -111,7 +111,9 @@ mod tests {
         // A JPEG with trailing padding after its end marker is whole.
         assert!(check_bytes(&[0xff, 0xd8, 0xff, 0xe0, 0, 0, 0xff, 0xd9, 0, 0]).is_ok());
         assert_eq!(
-            check_bytes(&[0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]).unwrap_err().0,
+            check_bytes(&[0xff, 0xd8, 0xff, 0xe0, 1, 2, 3])
+                .unwrap_err()
+                .0,
             FailureKind::Truncated
         );
     }

@@ -68,10 +68,17 @@ pub enum Progress {
 }
 
 /// Loads a COCO-format data set into `db` (see the module doc); returns what happened.
-pub fn load(db: &Database, opts: &LoadOptions, progress: Progress, cancel: &AtomicBool) -> Result<LoadReport> {
+pub fn load(
+    db: &Database,
+    opts: &LoadOptions,
+    progress: Progress,
+    cancel: &AtomicBool,
+) -> Result<LoadReport> {
     let started = Instant::now();
     if opts.batch_size == 0 {
-        return Err(Error::InvalidArgument("batch size must be at least 1".into()));
+        return Err(Error::InvalidArgument(
+            "batch size must be at least 1".into(),
+        ));
     }
     let mut coco = CocoCaptions::read(&opts.captions)?;
     if let Some(split) = &opts.split {
@@ -87,11 +94,20 @@ pub fn load(db: &Database, opts: &LoadOptions, progress: Progress, cancel: &Atom
     }
     let images_dir = std::path::absolute(&opts.images).map_err(|e| Error::io(&opts.images, e))?;
     if !images_dir.is_dir() {
-        return Err(Error::InvalidArgument(format!("images folder {} is not a directory", images_dir.display())));
+        return Err(Error::InvalidArgument(format!(
+            "images folder {} is not a directory",
+            images_dir.display()
+        )));
     }
     let embedder = db.models().get(&opts.model)?;
     let caps_table = captions_table(&opts.table);
-    ensure_tables(db, &opts.table, &opts.model, embedder.identity(), embedder.dim())?;
+    ensure_tables(
+        db,
+        &opts.table,
+        &opts.model,
+        embedder.identity(),
+        embedder.dim(),
+    )?;
 
     let present_images = row_ids(db, &opts.table)?;
     let present_captions = row_ids(db, &caps_table)?;
@@ -106,7 +122,10 @@ pub fn load(db: &Database, opts: &LoadOptions, progress: Progress, cancel: &Atom
     }
     let by_image = coco.captions_by_image();
 
-    let report_path = opts.report_path.clone().unwrap_or_else(|| default_report_path(db.path(), &opts.table));
+    let report_path = opts
+        .report_path
+        .clone()
+        .unwrap_or_else(|| default_report_path(db.path(), &opts.table));
     let mut report = LoadReport {
         table: opts.table.clone(),
         captions_table: caps_table.clone(),
@@ -126,13 +145,27 @@ pub fn load(db: &Database, opts: &LoadOptions, progress: Progress, cancel: &Atom
             report.interrupted = true;
             break;
         }
-        let loaded = load_batch(db, &*embedder, opts, &images_dir, batch, &by_image, &coco, &present_captions, &mut report)?;
+        let loaded = load_batch(
+            db,
+            &*embedder,
+            opts,
+            &images_dir,
+            batch,
+            &by_image,
+            &coco,
+            &present_captions,
+            &mut report,
+        )?;
         report.images_loaded += loaded.0;
         report.captions_loaded += loaded.1;
         bar.inc(batch.len() as u64);
     }
     bar.finish_and_clear();
-    write_failures(&report_path, &report.image_failures, &report.caption_failures)?;
+    write_failures(
+        &report_path,
+        &report.image_failures,
+        &report.caption_failures,
+    )?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -150,7 +183,10 @@ fn load_batch(
     present_captions: &HashSet<RowId>,
     report: &mut LoadReport,
 ) -> Result<(usize, usize)> {
-    let files: Vec<_> = batch.par_iter().map(|img| read_checked(&images_dir.join(&img.file_name))).collect();
+    let files: Vec<_> = batch
+        .par_iter()
+        .map(|img| read_checked(&images_dir.join(&img.file_name)))
+        .collect();
     let mut readable = Vec::new();
     let mut sources = Vec::new();
     for (img, file) in batch.iter().zip(files) {
@@ -168,7 +204,10 @@ fn load_batch(
     for (img, emb) in readable.into_iter().zip(embedder.embed_images(&sources)) {
         match emb.and_then(|v| check_vector(v, dim)) {
             Ok(v) => {
-                let path = images_dir.join(&img.file_name).to_string_lossy().into_owned();
+                let path = images_dir
+                    .join(&img.file_name)
+                    .to_string_lossy()
+                    .into_owned();
                 let mut row = Row::new(vec![
                     Value::Integer(img.id),
                     Value::Text(img.file_name.clone()),
@@ -180,7 +219,11 @@ fn load_batch(
                 image_rows.push(row);
                 ok_images.push(img.id);
             }
-            Err(e) => report.image_failures.push(failure(img, FailureKind::Undecodable, e.to_string())),
+            Err(e) => {
+                report
+                    .image_failures
+                    .push(failure(img, FailureKind::Undecodable, e.to_string()))
+            }
         }
     }
     // Captions of the images that made it, minus those a previous run already wrote.
@@ -189,7 +232,10 @@ fn load_batch(
         .flat_map(|id| by_image.get(id).into_iter().flatten().copied())
         .filter(|&i| !present_captions.contains(&(coco.annotations[i].id as RowId)))
         .collect();
-    let texts: Vec<String> = wanted.iter().map(|&i| coco.annotations[i].caption.clone()).collect();
+    let texts: Vec<String> = wanted
+        .iter()
+        .map(|&i| coco.annotations[i].caption.clone())
+        .collect();
     let mut caption_rows = Vec::new();
     for (&i, emb) in wanted.iter().zip(embedder.embed_texts(&texts)) {
         let a = &coco.annotations[i];
@@ -232,7 +278,10 @@ fn failure(img: &CocoImage, kind: FailureKind, detail: String) -> ImageFailure {
 /// Rejects a vector of the wrong length or with NaN/inf, so one bad slot cannot fail a whole batch.
 fn check_vector(v: Vec<f32>, dim: usize) -> Result<Vec<f32>> {
     if v.len() != dim {
-        return Err(Error::Model(format!("embedder returned {} values, expected {dim}", v.len())));
+        return Err(Error::Model(format!(
+            "embedder returned {} values, expected {dim}",
+            v.len()
+        )));
     }
     if v.iter().any(|x| !x.is_finite()) {
         return Err(Error::Model("embedder returned a non-finite value".into()));
@@ -246,12 +295,17 @@ fn to_row_id(id: i64, what: &str) -> Result<RowId> {
 
 /// Ids of the live rows of `table`.
 pub(super) fn row_ids(db: &Database, table: &str) -> Result<HashSet<RowId>> {
-    db.snapshot(table)?.scan().map(|r| r.map(|(id, _)| id)).collect()
+    db.snapshot(table)?
+        .scan()
+        .map(|r| r.map(|(id, _)| id))
+        .collect()
 }
 
 /// `<db>.<table>-load-report.tsv` in the folder holding the database.
 pub(super) fn default_report_path(db: &Path, table: &str) -> PathBuf {
-    let name = db.file_name().map_or_else(|| "mmdb".into(), |n| n.to_string_lossy().into_owned());
+    let name = db
+        .file_name()
+        .map_or_else(|| "mmdb".into(), |n| n.to_string_lossy().into_owned());
     db.with_file_name(format!("{name}.{table}-load-report.tsv"))
 }
 

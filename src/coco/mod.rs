@@ -11,7 +11,7 @@ mod recall;
 mod report;
 mod tables;
 
-pub use captions::{CocoCaptions, CocoCaption, CocoImage, Split};
+pub use captions::{CocoCaption, CocoCaptions, CocoImage, Split};
 pub use image_file::FailureKind;
 pub use load::{LoadOptions, Progress, load};
 pub use npy::{NpyImportOptions, NpyImportReport, import_npy};

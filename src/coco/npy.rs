@@ -73,7 +73,10 @@ struct Shard {
 /// Imports a clip-retrieval embeddings folder (see the module doc) into empty or new tables.
 pub fn import_npy(db: &Database, opts: &NpyImportOptions) -> Result<NpyImportReport> {
     let shards = find_shards(&opts.dir)?;
-    let first = shards.iter().find_map(|s| s.img.as_ref().or(s.text.as_ref())).expect("checked");
+    let first = shards
+        .iter()
+        .find_map(|s| s.img.as_ref().or(s.text.as_ref()))
+        .expect("checked");
     let dim = NpyReader::open(first)?.dim();
     let identity = match &opts.identity {
         Some(id) => id.clone(),
@@ -103,7 +106,11 @@ pub fn import_npy(db: &Database, opts: &NpyImportOptions) -> Result<NpyImportRep
     for shard in &shards {
         import_shard(db, opts, shard, dim, &caps, &mut state)?;
     }
-    Ok(NpyImportReport { images: state.images.len(), captions: state.captions, shards: shards.len() })
+    Ok(NpyImportReport {
+        images: state.images.len(),
+        captions: state.captions,
+        shards: shards.len(),
+    })
 }
 
 #[derive(Default)]
@@ -114,7 +121,14 @@ struct ImportState {
     captions: usize,
 }
 
-fn import_shard(db: &Database, opts: &NpyImportOptions, shard: &Shard, dim: usize, caps: &str, st: &mut ImportState) -> Result<()> {
+fn import_shard(
+    db: &Database,
+    opts: &NpyImportOptions,
+    shard: &Shard,
+    dim: usize,
+    caps: &str,
+    st: &mut ImportState,
+) -> Result<()> {
     let records = read_metadata(&shard.metadata)?;
     let mut readers = Vec::new();
     for p in [&shard.img, &shard.text].into_iter().flatten() {
@@ -123,22 +137,41 @@ fn import_shard(db: &Database, opts: &NpyImportOptions, shard: &Shard, dim: usiz
             return Err(Error::InvalidArgument(format!(
                 "{} has shape ({}, {}); expected ({}, {dim}): one row per record of {} and the \
                  dimension of the first embedding file",
-                p.display(), r.rows(), r.dim(), records.len(), shard.metadata.display()
+                p.display(),
+                r.rows(),
+                r.dim(),
+                records.len(),
+                shard.metadata.display()
             )));
         }
         readers.push(r);
     }
     let (mut img, mut text) = match (&shard.img, &shard.text) {
-        (Some(_), Some(_)) => { let t = readers.pop(); (readers.pop(), t) }
+        (Some(_), Some(_)) => {
+            let t = readers.pop();
+            (readers.pop(), t)
+        }
         (Some(_), None) => (readers.pop(), None),
         _ => (None, readers.pop()),
     };
     for (chunk_no, chunk) in records.chunks(opts.batch_size.max(1)).enumerate() {
-        let img_vecs = match img.as_mut() { Some(r) => Some(r.read_rows(chunk.len())?), None => None };
-        let text_vecs = match text.as_mut() { Some(r) => Some(r.read_rows(chunk.len())?), None => None };
+        let img_vecs = match img.as_mut() {
+            Some(r) => Some(r.read_rows(chunk.len())?),
+            None => None,
+        };
+        let text_vecs = match text.as_mut() {
+            Some(r) => Some(r.read_rows(chunk.len())?),
+            None => None,
+        };
         let (mut image_rows, mut caption_rows) = (Vec::new(), Vec::new());
         for (i, rec) in chunk.iter().enumerate() {
-            let at = |field: &str| format!("{} record {}: {field}", shard.metadata.display(), chunk_no * opts.batch_size.max(1) + i);
+            let at = |field: &str| {
+                format!(
+                    "{} record {}: {field}",
+                    shard.metadata.display(),
+                    chunk_no * opts.batch_size.max(1) + i
+                )
+            };
             let path = str_field(rec, &["image_path", "filepath", "file_name"]);
             let given_id = int_field(rec, &["image_id", "cocoid"]);
             let key = match (given_id, &path) {
@@ -147,7 +180,11 @@ fn import_shard(db: &Database, opts: &NpyImportOptions, shard: &Shard, dim: usiz
                 (None, None) => String::new(),
             };
             // Without image embeddings, captions keep the image id the metadata gives.
-            let mut image_id = st.images.get(&key).copied().or(if img_vecs.is_none() { given_id } else { None });
+            let mut image_id =
+                st.images
+                    .get(&key)
+                    .copied()
+                    .or(if img_vecs.is_none() { given_id } else { None });
             if let Some(vecs) = &img_vecs {
                 let Some(p) = path.clone() else {
                     return Err(Error::InvalidArgument(at("no image_path")));
@@ -158,7 +195,13 @@ fn import_shard(db: &Database, opts: &NpyImportOptions, shard: &Shard, dim: usiz
                     st.images.insert(key.clone(), id);
                     image_id = Some(id);
                     let name = p.rsplit(['/', '\\']).next().unwrap_or(&p).to_string();
-                    let mut row = Row::new(vec![Value::Integer(id), Value::Text(name), Value::Null, Value::Null, Value::Image(ImageSource::Path(p))]);
+                    let mut row = Row::new(vec![
+                        Value::Integer(id),
+                        Value::Text(name),
+                        Value::Null,
+                        Value::Null,
+                        Value::Image(ImageSource::Path(p)),
+                    ]);
                     row.embeddings[4] = Some(vecs[i].clone());
                     image_rows.push(row);
                 }
@@ -168,8 +211,13 @@ fn import_shard(db: &Database, opts: &NpyImportOptions, shard: &Shard, dim: usiz
                     return Err(Error::InvalidArgument(at("no caption")));
                 };
                 st.captions += 1;
-                let id = int_field(rec, &["caption_id", "annotation_id"]).unwrap_or(st.captions as i64);
-                let mut row = Row::new(vec![Value::Integer(id), image_id.map_or(Value::Null, Value::Integer), Value::Text(caption)]);
+                let id =
+                    int_field(rec, &["caption_id", "annotation_id"]).unwrap_or(st.captions as i64);
+                let mut row = Row::new(vec![
+                    Value::Integer(id),
+                    image_id.map_or(Value::Null, Value::Integer),
+                    Value::Text(caption),
+                ]);
                 row.embeddings[2] = Some(vecs[i].clone());
                 caption_rows.push(row);
             }
@@ -186,7 +234,8 @@ fn import_shard(db: &Database, opts: &NpyImportOptions, shard: &Shard, dim: usiz
 }
 
 fn str_field(rec: &Map<String, Json>, keys: &[&str]) -> Option<String> {
-    keys.iter().find_map(|k| rec.get(*k).and_then(Json::as_str).map(str::to_string))
+    keys.iter()
+        .find_map(|k| rec.get(*k).and_then(Json::as_str).map(str::to_string))
 }
 
 fn int_field(rec: &Map<String, Json>, keys: &[&str]) -> Option<i64> {
@@ -203,11 +252,16 @@ fn find_shards(dir: &Path) -> Result<Vec<Shard>> {
         }
         for e in std::fs::read_dir(&d).map_err(|e| Error::io(&d, e))? {
             let p = e.map_err(|e| Error::io(&d, e))?.path();
-            let stem = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let stem = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             if let Some(n) = stem.rsplit('_').next().and_then(|n| n.parse::<u64>().ok()) {
                 if let Some(old) = out.insert(n, p.clone()) {
                     return Err(Error::InvalidArgument(format!(
-                        "shard {n} has two files: {} and {}", old.display(), p.display()
+                        "shard {n} has two files: {} and {}",
+                        old.display(),
+                        p.display()
                     )));
                 }
             }
@@ -225,17 +279,27 @@ fn find_shards(dir: &Path) -> Result<Vec<Shard>> {
     numbers.sort_unstable();
     let mut shards = Vec::new();
     for n in numbers {
-        let s = Shard { metadata: meta[&n].clone(), img: img.get(&n).cloned(), text: text.get(&n).cloned() };
+        let s = Shard {
+            metadata: meta[&n].clone(),
+            img: img.get(&n).cloned(),
+            text: text.get(&n).cloned(),
+        };
         if (!img.is_empty() && s.img.is_none()) || (!text.is_empty() && s.text.is_none()) {
             return Err(Error::InvalidArgument(format!(
-                "{} has no matching embedding file for shard {n}", s.metadata.display()
+                "{} has no matching embedding file for shard {n}",
+                s.metadata.display()
             )));
         }
         shards.push(s);
     }
-    if let Some(n) = img.keys().chain(text.keys()).find(|n| !meta.contains_key(n)) {
+    if let Some(n) = img
+        .keys()
+        .chain(text.keys())
+        .find(|n| !meta.contains_key(n))
+    {
         return Err(Error::InvalidArgument(format!(
-            "embeddings of shard {n} in {} have no metadata file", dir.display()
+            "embeddings of shard {n} in {} have no metadata file",
+            dir.display()
         )));
     }
     Ok(shards)
@@ -252,7 +316,9 @@ fn read_metadata(path: &Path) -> Result<Vec<Map<String, Json>>> {
         )));
     }
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let bad = |line: usize, e: serde_json::Error| Error::InvalidArgument(format!("{} line {line}: {e}", path.display()));
+    let bad = |line: usize, e: serde_json::Error| {
+        Error::InvalidArgument(format!("{} line {line}: {e}", path.display()))
+    };
     let records: Vec<Json> = if text.trim_start().starts_with('[') {
         serde_json::from_str(&text).map_err(|e| bad(e.line(), e))?
     } else {
@@ -267,7 +333,10 @@ fn read_metadata(path: &Path) -> Result<Vec<Map<String, Json>>> {
         .enumerate()
         .map(|(i, r)| match r {
             Json::Object(m) => Ok(m),
-            _ => Err(Error::InvalidArgument(format!("{} record {i} is not an object", path.display()))),
+            _ => Err(Error::InvalidArgument(format!(
+                "{} record {i} is not an object",
+                path.display()
+            ))),
         })
         .collect()
 }

@@ -43,12 +43,16 @@ impl NpyReader {
     /// Opens `path` and parses its header; the file must hold a 2-D little-endian float matrix whose
     /// byte length matches its shape.
     pub fn open(path: &Path) -> Result<NpyReader> {
-        let bad = |detail: String| Error::corrupted(path, format!("not a 2-D float .npy matrix: {detail}"));
+        let bad = |detail: String| {
+            Error::corrupted(path, format!("not a 2-D float .npy matrix: {detail}"))
+        };
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let file_len = file.metadata().map_err(|e| Error::io(path, e))?.len();
         let mut reader = BufReader::with_capacity(1 << 20, file);
         let mut pre = [0u8; 8];
-        reader.read_exact(&mut pre).map_err(|_| bad("shorter than the 8-byte preamble".into()))?;
+        reader
+            .read_exact(&mut pre)
+            .map_err(|_| bad("shorter than the 8-byte preamble".into()))?;
         if &pre[..6] != b"\x93NUMPY" {
             return Err(bad("missing the \\x93NUMPY magic".into()));
         }
@@ -69,11 +73,15 @@ impl NpyReader {
             return Err(bad(format!("header of {header_len} bytes")));
         }
         let mut header = vec![0u8; header_len];
-        reader.read_exact(&mut header).map_err(|_| bad("truncated header".into()))?;
+        reader
+            .read_exact(&mut header)
+            .map_err(|_| bad("truncated header".into()))?;
         let header = String::from_utf8_lossy(&header);
         let (dtype, fortran, shape) = parse_header(&header).map_err(bad)?;
         if fortran {
-            return Err(bad("fortran_order matrices are not supported (save with C order)".into()));
+            return Err(bad(
+                "fortran_order matrices are not supported (save with C order)".into(),
+            ));
         }
         let (rows, dim) = match shape[..] {
             [n, d] => (n, d),
@@ -114,7 +122,9 @@ impl NpyReader {
         let n = n.min(self.rows - self.next_row);
         let width = self.dim * self.dtype.size();
         let mut buf = vec![0u8; n * width];
-        self.reader.read_exact(&mut buf).map_err(|e| Error::io(&self.path, e))?;
+        self.reader
+            .read_exact(&mut buf)
+            .map_err(|e| Error::io(&self.path, e))?;
         let out = buf
             .chunks_exact(width)
             .map(|row| match self.dtype {
@@ -141,9 +151,13 @@ impl NpyReader {
 fn parse_header(h: &str) -> std::result::Result<(Dtype, bool, Vec<usize>), String> {
     let value_of = |key: &str| -> std::result::Result<&str, String> {
         let pat = format!("'{key}'");
-        let at = h.find(&pat).ok_or_else(|| format!("header lacks {pat}: {h}"))?;
+        let at = h
+            .find(&pat)
+            .ok_or_else(|| format!("header lacks {pat}: {h}"))?;
         let rest = h[at + pat.len()..].trim_start();
-        rest.strip_prefix(':').map(str::trim_start).ok_or_else(|| format!("bad header: {h}"))
+        rest.strip_prefix(':')
+            .map(str::trim_start)
+            .ok_or_else(|| format!("bad header: {h}"))
     };
     let descr = value_of("descr")?;
     let descr = descr.split(['\'', '"']).nth(1).unwrap_or("");
@@ -163,7 +177,11 @@ fn parse_header(h: &str) -> std::result::Result<(Dtype, bool, Vec<usize>), Strin
         .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
-        .map(|s| s.trim_end_matches('L').parse::<usize>().map_err(|_| format!("bad shape {inner:?}")))
+        .map(|s| {
+            s.trim_end_matches('L')
+                .parse::<usize>()
+                .map_err(|_| format!("bad shape {inner:?}"))
+        })
         .collect::<std::result::Result<Vec<_>, _>>()?;
     Ok((dtype, fortran, dims))
 }
@@ -190,7 +208,10 @@ fn f16_to_f32(h: u16) -> f32 {
 /// Writes a `<f4` matrix (tests and tools that need a file in this format).
 pub fn write_f32(path: &Path, rows: &[Vec<f32>]) -> Result<()> {
     let dim = rows.first().map_or(0, Vec::len);
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {dim}), }}", rows.len());
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({}, {dim}), }}",
+        rows.len()
+    );
     // Pad so the data starts on a 64-byte boundary, newline-terminated, as NumPy does.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');

@@ -62,10 +62,15 @@ struct Queries {
 /// Runs the benchmark (see the module doc).
 pub fn bench_recall(db: &Database, opts: &RecallOptions) -> Result<RecallReport> {
     if opts.k.is_empty() || opts.k.contains(&0) {
-        return Err(Error::InvalidArgument(format!("k values must be at least 1, got {:?}", opts.k)));
+        return Err(Error::InvalidArgument(format!(
+            "k values must be at least 1, got {:?}",
+            opts.k
+        )));
     }
     if opts.exact && opts.ef.is_some() {
-        return Err(Error::InvalidArgument("--exact and --ef exclude each other".into()));
+        return Err(Error::InvalidArgument(
+            "--exact and --ef exclude each other".into(),
+        ));
     }
     let caps_name = captions_table(&opts.table);
     let images = db.snapshot(&opts.table)?;
@@ -86,11 +91,24 @@ pub fn bench_recall(db: &Database, opts: &RecallOptions) -> Result<RecallReport>
     k.sort_unstable();
     k.dedup();
     let ef = opts.ef.unwrap_or(images.schema().hnsw.ef_search);
-    let path = if opts.exact { "exact".to_string() } else { format!("hnsw ef={ef}") };
+    let path = if opts.exact {
+        "exact".to_string()
+    } else {
+        format!("hnsw ef={ef}")
+    };
     let cols = (image_col, caption_col, image_id_col);
     let scores = run(&images, &captions, cols, &q, &k, opts.exact, opts.ef, path)?;
     let exact = if opts.compare_exact {
-        Some(run(&images, &captions, cols, &q, &k, true, None, "exact".into())?)
+        Some(run(
+            &images,
+            &captions,
+            cols,
+            &q,
+            &k,
+            true,
+            None,
+            "exact".into(),
+        )?)
     } else {
         None
     };
@@ -113,7 +131,11 @@ fn collect_queries(
     caption_col: usize,
     image_id_col: usize,
 ) -> Result<Queries> {
-    let mut q = Queries { images: Vec::new(), captions: Vec::new(), without_image: 0 };
+    let mut q = Queries {
+        images: Vec::new(),
+        captions: Vec::new(),
+        without_image: 0,
+    };
     for r in images.scan() {
         let (id, mut row) = r?;
         if let Some(v) = row.embeddings.get_mut(image_col).and_then(Option::take) {
@@ -157,7 +179,14 @@ fn run(
         .captions
         .par_iter()
         .map(|(_, image, v)| {
-            let req = SearchRequest { column: image_col, query: v, k: kmax, ef, exact, filter: None };
+            let req = SearchRequest {
+                column: image_col,
+                query: v,
+                k: kmax,
+                ef,
+                exact,
+                filter: None,
+            };
             Ok(images.search(&req)?.iter().position(|h| h.id == *image))
         })
         .collect::<Result<_>>()?;

@@ -63,7 +63,11 @@ pub struct LoadReport {
 
 impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verb = if self.interrupted { "interrupted after loading" } else { "loaded" };
+        let verb = if self.interrupted {
+            "interrupted after loading"
+        } else {
+            "loaded"
+        };
         writeln!(
             f,
             "{verb} {} images and {} captions into {} / {} in {:.1}s ({} of {} images were already loaded)",
@@ -94,14 +98,29 @@ impl fmt::Display for LoadReport {
 
 /// Writes the failures as TSV (`kind  image_id  caption_id  file_name  detail`), replacing the file
 /// atomically so a reader never sees half a report.
-pub fn write_failures(path: &Path, images: &[ImageFailure], captions: &[CaptionFailure]) -> Result<()> {
+pub fn write_failures(
+    path: &Path,
+    images: &[ImageFailure],
+    captions: &[CaptionFailure],
+) -> Result<()> {
     let clean = |s: &str| s.replace(['\t', '\n', '\r'], " ");
     let mut out = String::from("kind\timage_id\tcaption_id\tfile_name\tdetail\n");
     for x in images {
-        out += &format!("{}\t{}\t\t{}\t{}\n", x.kind.name(), x.image_id, clean(&x.file_name), clean(&x.detail));
+        out += &format!(
+            "{}\t{}\t\t{}\t{}\n",
+            x.kind.name(),
+            x.image_id,
+            clean(&x.file_name),
+            clean(&x.detail)
+        );
     }
     for x in captions {
-        out += &format!("caption_failed\t{}\t{}\t\t{}\n", x.image_id, x.caption_id, clean(&x.detail));
+        out += &format!(
+            "caption_failed\t{}\t{}\t\t{}\n",
+            x.image_id,
+            x.caption_id,
+            clean(&x.detail)
+        );
     }
     atomic_write(path, out.as_bytes())
 }
@@ -168,16 +187,31 @@ impl fmt::Display for RecallReport {
             self.captions_table,
             self.captions,
             if self.captions_without_image > 0 {
-                format!(", {} without a loaded image left out", self.captions_without_image)
+                format!(
+                    ", {} without a loaded image left out",
+                    self.captions_without_image
+                )
             } else {
                 String::new()
             }
         )?;
         let n = self.k.len();
         let group = 8 * n;
-        writeln!(f, "{:<16}{:>group$}  {:>group$}", "", "Text retrieval", "Image retrieval")?;
-        writeln!(f, "{:<16}{:>group$}  {:>group$}", "", "(image→text)", "(text→image)")?;
-        let ks: String = self.k.iter().map(|k| format!("{:>8}", format!("R@{k}"))).collect();
+        writeln!(
+            f,
+            "{:<16}{:>group$}  {:>group$}",
+            "", "Text retrieval", "Image retrieval"
+        )?;
+        writeln!(
+            f,
+            "{:<16}{:>group$}  {:>group$}",
+            "", "(image→text)", "(text→image)"
+        )?;
+        let ks: String = self
+            .k
+            .iter()
+            .map(|k| format!("{:>8}", format!("R@{k}")))
+            .collect();
         writeln!(f, "{:<16}{ks}  {ks}", "")?;
         let row = |f: &mut fmt::Formatter<'_>, label: &str, a: &[f64], b: &[f64]| {
             let cells = |v: &[f64]| v.iter().map(|x| format!("{x:>8.1}")).collect::<String>();
@@ -187,7 +221,8 @@ impl fmt::Display for RecallReport {
         row(f, &s.path, &s.image_to_text, &s.text_to_image)?;
         if let Some(e) = &self.exact {
             row(f, &e.path, &e.image_to_text, &e.text_to_image)?;
-            let diff = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x - y).collect::<Vec<_>>();
+            let diff =
+                |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x - y).collect::<Vec<_>>();
             row(
                 f,
                 "difference",
@@ -228,8 +263,14 @@ mod tests {
         };
         let text = r.to_string();
         assert!(text.contains("R@1     R@5    R@10"), "{text}");
-        assert!(text.contains("hnsw ef=64          50.1    75.0    83.5      30.4    55.9    66.9"), "{text}");
-        assert!(text.contains("difference           0.0     0.0     0.0      -0.2     0.0     0.0"), "{text}");
+        assert!(
+            text.contains("hnsw ef=64          50.1    75.0    83.5      30.4    55.9    66.9"),
+            "{text}"
+        );
+        assert!(
+            text.contains("difference           0.0     0.0     0.0      -0.2     0.0     0.0"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -242,7 +283,11 @@ mod tests {
             kind: FailureKind::Missing,
             detail: "file\tnot found".into(),
         };
-        let cap = CaptionFailure { caption_id: 9, image_id: 4, detail: "too long".into() };
+        let cap = CaptionFailure {
+            caption_id: 9,
+            image_id: 4,
+            detail: "too long".into(),
+        };
         write_failures(&p, &[img], &[cap]).unwrap();
         let text = std::fs::read_to_string(&p).unwrap();
         let lines: Vec<&str> = text.lines().collect();

@@ -53,7 +53,13 @@ pub fn captions_schema(table: &str, model: &str) -> TableSchema {
 
 /// Creates the two tables if absent (or checks the existing ones have the COCO layout) and records
 /// the model identity and dimension on both.
-pub fn ensure_tables(db: &Database, table: &str, model: &str, identity: &str, dim: usize) -> Result<()> {
+pub fn ensure_tables(
+    db: &Database,
+    table: &str,
+    model: &str,
+    identity: &str,
+    dim: usize,
+) -> Result<()> {
     for want in [images_schema(table, model), captions_schema(table, model)] {
         let name = want.name.clone();
         match db.table_schema(&name) {
@@ -65,8 +71,11 @@ pub fn ensure_tables(db: &Database, table: &str, model: &str, identity: &str, di
             },
             Err(e) => return Err(e),
         }
-        let dim = u32::try_from(dim)
-            .map_err(|_| Error::Model(format!("embedding dimension {dim} of {identity} is too large")))?;
+        let dim = u32::try_from(dim).map_err(|_| {
+            Error::Model(format!(
+                "embedding dimension {dim} of {identity} is too large"
+            ))
+        })?;
         db.set_model_identity(&name, identity, dim)?;
     }
     Ok(())
