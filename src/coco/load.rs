@@ -125,7 +125,7 @@ pub fn load(
     let report_path = opts
         .report_path
         .clone()
-        .unwrap_or_else(|| default_report_path(db.path(), &opts.table));
+        .unwrap_or_else(|| beside_db(db.path(), &format!("{}-load-report.tsv", opts.table)));
     let mut report = LoadReport {
         table: opts.table.clone(),
         captions_table: caps_table.clone(),
@@ -301,12 +301,12 @@ pub(super) fn row_ids(db: &Database, table: &str) -> Result<HashSet<RowId>> {
         .collect()
 }
 
-/// `<db>.<table>-load-report.tsv` in the folder holding the database.
-pub(super) fn default_report_path(db: &Path, table: &str) -> PathBuf {
+/// `<db name>.<suffix>` in the folder holding the database (reports live beside it, not inside).
+pub(super) fn beside_db(db: &Path, suffix: &str) -> PathBuf {
     let name = db
         .file_name()
         .map_or_else(|| "mmdb".into(), |n| n.to_string_lossy().into_owned());
-    db.with_file_name(format!("{name}.{table}-load-report.tsv"))
+    db.with_file_name(format!("{name}.{suffix}"))
 }
 
 fn progress_bar(progress: Progress, total: usize) -> ProgressBar {

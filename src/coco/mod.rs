@@ -3,6 +3,7 @@
 //! `docs/coco.md`.
 
 pub mod captions;
+pub mod cli;
 mod image_file;
 mod load;
 mod npy;

@@ -256,14 +256,14 @@ fn find_shards(dir: &Path) -> Result<Vec<Shard>> {
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if let Some(n) = stem.rsplit('_').next().and_then(|n| n.parse::<u64>().ok()) {
-                if let Some(old) = out.insert(n, p.clone()) {
-                    return Err(Error::InvalidArgument(format!(
-                        "shard {n} has two files: {} and {}",
-                        old.display(),
-                        p.display()
-                    )));
-                }
+            if let Some(n) = stem.rsplit('_').next().and_then(|n| n.parse::<u64>().ok())
+                && let Some(old) = out.insert(n, p.clone())
+            {
+                return Err(Error::InvalidArgument(format!(
+                    "shard {n} has two files: {} and {}",
+                    old.display(),
+                    p.display()
+                )));
             }
         }
         Ok(out)

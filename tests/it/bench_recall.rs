@@ -44,7 +44,9 @@ fn write_set(dir: &Path) {
     let mut images = Vec::new();
     for (id, rgb) in COLOURS {
         let name = format!("{id}.png");
-        image::RgbImage::from_pixel(4, 4, image::Rgb(rgb)).save(dir.join("images").join(&name)).unwrap();
+        image::RgbImage::from_pixel(4, 4, image::Rgb(rgb))
+            .save(dir.join("images").join(&name))
+            .unwrap();
         images.push(serde_json::json!({"id": id, "file_name": name, "width": 4, "height": 4}));
     }
     let annotations: Vec<_> = CAPTIONS
@@ -82,14 +84,20 @@ fn recall_matches_the_hand_worked_answer_on_every_path() {
     opts.k = vec![1, 2, 3];
     opts.compare_exact = true;
     let rep = coco::bench_recall(&db, &opts).unwrap();
-    assert_eq!((rep.images, rep.captions, rep.captions_without_image), (3, 6, 0));
+    assert_eq!(
+        (rep.images, rep.captions, rep.captions_without_image),
+        (3, 6, 0)
+    );
     assert_close(&rep.scores.text_to_image, &T2I, "hnsw text→image");
     assert_close(&rep.scores.image_to_text, &I2T, "hnsw image→text");
     let exact = rep.exact.as_ref().expect("compare_exact");
     assert_close(&exact.text_to_image, &T2I, "exact text→image");
     assert_close(&exact.image_to_text, &I2T, "exact image→text");
     let table = rep.to_string();
-    assert!(table.contains("66.7   100.0   100.0      50.0    83.3   100.0"), "{table}");
+    assert!(
+        table.contains("66.7   100.0   100.0      50.0    83.3   100.0"),
+        "{table}"
+    );
     assert!(table.contains("difference"), "{table}");
 
     opts.exact = true;
@@ -127,7 +135,9 @@ fn imported_npy_embeddings_give_the_same_answer() {
     coco::write_npy_f32(&emb.join("text_emb/text_emb_0.npy"), &text).unwrap();
     let meta: String = CAPTIONS
         .iter()
-        .map(|(_, image, t, _)| format!("{{\"image_path\": \"/data/{image}.png\", \"caption\": \"{t}\"}}\n"))
+        .map(|(_, image, t, _)| {
+            format!("{{\"image_path\": \"/data/{image}.png\", \"caption\": \"{t}\"}}\n")
+        })
         .collect();
     std::fs::write(emb.join("metadata/metadata_0.jsonl"), meta).unwrap();
 
@@ -146,12 +156,27 @@ fn imported_npy_embeddings_give_the_same_answer() {
     assert_close(&rep.scores.image_to_text, &I2T, "npy image→text");
 
     // A second import into the same tables is refused; a shape mismatch names the file.
-    assert!(coco::import_npy(&db, &o).unwrap_err().to_string().contains("already has rows"));
+    assert!(
+        coco::import_npy(&db, &o)
+            .unwrap_err()
+            .to_string()
+            .contains("already has rows")
+    );
     coco::write_npy_f32(&emb.join("text_emb/text_emb_0.npy"), &text[..5]).unwrap();
     o.table = "again".into();
     let err = coco::import_npy(&db, &o).unwrap_err().to_string();
-    assert!(err.contains("text_emb_0.npy") && err.contains("(5, 3)"), "{err}");
-    std::fs::rename(emb.join("metadata/metadata_0.jsonl"), emb.join("metadata/metadata_0.parquet")).unwrap();
+    assert!(
+        err.contains("text_emb_0.npy") && err.contains("(5, 3)"),
+        "{err}"
+    );
+    std::fs::rename(
+        emb.join("metadata/metadata_0.jsonl"),
+        emb.join("metadata/metadata_0.parquet"),
+    )
+    .unwrap();
     let err = coco::import_npy(&db, &o).unwrap_err().to_string();
-    assert!(err.contains("parquet") && err.contains("metadata_0.parquet"), "{err}");
+    assert!(
+        err.contains("parquet") && err.contains("metadata_0.parquet"),
+        "{err}"
+    );
 }

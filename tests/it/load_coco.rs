@@ -24,7 +24,10 @@ impl FakeEmbedder {
     pub fn new(texts: &[(&str, [f32; 3])]) -> FakeEmbedder {
         FakeEmbedder {
             identity: "fake-rgb dim=3".into(),
-            texts: texts.iter().map(|(t, v)| (t.to_string(), v.to_vec())).collect(),
+            texts: texts
+                .iter()
+                .map(|(t, v)| (t.to_string(), v.to_vec()))
+                .collect(),
             image_batches: AtomicUsize::new(0),
             cancel: None,
         }
@@ -41,15 +44,21 @@ impl Embedder for FakeEmbedder {
     fn embed_texts(&self, texts: &[String]) -> Vec<Result<Vec<f32>>> {
         texts
             .iter()
-            .map(|t| Ok(self.texts.get(t).cloned().unwrap_or_else(|| vec![t.len() as f32, 1.0, 0.5])))
+            .map(|t| {
+                Ok(self
+                    .texts
+                    .get(t)
+                    .cloned()
+                    .unwrap_or_else(|| vec![t.len() as f32, 1.0, 0.5]))
+            })
             .collect()
     }
     fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
         let n = self.image_batches.fetch_add(1, Ordering::SeqCst) + 1;
-        if let Some((after, flag)) = &self.cancel {
-            if n >= *after {
-                flag.store(true, Ordering::SeqCst);
-            }
+        if let Some((after, flag)) = &self.cancel
+            && n >= *after
+        {
+            flag.store(true, Ordering::SeqCst);
         }
         images
             .iter()
@@ -97,12 +106,24 @@ fn loads_good_images_reports_broken_ones_and_resumes() {
     let never = AtomicBool::new(false);
     let db = open(&db_path, FakeEmbedder::new(&[]));
     let r = coco::load(&db, &options(), Progress::Hidden, &never).unwrap();
-    assert_eq!((r.images_total, r.images_loaded, r.captions_loaded), (7, 4, 8), "{r}");
+    assert_eq!(
+        (r.images_total, r.images_loaded, r.captions_loaded),
+        (7, 4, 8),
+        "{r}"
+    );
     assert!(!r.interrupted);
-    let kinds: Vec<(i64, FailureKind)> = r.image_failures.iter().map(|f| (f.image_id, f.kind)).collect();
+    let kinds: Vec<(i64, FailureKind)> = r
+        .image_failures
+        .iter()
+        .map(|f| (f.image_id, f.kind))
+        .collect();
     assert_eq!(
         kinds,
-        vec![(5, FailureKind::Missing), (6, FailureKind::Truncated), (7, FailureKind::NotAnImage)]
+        vec![
+            (5, FailureKind::Missing),
+            (6, FailureKind::Truncated),
+            (7, FailureKind::NotAnImage)
+        ]
     );
     assert_eq!(r.report_path, dir.path().join("db.coco-load-report.tsv"));
     let tsv = std::fs::read_to_string(&r.report_path).unwrap();
@@ -110,15 +131,24 @@ fn loads_good_images_reports_broken_ones_and_resumes() {
     for needle in ["missing\t5\t", "truncated\t6\t", "not_an_image\t7\t"] {
         assert!(tsv.contains(needle), "{needle} not in {tsv}");
     }
-    assert!(r.to_string().contains("missing 1, unreadable 0, not an image 1, truncated 1"), "{r}");
+    assert!(
+        r.to_string()
+            .contains("missing 1, unreadable 0, not an image 1, truncated 1"),
+        "{r}"
+    );
 
     // The rows hold what the fixture says.
     let snap = db.snapshot("coco").unwrap();
     let row = snap.get(1).unwrap().expect("image 1 loaded");
     assert_eq!(row.values[1], Value::Text("000000000001.jpg".into()));
-    assert_eq!((&row.values[2], &row.values[3]), (&Value::Integer(16), &Value::Integer(12)));
+    assert_eq!(
+        (&row.values[2], &row.values[3]),
+        (&Value::Integer(16), &Value::Integer(12))
+    );
     match &row.values[4] {
-        Value::Image(ImageSource::Path(p)) => assert!(p.ends_with("coco-mini/images/000000000001.jpg"), "{p}"),
+        Value::Image(ImageSource::Path(p)) => {
+            assert!(p.ends_with("coco-mini/images/000000000001.jpg"), "{p}")
+        }
         other => panic!("image column holds {other:?}"),
     }
     let red = row.embeddings[4].as_ref().unwrap();
@@ -127,12 +157,23 @@ fn loads_good_images_reports_broken_ones_and_resumes() {
     let cap = caps.get(101).unwrap().expect("caption 101");
     assert_eq!(cap.values[1], Value::Integer(1));
     assert_eq!(cap.values[2], Value::Text("a red square".into()));
-    assert!(caps.get(109).unwrap().is_none(), "captions of the missing image are not loaded");
+    assert!(
+        caps.get(109).unwrap().is_none(),
+        "captions of the missing image are not loaded"
+    );
     drop((snap, caps));
 
     // Second run: nothing new, the broken ones are reported again.
     let r2 = coco::load(&db, &options(), Progress::Hidden, &never).unwrap();
-    assert_eq!((r2.images_loaded, r2.captions_loaded, r2.images_already_loaded), (0, 0, 4), "{r2}");
+    assert_eq!(
+        (
+            r2.images_loaded,
+            r2.captions_loaded,
+            r2.images_already_loaded
+        ),
+        (0, 0, 4),
+        "{r2}"
+    );
     assert_eq!(r2.image_failures.len(), 3);
     db.close().unwrap();
 
@@ -159,7 +200,11 @@ fn a_cancelled_load_keeps_its_batches_and_resumes() {
     assert_eq!((count(&db, "coco"), count(&db, "coco_captions")), (2, 4));
     let never = AtomicBool::new(false);
     let r = coco::load(&db, &options(), Progress::Hidden, &never).unwrap();
-    assert_eq!((r.images_already_loaded, r.images_loaded, r.captions_loaded), (2, 2, 4), "{r}");
+    assert_eq!(
+        (r.images_already_loaded, r.images_loaded, r.captions_loaded),
+        (2, 2, 4),
+        "{r}"
+    );
     assert_eq!((count(&db, "coco"), count(&db, "coco_captions")), (4, 8));
 }
 
@@ -171,8 +216,17 @@ fn a_split_file_selects_images() {
     o.split = Some(fixture().join("karpathy_split.json"));
     o.table = "test5k".into();
     let r = coco::load(&db, &o, Progress::Hidden, &AtomicBool::new(false)).unwrap();
-    assert_eq!((r.images_total, r.images_loaded, r.image_failures.len()), (4, 3, 1), "{r}");
-    let ids: Vec<u64> = db.snapshot("test5k").unwrap().scan().map(|r| r.unwrap().0).collect();
+    assert_eq!(
+        (r.images_total, r.images_loaded, r.image_failures.len()),
+        (4, 3, 1),
+        "{r}"
+    );
+    let ids: Vec<u64> = db
+        .snapshot("test5k")
+        .unwrap()
+        .scan()
+        .map(|r| r.unwrap().0)
+        .collect();
     assert_eq!(ids, vec![1, 2, 3]);
     assert_eq!(count(&db, "test5k_captions"), 6);
 }
@@ -189,7 +243,9 @@ fn refuses_a_foreign_table_and_another_model() {
     .unwrap();
     let mut o = options();
     o.table = "other".into();
-    let err = coco::load(&db, &o, Progress::Hidden, &never).unwrap_err().to_string();
+    let err = coco::load(&db, &o, Progress::Hidden, &never)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("not the COCO layout"), "{err}");
 
     coco::load(&db, &options(), Progress::Hidden, &never).unwrap();
@@ -203,6 +259,8 @@ fn refuses_a_foreign_table_and_another_model() {
 
     let mut o = options();
     o.captions = dir.path().join("nope.json");
-    let err = coco::load(&db, &o, Progress::Hidden, &never).unwrap_err().to_string();
+    let err = coco::load(&db, &o, Progress::Hidden, &never)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("nope.json"), "{err}");
 }
