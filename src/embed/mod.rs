@@ -9,7 +9,25 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::{Error, ImageSource, Result};
+use crate::{ImageSource, Result};
+
+mod cli;
+mod clip;
+mod config;
+mod model;
+mod pool;
+mod preprocess;
+mod resample;
+mod resolve;
+mod tokenize;
+
+pub use cli::run_embed;
+pub use clip::{ClipEmbedder, DEFAULT_MAX_BATCH, l2_normalize};
+pub use config::{ModelConfig, TextPooling};
+pub use pool::{EmbedPool, Lane, PoolOptions};
+pub use preprocess::{CLIP_MEAN, CLIP_STD, DEFAULT_MAX_PIXELS, Preprocess};
+pub use resolve::{DEMO_MODEL, cache_dirs, resolve_model};
+pub use tokenize::ClipTokenizer;
 
 /// The model used when a table names none.
 pub const DEFAULT_MODEL: &str = "openai/clip-vit-base-patch32";
@@ -79,8 +97,7 @@ impl ModelRegistry {
     }
 }
 
+/// Loads CLIP models (folder or hub id) behind an [`EmbedPool`] with default [`PoolOptions`].
 fn default_loader(spec: &str) -> Result<Arc<dyn Embedder>> {
-    Err(Error::Model(format!(
-        "cannot load model {spec}: CLIP support is not built yet"
-    )))
+    Ok(Arc::new(EmbedPool::load(spec, PoolOptions::default())?))
 }

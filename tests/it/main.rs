@@ -1,4 +1,5 @@
 //! Integration tests: one binary, one module per area.
 
 mod bench_recall;
+mod clip;
 mod load_coco;

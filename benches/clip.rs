@@ -1,0 +1,81 @@
+//! CLIP encoding speed on the ViT-B/32 architecture (random weights).
+//!
+//! Needs the model folder written by `python3 scripts/clip_golden.py --config vit-b-32 --out DIR`,
+//! given as `MMDB_CLIP_BENCH_MODEL=DIR`; without it the bench prints why and does nothing. Threads:
+//! `RAYON_NUM_THREADS` (candle's CPU kernels use the global rayon pool). Compare with
+//! `python3 benches/clip_torch.py DIR --threads N`.
+//!
+//! Measures: image encoding at batch 1/8/32 (preprocessed pixels, model only), text encoding at
+//! batch 1, and the end-to-end pool path (decode + preprocess + encode of image files) at batch 32.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use candle_core::{DType, Device};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use mmdb::ImageSource;
+use mmdb::embed::{ClipEmbedder, EmbedPool, Lane, PoolOptions};
+
+fn model_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("MMDB_CLIP_BENCH_MODEL")?);
+    dir.join("model.safetensors").is_file().then_some(dir)
+}
+
+fn bench(c: &mut Criterion) {
+    let Some(dir) = model_dir() else {
+        eprintln!(
+            "benches/clip: skipped. Set MMDB_CLIP_BENCH_MODEL to a folder made by \
+             `python3 scripts/clip_golden.py --config vit-b-32 --out /tmp/clip-vit-b-32`"
+        );
+        return;
+    };
+    let m = ClipEmbedder::load_dir(&dir, "vit-b-32", &Device::Cpu, DType::F32).unwrap();
+    let images: Vec<PathBuf> = std::fs::read_dir(dir.join("images"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let pixels: Vec<Vec<f32>> = images
+        .iter()
+        .map(|p| m.preprocess().run(&ImageSource::Path(p.display().to_string())).unwrap())
+        .collect();
+    let threads = rayon::current_num_threads();
+
+    let mut g = c.benchmark_group(format!("clip_vit_b_32_cpu_threads{threads}"));
+    g.sample_size(10).warm_up_time(Duration::from_secs(1));
+    for bs in [1usize, 8, 32] {
+        let batch: Vec<Vec<f32>> = pixels.iter().cycle().take(bs).cloned().collect();
+        g.throughput(Throughput::Elements(bs as u64));
+        g.measurement_time(Duration::from_secs(if bs == 1 { 5 } else { 15 }));
+        g.bench_function(format!("image_batch{bs}"), |b| {
+            b.iter(|| m.encode_pixels(&batch).unwrap())
+        });
+    }
+    let ids = m.tokenizer().encode("a photo of a cat sitting on a red sofa").unwrap();
+    g.throughput(Throughput::Elements(1));
+    g.measurement_time(Duration::from_secs(5));
+    g.bench_function("text_batch1", |b| {
+        b.iter(|| m.encode_ids(std::slice::from_ref(&ids)).unwrap())
+    });
+
+    // End to end: 32 distinct image blobs (cache defeated by a changing trailer) through the pool.
+    let pool = EmbedPool::from_replicas(
+        vec![m.clone()],
+        PoolOptions { cache_entries: 0, ..PoolOptions::default() },
+    )
+    .unwrap();
+    let blobs: Vec<Vec<u8>> = images.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let sources: Vec<ImageSource> =
+        blobs.iter().cycle().take(32).map(|b| ImageSource::Bytes(b.clone())).collect();
+    g.throughput(Throughput::Elements(32));
+    g.measurement_time(Duration::from_secs(15));
+    g.bench_function("pool_image_files_batch32", |b| {
+        b.iter(|| {
+            let r = pool.embed_images_in(Lane::Bulk, &sources);
+            assert!(r.iter().all(|r| r.is_ok()));
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,66 @@
+//! `mmdb embed`: embeddings as JSON lines, for debugging a model and comparing with other tools.
+//!
+//! One line per input, texts first then images, each
+//! `{"kind":"text","input":"...","model":"<identity>","dim":512,"embedding":[...]}`; an input that
+//! fails gives `{"kind":...,"input":...,"error":"..."}` and the command still prints the rest, then
+//! returns the first error.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use super::{ClipEmbedder, Embedder};
+use crate::{Error, ImageSource, Result};
+
+/// Loads `model` (folder or hub id) and writes one JSON line per text and image to `out`.
+pub fn run_embed(
+    model: &str,
+    texts: &[String],
+    images: &[PathBuf],
+    out: &mut dyn Write,
+) -> Result<()> {
+    if texts.is_empty() && images.is_empty() {
+        return Err(Error::InvalidArgument(
+            "mmdb embed needs at least one --text or --image".into(),
+        ));
+    }
+    let embedder = ClipEmbedder::load(model)?;
+    write_lines(&embedder, texts, images, out)
+}
+
+/// [`run_embed`] with an already loaded embedder.
+pub fn write_lines(
+    embedder: &dyn Embedder,
+    texts: &[String],
+    images: &[PathBuf],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let sources: Vec<ImageSource> = images
+        .iter()
+        .map(|p| ImageSource::Path(p.to_string_lossy().into_owned()))
+        .collect();
+    let text_results = if texts.is_empty() { Vec::new() } else { embedder.embed_texts(texts) };
+    let image_results = if sources.is_empty() { Vec::new() } else { embedder.embed_images(&sources) };
+    let inputs = texts
+        .iter()
+        .map(|t| ("text", t.clone()))
+        .chain(images.iter().map(|p| ("image", p.display().to_string())));
+    let mut first_err = None;
+    for ((kind, input), r) in inputs.zip(text_results.into_iter().chain(image_results)) {
+        let line = match r {
+            Ok(v) => json!({
+                "kind": kind, "input": input, "model": embedder.identity(),
+                "dim": v.len(), "embedding": v,
+            }),
+            Err(e) => {
+                let line = json!({"kind": kind, "input": input, "error": e.to_string()});
+                first_err.get_or_insert(e);
+                line
+            }
+        };
+        writeln!(out, "{line}").map_err(|e| Error::io("<output>", e))?;
+    }
+    out.flush().map_err(|e| Error::io("<output>", e))?;
+    first_err.map_or(Ok(()), Err)
+}

@@ -1,0 +1,238 @@
+//! [`ClipEmbedder`]: a CLIP model folder as an [`Embedder`] on one device.
+//!
+//! Texts are tokenized, images decoded and preprocessed (on rayon threads), then encoded in batches
+//! of at most `max_batch`; outputs are L2-normalised. For a shared, batching, multi-device front
+//! end see [`super::pool::EmbedPool`].
+
+use std::io::Read;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::config::ModelConfig;
+use super::model::{ClipNet, model_err};
+use super::preprocess::Preprocess;
+use super::resolve::resolve_model;
+use super::tokenize::ClipTokenizer;
+use super::Embedder;
+use crate::{Error, ImageSource, Result};
+
+/// Default largest batch one model call encodes.
+pub const DEFAULT_MAX_BATCH: usize = 32;
+
+/// A loaded CLIP model with its tokenizer and preprocessing.
+#[derive(Debug, Clone)]
+pub struct ClipEmbedder {
+    net: ClipNet,
+    tokenizer: ClipTokenizer,
+    preprocess: Preprocess,
+    pad: u32,
+    identity: String,
+    dim: usize,
+    max_batch: usize,
+}
+
+impl ClipEmbedder {
+    /// Loads the model named by `spec` (folder or hub id, see [`resolve_model`]) on the CPU.
+    pub fn load(spec: &str) -> Result<ClipEmbedder> {
+        let dir = resolve_model(spec)?;
+        ClipEmbedder::load_dir(&dir, &model_id(spec, &dir), &Device::Cpu, DType::F32)
+    }
+
+    /// Loads the Hugging Face layout folder `dir` onto `device`, computing in `dtype`; `id` names
+    /// the model in its identity.
+    pub fn load_dir(dir: &Path, id: &str, device: &Device, dtype: DType) -> Result<ClipEmbedder> {
+        let config_path = dir.join("config.json");
+        let config = ModelConfig::from_file(&config_path)?;
+        let weights = dir.join("model.safetensors");
+        let net = ClipNet::load(&weights, &config, device, dtype)?;
+        let tokenizer = ClipTokenizer::from_file(&dir.join("tokenizer.json"), config.max_positions())?;
+        let image_size = u32::try_from(config.clip.vision_config.image_size)
+            .map_err(|_| Error::Model("image_size does not fit u32".into()))?;
+        let preprocess = Preprocess::from_dir(dir, image_size)?;
+        if preprocess.crop != (image_size, image_size) {
+            return Err(Error::Model(format!(
+                "{}: crop_size {:?} differs from the vision tower's image_size {image_size}",
+                dir.display(),
+                preprocess.crop
+            )));
+        }
+        let hash = content_hash(&config_path, &weights)?;
+        let dim = config.projection_dim;
+        Ok(ClipEmbedder {
+            net,
+            tokenizer,
+            preprocess,
+            pad: config.pad_token_id,
+            identity: format!("{id} dim={dim} sha256={hash}"),
+            dim,
+            max_batch: DEFAULT_MAX_BATCH,
+        })
+    }
+
+    /// Sets the largest batch one model call encodes (default [`DEFAULT_MAX_BATCH`]).
+    pub fn with_max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &ClipTokenizer {
+        &self.tokenizer
+    }
+
+    /// The image preprocessing.
+    pub fn preprocess(&self) -> &Preprocess {
+        &self.preprocess
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        self.net.device()
+    }
+
+    /// L2-normalised embeddings of tokenized texts, one model call.
+    pub fn encode_ids(&self, rows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        let t = self.net.text_features(rows, self.pad)?;
+        to_rows(&t)
+    }
+
+    /// Unnormalised text features (for parity checks against `get_text_features`).
+    pub fn text_features(&self, rows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
+        to_rows_raw(&self.net.text_features(rows, self.pad)?)
+    }
+
+    /// L2-normalised embeddings of preprocessed images (CHW, from [`Preprocess::run`]), one call.
+    pub fn encode_pixels(&self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        to_rows(&self.net.image_features(&self.stack(images)?)?)
+    }
+
+    /// Unnormalised image features (for parity checks against `get_image_features`).
+    pub fn image_features(&self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
+        to_rows_raw(&self.net.image_features(&self.stack(images)?)?)
+    }
+
+    fn stack(&self, images: &[Vec<f32>]) -> Result<Tensor> {
+        let (h, w) = self.preprocess.crop;
+        let plane = 3 * h as usize * w as usize;
+        if images.is_empty() || images.iter().any(|i| i.len() != plane) {
+            return Err(Error::Model(format!("image batch must be non-empty 3x{h}x{w} pixel arrays")));
+        }
+        let flat: Vec<f32> = images.concat();
+        Tensor::from_vec(flat, (images.len(), 3, h as usize, w as usize), &Device::Cpu)
+            .map_err(model_err("image batch"))
+    }
+
+    /// Runs `encode` on the good rows of `inputs` in chunks, keeping per-row errors in place.
+    fn batched<T: Sync>(
+        &self,
+        inputs: Vec<Result<T>>,
+        encode: impl Fn(&[T]) -> Result<Vec<Vec<f32>>>,
+    ) -> Vec<Result<Vec<f32>>>
+    where
+        T: Clone,
+    {
+        let mut out: Vec<Option<Result<Vec<f32>>>> = Vec::with_capacity(inputs.len());
+        let mut good = Vec::new();
+        for (i, r) in inputs.into_iter().enumerate() {
+            match r {
+                Ok(v) => {
+                    good.push((i, v));
+                    out.push(None);
+                }
+                Err(e) => out.push(Some(Err(e))),
+            }
+        }
+        for chunk in good.chunks(self.max_batch) {
+            let items: Vec<T> = chunk.iter().map(|(_, v)| v.clone()).collect();
+            match encode(&items) {
+                Ok(vecs) => {
+                    for ((i, _), v) in chunk.iter().zip(vecs) {
+                        out[*i] = Some(Ok(v));
+                    }
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    for (i, _) in chunk {
+                        out[*i] = Some(Err(Error::Model(msg.clone())));
+                    }
+                }
+            }
+        }
+        out.into_iter()
+            .map(|o| o.unwrap_or_else(|| Err(Error::Model("row was not encoded".into()))))
+            .collect()
+    }
+}
+
+impl Embedder for ClipEmbedder {
+    fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn embed_texts(&self, texts: &[String]) -> Vec<Result<Vec<f32>>> {
+        let ids: Vec<Result<Vec<u32>>> = texts.iter().map(|t| self.tokenizer.encode(t)).collect();
+        self.batched(ids, |rows| self.encode_ids(rows))
+    }
+
+    fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
+        let pixels: Vec<Result<Vec<f32>>> = images.par_iter().map(|s| self.preprocess.run(s)).collect();
+        self.batched(pixels, |imgs| self.encode_pixels(imgs))
+    }
+}
+
+/// The model's name in its identity: the hub id, or the folder's name.
+fn model_id(spec: &str, dir: &Path) -> String {
+    if Path::new(spec).is_dir() {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        name.unwrap_or_else(|| spec.to_string())
+    } else {
+        spec.to_string()
+    }
+}
+
+/// sha256 of `config.json` and the safetensors header (names, dtypes, shapes, offsets): cheap, and
+/// changes with any architecture or layout change. Weight values are not hashed (600 MB).
+fn content_hash(config: &Path, weights: &Path) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(std::fs::read(config).map_err(|e| Error::io(config, e))?);
+    let mut f = std::fs::File::open(weights).map_err(|e| Error::io(weights, e))?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|e| Error::io(weights, e))?;
+    let n = u64::from_le_bytes(len);
+    if n > 100 << 20 {
+        return Err(Error::corrupted(weights, format!("safetensors header of {n} bytes")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| Error::io(weights, e))?;
+    h.update(&header);
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn to_rows_raw(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    t.to_vec2::<f32>().map_err(model_err("reading embeddings"))
+}
+
+fn to_rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let mut rows = to_rows_raw(t)?;
+    for r in &mut rows {
+        l2_normalize(r);
+    }
+    Ok(rows)
+}
+
+/// Scales `v` to unit length (a zero vector stays zero).
+pub fn l2_normalize(v: &mut [f32]) {
+    let n = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
+    if n > 0.0 {
+        for x in v {
+            *x = (f64::from(*x) / n) as f32;
+        }
+    }
+}

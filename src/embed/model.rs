@@ -1,0 +1,273 @@
+//! The CLIP network: weights from `model.safetensors`, both towers and their projections.
+//!
+//! Built from candle's public towers rather than `ClipModel` so text pooling is done here, exactly as
+//! transformers does it (candle pools at the argmax of the ids, which is wrong for configs with an
+//! explicit end id). Every tensor the config implies is checked to be present with its shape before
+//! building: candle silently replaces a missing `class_embedding` with random values.
+//!
+//! The file is read into memory rather than memory-mapped: candle copies every tensor out of the map
+//! anyway, and unsafe code (mmap) lives only in the storage module.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, IndexOp, Module, Tensor};
+use candle_nn::{Linear, VarBuilder};
+use candle_transformers::models::clip::{
+    text_model::ClipTextTransformer, vision_model::ClipVisionTransformer,
+};
+
+use super::config::{ModelConfig, TextPooling};
+use crate::{Error, Result};
+
+/// Maps a candle error into mmdb's, naming what was being done.
+pub(crate) fn model_err(what: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
+    move |e| Error::Model(format!("{what}: {e}"))
+}
+
+/// CLIP's two towers and projections on one device; cheap to clone (tensors are shared).
+#[derive(Clone, Debug)]
+pub struct ClipNet {
+    text: ClipTextTransformer,
+    vision: ClipVisionTransformer,
+    text_projection: Linear,
+    visual_projection: Linear,
+    pooling: TextPooling,
+    dtype: DType,
+    device: Device,
+}
+
+impl ClipNet {
+    /// Loads `weights` (a `model.safetensors`) for `config` onto `device`, computing in `dtype`.
+    pub fn load(
+        weights: &Path,
+        config: &ModelConfig,
+        device: &Device,
+        dtype: DType,
+    ) -> Result<ClipNet> {
+        let bytes = std::fs::read(weights).map_err(|e| Error::io(weights, e))?;
+        let what = format!("loading {}", weights.display());
+        let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(model_err(&what))?;
+        drop(bytes);
+        check_tensors(&tensors, config).map_err(|m| Error::Model(format!("{what}: {m}")))?;
+        let vb = VarBuilder::from_tensors(tensors, dtype, device);
+        let c = &config.clip;
+        let net = ClipNet {
+            text: ClipTextTransformer::new(vb.pp("text_model"), &c.text_config)
+                .map_err(model_err(&what))?,
+            vision: ClipVisionTransformer::new(vb.pp("vision_model"), &c.vision_config)
+                .map_err(model_err(&what))?,
+            text_projection: candle_nn::linear_no_bias(
+                c.text_config.embed_dim,
+                config.projection_dim,
+                vb.pp("text_projection"),
+            )
+            .map_err(model_err(&what))?,
+            visual_projection: candle_nn::linear_no_bias(
+                c.vision_config.embed_dim,
+                config.projection_dim,
+                vb.pp("visual_projection"),
+            )
+            .map_err(model_err(&what))?,
+            pooling: config.pooling,
+            dtype,
+            device: device.clone(),
+        };
+        Ok(net)
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Unnormalised text features `[batch, projection_dim]` (f32) for rows of token ids padded to
+    /// one length with `pad`.
+    pub fn text_features(&self, rows: &[Vec<u32>], pad: u32) -> Result<Tensor> {
+        let err = model_err("text encoder");
+        let len = rows.iter().map(Vec::len).max().unwrap_or(0);
+        if rows.is_empty() || len == 0 {
+            return Err(Error::Model("text encoder: empty batch".into()));
+        }
+        let mut flat = Vec::with_capacity(rows.len() * len);
+        let mut pool_at = Vec::with_capacity(rows.len());
+        for ids in rows {
+            pool_at.push(pool_position(ids, self.pooling) as u32);
+            flat.extend_from_slice(ids);
+            flat.extend(std::iter::repeat_n(pad, len - ids.len()));
+        }
+        let ids = Tensor::from_vec(flat, (rows.len(), len), &self.device).map_err(&err)?;
+        // The mask is causal: padding after a row's end token never reaches its pooled state.
+        let hidden = self.text.forward_with_mask(&ids, usize::MAX).map_err(&err)?;
+        let idx = Tensor::from_vec(pool_at, rows.len(), &self.device).map_err(&err)?;
+        let pooled = (0..rows.len())
+            .map(|b| hidden.i(b)?.index_select(&idx.i(b..b + 1)?, 0))
+            .collect::<candle_core::Result<Vec<_>>>()
+            .map_err(&err)?;
+        let pooled = Tensor::cat(&pooled, 0).map_err(&err)?;
+        pooled
+            .apply(&self.text_projection)
+            .and_then(|t| t.to_dtype(DType::F32))
+            .map_err(&err)
+    }
+
+    /// Unnormalised image features `[batch, projection_dim]` (f32) for `[batch, 3, h, w]` pixels.
+    pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
+        let err = model_err("image encoder");
+        let pixels = pixels
+            .to_device(&self.device)
+            .and_then(|p| p.to_dtype(self.dtype))
+            .map_err(&err)?;
+        self.vision
+            .forward(&pixels)
+            .and_then(|t| t.apply(&self.visual_projection))
+            .and_then(|t| t.to_dtype(DType::F32))
+            .map_err(&err)
+    }
+}
+
+/// Where transformers pools a row of ids (the first maximum / the first end token; 0 when absent,
+/// as torch's argmax of an all-false row).
+pub fn pool_position(ids: &[u32], pooling: TextPooling) -> usize {
+    match pooling {
+        TextPooling::ArgmaxFirst => {
+            let mut best = 0;
+            for (i, &id) in ids.iter().enumerate() {
+                if id > ids[best] {
+                    best = i;
+                }
+            }
+            best
+        }
+        TextPooling::FirstEos(eos) => ids.iter().position(|&id| id == eos).unwrap_or(0),
+    }
+}
+
+/// Every tensor the config needs, with its shape.
+fn expected_tensors(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    let t = &config.clip.text_config;
+    let v = &config.clip.vision_config;
+    let mut out = vec![
+        (
+            "text_model.embeddings.token_embedding.weight".into(),
+            vec![t.vocab_size, t.embed_dim],
+        ),
+        (
+            "text_model.embeddings.position_embedding.weight".into(),
+            vec![t.max_position_embeddings, t.embed_dim],
+        ),
+        ("vision_model.embeddings.class_embedding".into(), vec![v.embed_dim]),
+        (
+            "vision_model.embeddings.patch_embedding.weight".into(),
+            vec![v.embed_dim, v.num_channels, v.patch_size, v.patch_size],
+        ),
+        (
+            "vision_model.embeddings.position_embedding.weight".into(),
+            vec![(v.image_size / v.patch_size).pow(2) + 1, v.embed_dim],
+        ),
+        (
+            "text_projection.weight".into(),
+            vec![config.projection_dim, t.embed_dim],
+        ),
+        (
+            "visual_projection.weight".into(),
+            vec![config.projection_dim, v.embed_dim],
+        ),
+    ];
+    let norm = |out: &mut Vec<(String, Vec<usize>)>, p: String, d: usize| {
+        out.push((format!("{p}.weight"), vec![d]));
+        out.push((format!("{p}.bias"), vec![d]));
+    };
+    norm(&mut out, "text_model.final_layer_norm".into(), t.embed_dim);
+    norm(&mut out, "vision_model.pre_layrnorm".into(), v.embed_dim);
+    norm(&mut out, "vision_model.post_layernorm".into(), v.embed_dim);
+    for (tower, d, inter, layers) in [
+        ("text_model", t.embed_dim, t.intermediate_size, t.num_hidden_layers),
+        ("vision_model", v.embed_dim, v.intermediate_size, v.num_hidden_layers),
+    ] {
+        for l in 0..layers {
+            let p = format!("{tower}.encoder.layers.{l}");
+            for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+                out.push((format!("{p}.self_attn.{proj}.weight"), vec![d, d]));
+                out.push((format!("{p}.self_attn.{proj}.bias"), vec![d]));
+            }
+            out.push((format!("{p}.mlp.fc1.weight"), vec![inter, d]));
+            out.push((format!("{p}.mlp.fc1.bias"), vec![inter]));
+            out.push((format!("{p}.mlp.fc2.weight"), vec![d, inter]));
+            out.push((format!("{p}.mlp.fc2.bias"), vec![d]));
+            norm(&mut out, format!("{p}.layer_norm1"), d);
+            norm(&mut out, format!("{p}.layer_norm2"), d);
+        }
+    }
+    out
+}
+
+fn check_tensors(
+    tensors: &HashMap<String, Tensor>,
+    config: &ModelConfig,
+) -> std::result::Result<(), String> {
+    let mut missing = Vec::new();
+    for (name, shape) in expected_tensors(config) {
+        match tensors.get(&name) {
+            None => missing.push(name),
+            Some(t) if t.dims() != shape.as_slice() => {
+                return Err(format!(
+                    "tensor {name} has shape {:?}, config.json implies {shape:?}",
+                    t.dims()
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let n = missing.len();
+    missing.truncate(5);
+    Err(format!(
+        "{n} expected tensor(s) missing, e.g. {} (is this a CLIPModel checkpoint?)",
+        missing.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pooling_takes_the_first_maximum_or_first_end_token() {
+        let ids = [5, 9, 3, 9, 9];
+        assert_eq!(pool_position(&ids, TextPooling::ArgmaxFirst), 1);
+        assert_eq!(pool_position(&ids, TextPooling::FirstEos(9)), 1);
+        assert_eq!(pool_position(&ids, TextPooling::FirstEos(3)), 2);
+        assert_eq!(pool_position(&ids, TextPooling::FirstEos(7)), 0);
+    }
+
+    #[test]
+    fn a_missing_class_embedding_is_refused() {
+        let config = ModelConfig::from_json_str(
+            r#"{"projection_dim":4,"text_config":{"vocab_size":10,"hidden_size":4,
+                "intermediate_size":8,"num_hidden_layers":1,"num_attention_heads":1,
+                "max_position_embeddings":6},"vision_config":{"hidden_size":4,"intermediate_size":8,
+                "num_hidden_layers":1,"num_attention_heads":1,"image_size":8,"patch_size":4}}"#,
+        )
+        .unwrap();
+        let mut ts: HashMap<String, Tensor> = expected_tensors(&config)
+            .into_iter()
+            .map(|(n, s)| (n, Tensor::zeros(s, DType::F32, &Device::Cpu).unwrap()))
+            .collect();
+        check_tensors(&ts, &config).unwrap();
+        ts.insert(
+            "visual_projection.weight".into(),
+            Tensor::zeros((4, 5), DType::F32, &Device::Cpu).unwrap(),
+        );
+        assert!(check_tensors(&ts, &config).unwrap_err().contains("visual_projection"));
+        ts.remove("vision_model.embeddings.class_embedding");
+        ts.insert(
+            "visual_projection.weight".into(),
+            Tensor::zeros((4, 4), DType::F32, &Device::Cpu).unwrap(),
+        );
+        let e = check_tensors(&ts, &config).unwrap_err();
+        assert!(e.contains("class_embedding"), "{e}");
+    }
+}

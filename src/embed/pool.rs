@@ -1,0 +1,411 @@
+//! The device worker pool: one CLIP replica per device, dynamic batching, two lanes.
+//!
+//! ```text
+//!  callers ──tokenize / decode+preprocess (own rayon pool)──▶ bulk lane  (bounded) ─▶ bulk worker  ┐ per
+//!          └──────────────────────────────────────────────▶ query lane (bounded) ─▶ query worker ┘ device
+//!                                                              results ◀── (row index, vector) ◀──┘
+//! ```
+//! Each device holds one model replica (weights shared by its two workers). A worker takes one job,
+//! then gathers more from its lane until `max_batch` or `max_wait` and encodes them in one call, so
+//! a lone query is not delayed and a bulk load runs at full batches. The query lane has its own
+//! worker, so a query never waits behind a bulk batch (on a CPU both share the cores). Preprocessing
+//! runs on a separate rayon pool while workers encode, and blocking it on a full queue never starves
+//! the global rayon pool candle's kernels use. Results come back in input order; a bad input fails
+//! only its own row. An LRU-free bounded cache keyed by content hash skips repeated inputs.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use candle_core::{DType, Device};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use parking_lot::Mutex;
+use sha2::{Digest, Sha256};
+
+use super::clip::ClipEmbedder;
+use super::resolve::resolve_model;
+use super::{Embedder, Preprocess};
+use crate::{Error, ImageSource, Result};
+
+/// Which queue a request goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// Interactive queries: their own worker per device, never behind bulk batches.
+    Query,
+    /// Inserts and bulk loads.
+    Bulk,
+}
+
+/// Pool settings; every field has a documented default ([`PoolOptions::default`]).
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Devices, each `cpu` or `cuda:N` (the latter needs the `cuda` feature). Default `["cpu"]`.
+    pub devices: Vec<String>,
+    /// Largest batch per model call. Default 32.
+    pub max_batch: usize,
+    /// How long a worker waits to fill a batch once it has one job. Default 5 ms.
+    pub max_wait: Duration,
+    /// Jobs each lane holds before callers block (backpressure). Default 256.
+    pub queue_capacity: usize,
+    /// Threads decoding and preprocessing images. Default: available parallelism.
+    pub preprocess_threads: usize,
+    /// Embeddings kept in the content-hash cache (0 disables it). Default 10 000.
+    pub cache_entries: usize,
+    /// Compute in f16 on GPUs (CPUs always use f32). Default true.
+    pub half_on_gpu: bool,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        PoolOptions {
+            devices: vec!["cpu".into()],
+            max_batch: 32,
+            max_wait: Duration::from_millis(5),
+            queue_capacity: 256,
+            preprocess_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            cache_entries: 10_000,
+            half_on_gpu: true,
+        }
+    }
+}
+
+/// Parses `cpu` / `cuda:N` into a candle device and the dtype to compute in.
+pub fn parse_device(spec: &str, half_on_gpu: bool) -> Result<(Device, DType)> {
+    if spec == "cpu" {
+        return Ok((Device::Cpu, DType::F32));
+    }
+    let Some(n) = spec.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) else {
+        return Err(Error::InvalidArgument(format!("device {spec:?}: expected cpu or cuda:N")));
+    };
+    cuda_device(n, half_on_gpu)
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_device(n: usize, half: bool) -> Result<(Device, DType)> {
+    let d = Device::new_cuda(n).map_err(|e| Error::Model(format!("device cuda:{n}: {e}")))?;
+    Ok((d, if half { DType::F16 } else { DType::F32 }))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_device(n: usize, _half: bool) -> Result<(Device, DType)> {
+    Err(Error::Model(format!("device cuda:{n}: mmdb was built without the `cuda` feature")))
+}
+
+enum Input {
+    Text(Vec<u32>),
+    Image(Vec<f32>),
+}
+
+struct Job {
+    row: usize,
+    input: Input,
+    cache_key: Option<[u8; 32]>,
+    reply: Sender<(usize, Result<Vec<f32>>)>,
+}
+
+/// Bounded map from content hash to embedding; evicts the oldest entry.
+struct Cache {
+    cap: usize,
+    map: HashMap<[u8; 32], Arc<Vec<f32>>>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl Cache {
+    fn get(&self, k: &[u8; 32]) -> Option<Vec<f32>> {
+        self.map.get(k).map(|v| v.as_ref().clone())
+    }
+
+    fn put(&mut self, k: [u8; 32], v: &[f32]) {
+        if self.cap == 0 || self.map.contains_key(&k) {
+            return;
+        }
+        if self.map.len() >= self.cap
+            && let Some(old) = self.order.pop_front()
+        {
+            self.map.remove(&old);
+        }
+        self.map.insert(k, Arc::new(v.to_vec()));
+        self.order.push_back(k);
+    }
+}
+
+/// A shared embedding service over one or more devices; implements [`Embedder`].
+pub struct EmbedPool {
+    front: ClipEmbedder,
+    lanes: Option<(Sender<Job>, Sender<Job>)>,
+    workers: Vec<JoinHandle<()>>,
+    cache: Arc<Mutex<Cache>>,
+    preprocess_pool: rayon::ThreadPool,
+}
+
+impl std::fmt::Debug for EmbedPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbedPool")
+            .field("identity", &self.front.identity())
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}
+
+impl EmbedPool {
+    /// Resolves `spec` (folder or hub id) and loads one replica per device of `opts`.
+    pub fn load(spec: &str, opts: PoolOptions) -> Result<EmbedPool> {
+        let dir = resolve_model(spec)?;
+        let id = if std::path::Path::new(spec).is_dir() {
+            dir.file_name().map_or(spec.to_string(), |n| n.to_string_lossy().into_owned())
+        } else {
+            spec.to_string()
+        };
+        let mut replicas = Vec::new();
+        for d in &opts.devices {
+            let (device, dtype) = parse_device(d, opts.half_on_gpu)?;
+            replicas.push(ClipEmbedder::load_dir(&dir, &id, &device, dtype)?);
+        }
+        EmbedPool::from_replicas(replicas, opts)
+    }
+
+    /// A pool over already loaded replicas (one per device, all of the same model).
+    pub fn from_replicas(replicas: Vec<ClipEmbedder>, opts: PoolOptions) -> Result<EmbedPool> {
+        let Some(front) = replicas.first().cloned() else {
+            return Err(Error::InvalidArgument("embedding pool needs at least one device".into()));
+        };
+        if replicas.iter().any(|r| r.identity() != front.identity()) {
+            return Err(Error::InvalidArgument("pool replicas must be one model".into()));
+        }
+        let cap = opts.queue_capacity.max(1);
+        let (bulk_tx, bulk_rx) = bounded::<Job>(cap);
+        let (query_tx, query_rx) = bounded::<Job>(cap);
+        let cache = Arc::new(Mutex::new(Cache {
+            cap: opts.cache_entries,
+            map: HashMap::new(),
+            order: VecDeque::new(),
+        }));
+        let mut workers = Vec::new();
+        for (i, r) in replicas.into_iter().enumerate() {
+            for (lane, rx) in [("bulk", &bulk_rx), ("query", &query_rx)] {
+                let (model, rx, cache) = (r.clone(), rx.clone(), cache.clone());
+                let (max_batch, max_wait) = (opts.max_batch.max(1), opts.max_wait);
+                let h = std::thread::Builder::new()
+                    .name(format!("mmdb-embed-{lane}-{i}"))
+                    .spawn(move || worker(model, rx, cache, max_batch, max_wait))
+                    .map_err(|e| Error::Model(format!("cannot start embedding worker: {e}")))?;
+                workers.push(h);
+            }
+        }
+        let preprocess_pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(opts.preprocess_threads.max(1))
+            .thread_name(|i| format!("mmdb-preprocess-{i}"))
+            .build()
+            .map_err(|e| Error::Model(format!("cannot start preprocessing threads: {e}")))?;
+        Ok(EmbedPool {
+            front,
+            lanes: Some((query_tx, bulk_tx)),
+            workers,
+            cache,
+            preprocess_pool,
+        })
+    }
+
+    /// The preprocessing settings of the model.
+    pub fn preprocess(&self) -> &Preprocess {
+        self.front.preprocess()
+    }
+
+    fn lane(&self, lane: Lane) -> Option<&Sender<Job>> {
+        self.lanes.as_ref().map(|(q, b)| if lane == Lane::Query { q } else { b })
+    }
+
+    /// Embeds `texts` through `lane`; one result per text, in order.
+    pub fn embed_texts_in(&self, lane: Lane, texts: &[String]) -> Vec<Result<Vec<f32>>> {
+        let (reply, results) = unbounded();
+        for (row, t) in texts.iter().enumerate() {
+            let key = hash(b"t", t.as_bytes());
+            let job = self.front.tokenizer().encode(t).map(Input::Text);
+            self.submit(lane, row, job, key, &reply);
+        }
+        drop(reply);
+        collect(texts.len(), results)
+    }
+
+    /// Embeds `images` through `lane`; decoding runs on the preprocessing threads while the workers
+    /// encode earlier rows. One result per image, in order.
+    pub fn embed_images_in(&self, lane: Lane, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
+        use rayon::prelude::*;
+        let (reply, results) = unbounded();
+        let pre = self.front.preprocess();
+        self.preprocess_pool.install(|| {
+            images.par_iter().enumerate().for_each(|(row, src)| {
+                let bytes = match src {
+                    ImageSource::Bytes(b) => Ok(std::borrow::Cow::Borrowed(&b[..])),
+                    ImageSource::Path(p) => std::fs::read(p)
+                        .map(std::borrow::Cow::Owned)
+                        .map_err(|e| Error::Image { source_name: p.clone(), detail: format!("cannot read: {e}") }),
+                };
+                let (key, job) = match bytes {
+                    Err(e) => ([0; 32], Err(e)),
+                    Ok(b) => {
+                        let key = hash(b"i", &b);
+                        if let Some(v) = self.cache.lock().get(&key) {
+                            let _ = reply.send((row, Ok(v)));
+                            return;
+                        }
+                        let name = match src {
+                            ImageSource::Path(p) => p.clone(),
+                            ImageSource::Bytes(b) => format!("<blob {} bytes>", b.len()),
+                        };
+                        let r = pre.decode_bytes(&name, &b).map(|rgb| Input::Image(pre.pixels(&rgb)));
+                        (key, r)
+                    }
+                };
+                self.submit(lane, row, job, key, &reply);
+            })
+        });
+        drop(reply);
+        collect(images.len(), results)
+    }
+
+    fn submit(
+        &self,
+        lane: Lane,
+        row: usize,
+        job: Result<Input>,
+        key: [u8; 32],
+        reply: &Sender<(usize, Result<Vec<f32>>)>,
+    ) {
+        let input = match job {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = reply.send((row, Err(e)));
+                return;
+            }
+        };
+        if let Some(v) = self.cache.lock().get(&key) {
+            let _ = reply.send((row, Ok(v)));
+            return;
+        }
+        let job = Job { row, input, cache_key: Some(key), reply: reply.clone() };
+        let sent = self.lane(lane).map(|tx| tx.send(job));
+        if !matches!(sent, Some(Ok(()))) {
+            let _ = reply.send((row, Err(Error::Closed)));
+        }
+    }
+}
+
+fn hash(kind: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(kind);
+    h.update(data);
+    h.finalize().into()
+}
+
+fn collect(n: usize, results: Receiver<(usize, Result<Vec<f32>>)>) -> Vec<Result<Vec<f32>>> {
+    let mut out: Vec<Option<Result<Vec<f32>>>> = (0..n).map(|_| None).collect();
+    for (row, r) in results.iter() {
+        out[row] = Some(r);
+    }
+    out.into_iter().map(|o| o.unwrap_or(Err(Error::Closed))).collect()
+}
+
+fn worker(
+    model: ClipEmbedder,
+    rx: Receiver<Job>,
+    cache: Arc<Mutex<Cache>>,
+    max_batch: usize,
+    max_wait: Duration,
+) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + max_wait;
+        while batch.len() < max_batch {
+            match rx.recv_deadline(deadline) {
+                Ok(j) => batch.push(j),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        let (texts, images): (Vec<Job>, Vec<Job>) =
+            batch.into_iter().partition(|j| matches!(j.input, Input::Text(_)));
+        run_batch(&model, texts, &cache);
+        run_batch(&model, images, &cache);
+    }
+}
+
+fn run_batch(model: &ClipEmbedder, jobs: Vec<Job>, cache: &Mutex<Cache>) {
+    if jobs.is_empty() {
+        return;
+    }
+    let result = match &jobs[0].input {
+        Input::Text(_) => {
+            let ids: Vec<Vec<u32>> = jobs
+                .iter()
+                .map(|j| match &j.input {
+                    Input::Text(t) => t.clone(),
+                    Input::Image(_) => Vec::new(),
+                })
+                .collect();
+            model.encode_ids(&ids)
+        }
+        Input::Image(_) => {
+            let px: Vec<Vec<f32>> = jobs
+                .iter()
+                .map(|j| match &j.input {
+                    Input::Image(p) => p.clone(),
+                    Input::Text(_) => Vec::new(),
+                })
+                .collect();
+            model.encode_pixels(&px)
+        }
+    };
+    match result {
+        Ok(vecs) => {
+            let mut c = cache.lock();
+            for (j, v) in jobs.iter().zip(&vecs) {
+                if let Some(k) = j.cache_key {
+                    c.put(k, v);
+                }
+            }
+            drop(c);
+            for (j, v) in jobs.into_iter().zip(vecs) {
+                let _ = j.reply.send((j.row, Ok(v)));
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for j in jobs {
+                let _ = j.reply.send((j.row, Err(Error::Model(msg.clone()))));
+            }
+        }
+    }
+}
+
+impl Drop for EmbedPool {
+    fn drop(&mut self) {
+        // Closing the lanes ends the workers once they drain.
+        self.lanes = None;
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Embedder for EmbedPool {
+    fn identity(&self) -> &str {
+        self.front.identity()
+    }
+
+    fn dim(&self) -> usize {
+        self.front.dim()
+    }
+
+    /// A single text (a query) goes through [`Lane::Query`], several through [`Lane::Bulk`].
+    fn embed_texts(&self, texts: &[String]) -> Vec<Result<Vec<f32>>> {
+        let lane = if texts.len() <= 1 { Lane::Query } else { Lane::Bulk };
+        self.embed_texts_in(lane, texts)
+    }
+
+    /// A single image (a query) goes through [`Lane::Query`], several through [`Lane::Bulk`].
+    fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
+        let lane = if images.len() <= 1 { Lane::Query } else { Lane::Bulk };
+        self.embed_images_in(lane, images)
+    }
+}

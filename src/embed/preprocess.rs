@@ -1,0 +1,296 @@
+//! Image preprocessing, exactly as `transformers`' `CLIPImageProcessorPil`.
+//!
+//! decode -> RGB like PIL's `convert("RGB")` -> resize the short side with PIL's bicubic
+//! ([`super::resample`]) -> center crop -> rescale -> normalise with the model's mean/std. Settings
+//! come from `preprocessor_config.json` when the model folder has one, else CLIP's defaults.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use serde_json::Value as Json;
+
+use super::resample::resize_bicubic;
+use crate::{Error, ImageSource, Result};
+
+/// CLIP's normalisation mean (OpenAI), used when the model has no `preprocessor_config.json`.
+pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+/// CLIP's normalisation std (OpenAI).
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+/// Default pixel limit: PIL's `Image.MAX_IMAGE_PIXELS` (decompression-bomb guard).
+pub const DEFAULT_MAX_PIXELS: u64 = 89_478_485;
+
+/// Preprocessing settings of one model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocess {
+    /// Target of the short side after resizing (default: the model's image size).
+    pub shortest_edge: u32,
+    /// Crop (height, width) (default: the model's image size).
+    pub crop: (u32, u32),
+    /// Multiplier from 0-255 to the unit range (default 1/255).
+    pub rescale: f64,
+    /// Per-channel mean (default [`CLIP_MEAN`]).
+    pub mean: [f32; 3],
+    /// Per-channel std (default [`CLIP_STD`]).
+    pub std: [f32; 3],
+    /// Images with more pixels are refused before decoding (default [`DEFAULT_MAX_PIXELS`]).
+    pub max_pixels: u64,
+}
+
+impl Preprocess {
+    /// CLIP's defaults for a model whose vision tower takes `image_size` square inputs.
+    pub fn clip_defaults(image_size: u32) -> Preprocess {
+        Preprocess {
+            shortest_edge: image_size,
+            crop: (image_size, image_size),
+            rescale: 1.0 / 255.0,
+            mean: CLIP_MEAN,
+            std: CLIP_STD,
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
+    }
+
+    /// Reads `preprocessor_config.json` from `dir` if present; CLIP's defaults otherwise.
+    pub fn from_dir(dir: &Path, image_size: u32) -> Result<Preprocess> {
+        let path = dir.join("preprocessor_config.json");
+        let mut p = Preprocess::clip_defaults(image_size);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(p),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let bad = |what: &str| Error::Model(format!("{}: {what}", path.display()));
+        let j: Json = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
+        let num = |v: &Json| v.as_f64();
+        if let Some(size) = j.get("size") {
+            p.shortest_edge = match size {
+                Json::Number(n) => n.as_u64(),
+                _ => size.get("shortest_edge").and_then(Json::as_u64),
+            }
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| bad("size must give shortest_edge (other resize modes are not CLIP's)"))?;
+        }
+        if let Some(c) = j.get("crop_size") {
+            p.crop = match c {
+                Json::Number(n) => n.as_u64().map(|n| (n, n)),
+                _ => c
+                    .get("height")
+                    .and_then(Json::as_u64)
+                    .zip(c.get("width").and_then(Json::as_u64)),
+            }
+            .and_then(|(h, w)| Some((u32::try_from(h).ok()?, u32::try_from(w).ok()?)))
+            .ok_or_else(|| bad("crop_size must give height and width"))?;
+        }
+        for (key, dst) in [("image_mean", &mut p.mean), ("image_std", &mut p.std)] {
+            if let Some(v) = j.get(key) {
+                let arr: Vec<f64> = v.as_array().map(|a| a.iter().filter_map(num).collect()).unwrap_or_default();
+                if arr.len() != 3 {
+                    return Err(bad(&format!("{key} must be 3 numbers")));
+                }
+                *dst = [arr[0] as f32, arr[1] as f32, arr[2] as f32];
+            }
+        }
+        if let Some(r) = j.get("rescale_factor").and_then(num) {
+            p.rescale = r;
+        }
+        if let Some(r) = j.get("resample").and_then(Json::as_u64)
+            && r != 3
+        {
+            return Err(bad("resample must be 3 (bicubic), as CLIP's"));
+        }
+        for flag in ["do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_convert_rgb"] {
+            if j.get(flag).and_then(Json::as_bool) == Some(false) {
+                return Err(bad(&format!("{flag}=false is not supported")));
+            }
+        }
+        if p.shortest_edge == 0 || p.crop.0 == 0 || p.crop.1 == 0 || p.std.contains(&0.0) {
+            return Err(bad("zero size, crop or std"));
+        }
+        Ok(p)
+    }
+
+    /// Decodes and preprocesses one image to CHW f32 values, `3 * crop.0 * crop.1` long.
+    pub fn run(&self, src: &ImageSource) -> Result<Vec<f32>> {
+        let rgb = self.decode(src)?;
+        Ok(self.pixels(&rgb))
+    }
+
+    /// Reads and decodes `src` to RGB (PIL's `convert("RGB")`), refusing oversized images.
+    pub fn decode(&self, src: &ImageSource) -> Result<RgbImage> {
+        match src {
+            ImageSource::Path(p) => {
+                let bytes = std::fs::read(p).map_err(|e| Error::Image {
+                    source_name: p.clone(),
+                    detail: format!("cannot read: {e}"),
+                })?;
+                self.decode_bytes(p, &bytes)
+            }
+            ImageSource::Bytes(b) => self.decode_bytes(&format!("<blob {} bytes>", b.len()), b),
+        }
+    }
+
+    /// Decodes encoded image `bytes`; `name` names the image in errors.
+    pub fn decode_bytes(&self, name: &str, bytes: &[u8]) -> Result<RgbImage> {
+        let err = |detail: String| Error::Image {
+            source_name: name.to_string(),
+            detail,
+        };
+        let reader = ImageReader::new(Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| err(format!("cannot read: {e}")))?;
+        if reader.format().is_none() {
+            return Err(err("not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF)".into()));
+        }
+        let decoder = reader.into_decoder().map_err(|e| err(format!("cannot decode: {e}")))?;
+        let (w, h) = decoder.dimensions();
+        if u64::from(w) * u64::from(h) > self.max_pixels {
+            return Err(err(format!(
+                "{w}x{h} has more than {} pixels (decompression bomb guard)",
+                self.max_pixels
+            )));
+        }
+        if w == 0 || h == 0 {
+            return Err(err("empty image".into()));
+        }
+        let img = DynamicImage::from_decoder(decoder).map_err(|e| err(format!("cannot decode: {e}")))?;
+        Ok(to_rgb_like_pil(img))
+    }
+
+    /// Resize, crop, rescale and normalise an RGB image to CHW f32.
+    pub fn pixels(&self, rgb: &RgbImage) -> Vec<f32> {
+        let (w, h) = rgb.dimensions();
+        let (nw, nh) = resize_target(w, h, self.shortest_edge);
+        let resized = if (nw, nh) == (w, h) {
+            rgb.as_raw().clone()
+        } else {
+            resize_bicubic(rgb.as_raw(), w as usize, h as usize, nw as usize, nh as usize)
+        };
+        let (ch, cw) = (self.crop.0 as i64, self.crop.1 as i64);
+        // transformers' center_crop: offset floor((n - crop) / 2), zero padding when smaller.
+        let top = (nh as i64 - ch).div_euclid(2);
+        let left = (nw as i64 - cw).div_euclid(2);
+        let plane = (ch * cw) as usize;
+        let mut out = vec![0f32; 3 * plane];
+        for y in 0..ch {
+            for x in 0..cw {
+                let (sy, sx) = (y + top, x + left);
+                let inside = sy >= 0 && sx >= 0 && sy < nh as i64 && sx < nw as i64;
+                for c in 0..3 {
+                    let v = if inside {
+                        resized[((sy as usize * nw as usize) + sx as usize) * 3 + c]
+                    } else {
+                        0
+                    };
+                    let scaled = f64::from(v) * self.rescale;
+                    let norm = (scaled - f64::from(self.mean[c])) / f64::from(self.std[c]);
+                    out[c * plane + (y * cw + x) as usize] = norm as f32;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// transformers' `get_resize_output_image_size` for `shortest_edge`: short side to `size`, long
+/// side `floor(size * long / short)`.
+pub fn resize_target(w: u32, h: u32, size: u32) -> (u32, u32) {
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    let new_long = ((f64::from(size) * f64::from(long)) / f64::from(short)).floor() as u32;
+    if w <= h { (size, new_long.max(1)) } else { (new_long.max(1), size) }
+}
+
+/// RGB the way transformers' `convert_to_rgb` makes it (5.x): an image with alpha is composited
+/// onto white with PIL's `alpha_composite`; otherwise PIL's `convert("RGB")`. 16-bit colour is
+/// reduced to its high byte (PIL opens such files as 8-bit), 16-bit gray clipped at 255 (PIL's
+/// `I;16` -> RGB).
+fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
+    let high_byte = |img: &DynamicImage| -> Vec<u8> {
+        img.to_rgba16().as_raw().iter().map(|&v| (v >> 8) as u8).collect()
+    };
+    let (w, h) = (img.width(), img.height());
+    if img.color().has_alpha() {
+        let rgba = match &img {
+            DynamicImage::ImageRgba16(_) | DynamicImage::ImageLumaA16(_) => high_byte(&img),
+            _ => img.to_rgba8().into_raw(),
+        };
+        let raw: Vec<u8> = rgba.chunks_exact(4).flat_map(over_white).collect();
+        return RgbImage::from_raw(w, h, raw).expect("sized from the source");
+    }
+    match img {
+        DynamicImage::ImageRgb8(i) => i,
+        DynamicImage::ImageLuma16(i) => {
+            let raw: Vec<u8> = i.as_raw().iter().flat_map(|&v| [v.min(255) as u8; 3]).collect();
+            RgbImage::from_raw(w, h, raw).expect("sized from the source")
+        }
+        DynamicImage::ImageRgb16(_) => {
+            let raw: Vec<u8> = high_byte(&img)
+                .chunks_exact(4)
+                .flat_map(|p| [p[0], p[1], p[2]])
+                .collect();
+            RgbImage::from_raw(w, h, raw).expect("sized from the source")
+        }
+        // Luma8 and float images: the image crate matches PIL.
+        other => other.to_rgb8(),
+    }
+}
+
+/// One RGBA pixel over opaque white, Pillow's `ImagingAlphaComposite` integer arithmetic.
+fn over_white(p: &[u8]) -> [u8; 3] {
+    const BITS: u32 = 7;
+    let sa = u32::from(p[3]);
+    if sa == 0 {
+        return [255; 3];
+    }
+    let (da, d) = (255u32, 255u32);
+    let blend = da * (255 - sa);
+    let outa255 = sa * 255 + blend;
+    let coef1 = sa * 255 * 255 * (1 << BITS) / outa255;
+    let coef2 = 255 * (1 << BITS) - coef1;
+    let div255 = |a: u32| ((a >> 8) + a) >> 8;
+    let ch = |s: u8| (div255(u32::from(s) * coef1 + d * coef2 + (0x80 << BITS)) >> BITS) as u8;
+    [ch(p[0]), ch(p[1]), ch(p[2])]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resize_target_floors_the_long_side() {
+        assert_eq!(resize_target(97, 61, 56), (89, 56));
+        assert_eq!(resize_target(61, 140, 56), (56, 128));
+        assert_eq!(resize_target(640, 480, 224), (298, 224));
+        assert_eq!(resize_target(10, 10, 224), (224, 224));
+    }
+
+    #[test]
+    fn bad_bytes_and_bombs_are_per_image_errors() {
+        let p = Preprocess::clip_defaults(32);
+        let e = p.run(&ImageSource::Bytes(b"not an image".to_vec())).unwrap_err();
+        assert!(e.to_string().contains("<blob 12 bytes>"), "{e}");
+        let mut png = Vec::new();
+        RgbImage::new(40, 30)
+            .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let truncated = ImageSource::Bytes(png[..png.len() / 2].to_vec());
+        assert!(p.run(&truncated).is_err());
+        let small = Preprocess { max_pixels: 1000, ..p.clone() };
+        let e = small.run(&ImageSource::Bytes(png.clone())).unwrap_err();
+        assert!(e.to_string().contains("decompression bomb"), "{e}");
+        assert_eq!(p.run(&ImageSource::Bytes(png)).unwrap().len(), 3 * 32 * 32);
+        let e = p.run(&ImageSource::Path("/nonexistent/x.jpg".into())).unwrap_err();
+        assert!(e.to_string().contains("/nonexistent/x.jpg"), "{e}");
+    }
+
+    #[test]
+    fn alpha_goes_over_white_and_gray16_clips() {
+        let rgba = image::RgbaImage::from_raw(3, 1, vec![10, 20, 30, 0, 10, 20, 30, 255, 0, 100, 200, 128])
+            .unwrap();
+        let rgb = to_rgb_like_pil(DynamicImage::ImageRgba8(rgba));
+        // The last pixel checked against Pillow 13: alpha_composite(white, (0,100,200,128)).
+        assert_eq!(rgb.as_raw(), &[255, 255, 255, 10, 20, 30, 127, 177, 227]);
+        let g = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(2, 1, vec![100u16, 300]).unwrap();
+        let rgb = to_rgb_like_pil(DynamicImage::ImageLuma16(g));
+        assert_eq!(rgb.as_raw(), &[100, 100, 100, 255, 255, 255]);
+    }
+}
