@@ -264,3 +264,30 @@ fn refuses_a_foreign_table_and_another_model() {
         .to_string();
     assert!(err.contains("nope.json"), "{err}");
 }
+
+#[test]
+fn loads_through_the_real_clip_pool() {
+    // The randomly initialised tiny CLIP: meaningless vectors, but the real decode/embed path.
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/clip-tiny");
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path().join("db")).unwrap();
+    let mut o = options();
+    o.model = model.to_string_lossy().into_owned();
+    let r = coco::load(&db, &o, Progress::Hidden, &AtomicBool::new(false)).unwrap();
+    assert_eq!((r.images_loaded, r.captions_loaded), (4, 8), "{r}");
+    let kinds: Vec<FailureKind> = r.image_failures.iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec![FailureKind::Missing, FailureKind::Truncated, FailureKind::NotAnImage]);
+    let schema = db.table_schema("coco").unwrap();
+    assert_eq!(schema.columns[4].dim, 48, "the tiny model projects to 48");
+    assert!(schema.model_identity.is_some());
+
+    // With K covering every row, both directions must hit every query.
+    let mut opts = coco::RecallOptions::new();
+    opts.k = vec![1, 8];
+    opts.compare_exact = true;
+    let rep = coco::bench_recall(&db, &opts).unwrap();
+    assert_eq!((rep.images, rep.captions), (4, 8));
+    assert_eq!(rep.scores.text_to_image[1], 100.0);
+    assert_eq!(rep.scores.image_to_text[1], 100.0);
+    assert!((0.0..=100.0).contains(&rep.scores.text_to_image[0]));
+}
