@@ -276,7 +276,14 @@ fn loads_through_the_real_clip_pool() {
     let r = coco::load(&db, &o, Progress::Hidden, &AtomicBool::new(false)).unwrap();
     assert_eq!((r.images_loaded, r.captions_loaded), (4, 8), "{r}");
     let kinds: Vec<FailureKind> = r.image_failures.iter().map(|f| f.kind).collect();
-    assert_eq!(kinds, vec![FailureKind::Missing, FailureKind::Truncated, FailureKind::NotAnImage]);
+    assert_eq!(
+        kinds,
+        vec![
+            FailureKind::Missing,
+            FailureKind::Truncated,
+            FailureKind::NotAnImage
+        ]
+    );
     let schema = db.table_schema("coco").unwrap();
     assert_eq!(schema.columns[4].dim, 48, "the tiny model projects to 48");
     assert!(schema.model_identity.is_some());
@@ -290,4 +297,48 @@ fn loads_through_the_real_clip_pool() {
     assert_eq!(rep.scores.text_to_image[1], 100.0);
     assert_eq!(rep.scores.image_to_text[1], 100.0);
     assert!((0.0..=100.0).contains(&rep.scores.text_to_image[0]));
+}
+
+#[test]
+fn the_cli_entries_load_then_benchmark_read_only() {
+    use mmdb::coco::cli::{BenchRecallArgs, LoadCocoArgs, run_bench_recall, run_load_coco};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let load = LoadCocoArgs {
+        db: db.clone(),
+        captions: fixture().join("captions.json"),
+        images: fixture().join("images"),
+        model: Some(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/clip-tiny")
+                .to_string_lossy()
+                .into(),
+        ),
+        table: "coco".into(),
+        split: None,
+        split_name: "test".into(),
+        batch_size: 3,
+    };
+    run_load_coco(&load).unwrap();
+    // Again without --model: the table's model is reused and nothing new is loaded.
+    run_load_coco(&LoadCocoArgs {
+        model: None,
+        ..load
+    })
+    .unwrap();
+    assert!(dir.path().join("db.coco-load-report.tsv").exists());
+    let json = dir.path().join("recall.json");
+    let bench = BenchRecallArgs {
+        db,
+        table: "coco".into(),
+        k: vec![1, 8],
+        exact: true,
+        ef: None,
+        compare_exact: false,
+        json: Some(json.clone()),
+    };
+    run_bench_recall(&bench).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(v["images"], 4);
+    assert_eq!(v["scores"]["text_to_image"][1], 100.0);
 }
