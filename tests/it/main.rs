@@ -2,4 +2,9 @@
 
 mod bench_recall;
 mod clip;
+mod corruption;
+mod crash;
 mod load_coco;
+mod model_prop;
+mod persistence;
+mod wal_recovery;
