@@ -40,8 +40,16 @@ pub fn write_lines(
         .iter()
         .map(|p| ImageSource::Path(p.to_string_lossy().into_owned()))
         .collect();
-    let text_results = if texts.is_empty() { Vec::new() } else { embedder.embed_texts(texts) };
-    let image_results = if sources.is_empty() { Vec::new() } else { embedder.embed_images(&sources) };
+    let text_results = if texts.is_empty() {
+        Vec::new()
+    } else {
+        embedder.embed_texts(texts)
+    };
+    let image_results = if sources.is_empty() {
+        Vec::new()
+    } else {
+        embedder.embed_images(&sources)
+    };
     let inputs = texts
         .iter()
         .map(|t| ("text", t.clone()))

@@ -11,12 +11,12 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
+use super::Embedder;
 use super::config::ModelConfig;
 use super::model::{ClipNet, model_err};
 use super::preprocess::Preprocess;
 use super::resolve::resolve_model;
 use super::tokenize::ClipTokenizer;
-use super::Embedder;
 use crate::{Error, ImageSource, Result};
 
 /// Default largest batch one model call encodes.
@@ -48,7 +48,8 @@ impl ClipEmbedder {
         let config = ModelConfig::from_file(&config_path)?;
         let weights = dir.join("model.safetensors");
         let net = ClipNet::load(&weights, &config, device, dtype)?;
-        let tokenizer = ClipTokenizer::from_file(&dir.join("tokenizer.json"), config.max_positions())?;
+        let tokenizer =
+            ClipTokenizer::from_file(&dir.join("tokenizer.json"), config.max_positions())?;
         let image_size = u32::try_from(config.clip.vision_config.image_size)
             .map_err(|_| Error::Model("image_size does not fit u32".into()))?;
         let preprocess = Preprocess::from_dir(dir, image_size)?;
@@ -118,22 +119,25 @@ impl ClipEmbedder {
         let (h, w) = self.preprocess.crop;
         let plane = 3 * h as usize * w as usize;
         if images.is_empty() || images.iter().any(|i| i.len() != plane) {
-            return Err(Error::Model(format!("image batch must be non-empty 3x{h}x{w} pixel arrays")));
+            return Err(Error::Model(format!(
+                "image batch must be non-empty 3x{h}x{w} pixel arrays"
+            )));
         }
         let flat: Vec<f32> = images.concat();
-        Tensor::from_vec(flat, (images.len(), 3, h as usize, w as usize), &Device::Cpu)
-            .map_err(model_err("image batch"))
+        Tensor::from_vec(
+            flat,
+            (images.len(), 3, h as usize, w as usize),
+            &Device::Cpu,
+        )
+        .map_err(model_err("image batch"))
     }
 
     /// Runs `encode` on the good rows of `inputs` in chunks, keeping per-row errors in place.
-    fn batched<T: Sync>(
+    fn batched<T: Sync + Clone>(
         &self,
         inputs: Vec<Result<T>>,
         encode: impl Fn(&[T]) -> Result<Vec<Vec<f32>>>,
-    ) -> Vec<Result<Vec<f32>>>
-    where
-        T: Clone,
-    {
+    ) -> Vec<Result<Vec<f32>>> {
         let mut out: Vec<Option<Result<Vec<f32>>>> = Vec::with_capacity(inputs.len());
         let mut good = Vec::new();
         for (i, r) in inputs.into_iter().enumerate() {
@@ -182,7 +186,8 @@ impl Embedder for ClipEmbedder {
     }
 
     fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
-        let pixels: Vec<Result<Vec<f32>>> = images.par_iter().map(|s| self.preprocess.run(s)).collect();
+        let pixels: Vec<Result<Vec<f32>>> =
+            images.par_iter().map(|s| self.preprocess.run(s)).collect();
         self.batched(pixels, |imgs| self.encode_pixels(imgs))
     }
 }
@@ -207,10 +212,14 @@ fn content_hash(config: &Path, weights: &Path) -> Result<String> {
     f.read_exact(&mut len).map_err(|e| Error::io(weights, e))?;
     let n = u64::from_le_bytes(len);
     if n > 100 << 20 {
-        return Err(Error::corrupted(weights, format!("safetensors header of {n} bytes")));
+        return Err(Error::corrupted(
+            weights,
+            format!("safetensors header of {n} bytes"),
+        ));
     }
     let mut header = vec![0u8; n as usize];
-    f.read_exact(&mut header).map_err(|e| Error::io(weights, e))?;
+    f.read_exact(&mut header)
+        .map_err(|e| Error::io(weights, e))?;
     h.update(&header);
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
@@ -229,7 +238,11 @@ fn to_rows(t: &Tensor) -> Result<Vec<Vec<f32>>> {
 
 /// Scales `v` to unit length (a zero vector stays zero).
 pub fn l2_normalize(v: &mut [f32]) {
-    let n = v.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>().sqrt();
+    let n = v
+        .iter()
+        .map(|x| f64::from(*x) * f64::from(*x))
+        .sum::<f64>()
+        .sqrt();
     if n > 0.0 {
         for x in v {
             *x = (f64::from(*x) / n) as f32;

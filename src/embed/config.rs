@@ -9,8 +9,7 @@
 use std::path::Path;
 
 use candle_transformers::models::clip::{
-    ClipConfig, text_model::Activation, text_model::ClipTextConfig,
-    vision_model::ClipVisionConfig,
+    ClipConfig, text_model::Activation, text_model::ClipTextConfig, vision_model::ClipVisionConfig,
 };
 use serde_json::Value as Json;
 
@@ -152,7 +151,10 @@ fn check_shapes(t: &ClipTextConfig, v: &ClipVisionConfig) -> Result<()> {
         ));
     }
     if v.num_channels != 3 {
-        return bad(format!("num_channels is {}, expected 3 (RGB)", v.num_channels));
+        return bad(format!(
+            "num_channels is {}, expected 3 (RGB)",
+            v.num_channels
+        ));
     }
     if t.max_position_embeddings < 2 || t.vocab_size == 0 {
         return bad("text max_position_embeddings < 2 or vocab_size 0".into());

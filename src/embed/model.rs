@@ -47,7 +47,8 @@ impl ClipNet {
     ) -> Result<ClipNet> {
         let bytes = std::fs::read(weights).map_err(|e| Error::io(weights, e))?;
         let what = format!("loading {}", weights.display());
-        let tensors = candle_core::safetensors::load_buffer(&bytes, device).map_err(model_err(&what))?;
+        let tensors =
+            candle_core::safetensors::load_buffer(&bytes, device).map_err(model_err(&what))?;
         drop(bytes);
         check_tensors(&tensors, config).map_err(|m| Error::Model(format!("{what}: {m}")))?;
         let vb = VarBuilder::from_tensors(tensors, dtype, device);
@@ -98,7 +99,10 @@ impl ClipNet {
         }
         let ids = Tensor::from_vec(flat, (rows.len(), len), &self.device).map_err(&err)?;
         // The mask is causal: padding after a row's end token never reaches its pooled state.
-        let hidden = self.text.forward_with_mask(&ids, usize::MAX).map_err(&err)?;
+        let hidden = self
+            .text
+            .forward_with_mask(&ids, usize::MAX)
+            .map_err(&err)?;
         let idx = Tensor::from_vec(pool_at, rows.len(), &self.device).map_err(&err)?;
         let pooled = (0..rows.len())
             .map(|b| hidden.i(b)?.index_select(&idx.i(b..b + 1)?, 0))
@@ -156,7 +160,10 @@ fn expected_tensors(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
             "text_model.embeddings.position_embedding.weight".into(),
             vec![t.max_position_embeddings, t.embed_dim],
         ),
-        ("vision_model.embeddings.class_embedding".into(), vec![v.embed_dim]),
+        (
+            "vision_model.embeddings.class_embedding".into(),
+            vec![v.embed_dim],
+        ),
         (
             "vision_model.embeddings.patch_embedding.weight".into(),
             vec![v.embed_dim, v.num_channels, v.patch_size, v.patch_size],
@@ -182,8 +189,18 @@ fn expected_tensors(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     norm(&mut out, "vision_model.pre_layrnorm".into(), v.embed_dim);
     norm(&mut out, "vision_model.post_layernorm".into(), v.embed_dim);
     for (tower, d, inter, layers) in [
-        ("text_model", t.embed_dim, t.intermediate_size, t.num_hidden_layers),
-        ("vision_model", v.embed_dim, v.intermediate_size, v.num_hidden_layers),
+        (
+            "text_model",
+            t.embed_dim,
+            t.intermediate_size,
+            t.num_hidden_layers,
+        ),
+        (
+            "vision_model",
+            v.embed_dim,
+            v.intermediate_size,
+            v.num_hidden_layers,
+        ),
     ] {
         for l in 0..layers {
             let p = format!("{tower}.encoder.layers.{l}");
@@ -261,7 +278,11 @@ mod tests {
             "visual_projection.weight".into(),
             Tensor::zeros((4, 5), DType::F32, &Device::Cpu).unwrap(),
         );
-        assert!(check_tensors(&ts, &config).unwrap_err().contains("visual_projection"));
+        assert!(
+            check_tensors(&ts, &config)
+                .unwrap_err()
+                .contains("visual_projection")
+        );
         ts.remove("vision_model.embeddings.class_embedding");
         ts.insert(
             "visual_projection.weight".into(),

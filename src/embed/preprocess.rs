@@ -14,9 +14,9 @@ use super::resample::resize_bicubic;
 use crate::{Error, ImageSource, Result};
 
 /// CLIP's normalisation mean (OpenAI), used when the model has no `preprocessor_config.json`.
-pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
+pub const CLIP_MEAN: [f64; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// CLIP's normalisation std (OpenAI).
-pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+pub const CLIP_STD: [f64; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 /// Default pixel limit: PIL's `Image.MAX_IMAGE_PIXELS` (decompression-bomb guard).
 pub const DEFAULT_MAX_PIXELS: u64 = 89_478_485;
 
@@ -30,9 +30,9 @@ pub struct Preprocess {
     /// Multiplier from 0-255 to the unit range (default 1/255).
     pub rescale: f64,
     /// Per-channel mean (default [`CLIP_MEAN`]).
-    pub mean: [f32; 3],
+    pub mean: [f64; 3],
     /// Per-channel std (default [`CLIP_STD`]).
-    pub std: [f32; 3],
+    pub std: [f64; 3],
     /// Images with more pixels are refused before decoding (default [`DEFAULT_MAX_PIXELS`]).
     pub max_pixels: u64,
 }
@@ -68,7 +68,9 @@ impl Preprocess {
                 _ => size.get("shortest_edge").and_then(Json::as_u64),
             }
             .and_then(|n| u32::try_from(n).ok())
-            .ok_or_else(|| bad("size must give shortest_edge (other resize modes are not CLIP's)"))?;
+            .ok_or_else(|| {
+                bad("size must give shortest_edge (other resize modes are not CLIP's)")
+            })?;
         }
         if let Some(c) = j.get("crop_size") {
             p.crop = match c {
@@ -83,11 +85,14 @@ impl Preprocess {
         }
         for (key, dst) in [("image_mean", &mut p.mean), ("image_std", &mut p.std)] {
             if let Some(v) = j.get(key) {
-                let arr: Vec<f64> = v.as_array().map(|a| a.iter().filter_map(num).collect()).unwrap_or_default();
+                let arr: Vec<f64> = v
+                    .as_array()
+                    .map(|a| a.iter().filter_map(num).collect())
+                    .unwrap_or_default();
                 if arr.len() != 3 {
                     return Err(bad(&format!("{key} must be 3 numbers")));
                 }
-                *dst = [arr[0] as f32, arr[1] as f32, arr[2] as f32];
+                *dst = [arr[0], arr[1], arr[2]];
             }
         }
         if let Some(r) = j.get("rescale_factor").and_then(num) {
@@ -98,7 +103,13 @@ impl Preprocess {
         {
             return Err(bad("resample must be 3 (bicubic), as CLIP's"));
         }
-        for flag in ["do_resize", "do_center_crop", "do_rescale", "do_normalize", "do_convert_rgb"] {
+        for flag in [
+            "do_resize",
+            "do_center_crop",
+            "do_rescale",
+            "do_normalize",
+            "do_convert_rgb",
+        ] {
             if j.get(flag).and_then(Json::as_bool) == Some(false) {
                 return Err(bad(&format!("{flag}=false is not supported")));
             }
@@ -139,9 +150,13 @@ impl Preprocess {
             .with_guessed_format()
             .map_err(|e| err(format!("cannot read: {e}")))?;
         if reader.format().is_none() {
-            return Err(err("not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF)".into()));
+            return Err(err(
+                "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF)".into(),
+            ));
         }
-        let decoder = reader.into_decoder().map_err(|e| err(format!("cannot decode: {e}")))?;
+        let decoder = reader
+            .into_decoder()
+            .map_err(|e| err(format!("cannot decode: {e}")))?;
         let (w, h) = decoder.dimensions();
         if u64::from(w) * u64::from(h) > self.max_pixels {
             return Err(err(format!(
@@ -152,7 +167,8 @@ impl Preprocess {
         if w == 0 || h == 0 {
             return Err(err("empty image".into()));
         }
-        let img = DynamicImage::from_decoder(decoder).map_err(|e| err(format!("cannot decode: {e}")))?;
+        let img =
+            DynamicImage::from_decoder(decoder).map_err(|e| err(format!("cannot decode: {e}")))?;
         Ok(to_rgb_like_pil(img))
     }
 
@@ -163,7 +179,13 @@ impl Preprocess {
         let resized = if (nw, nh) == (w, h) {
             rgb.as_raw().clone()
         } else {
-            resize_bicubic(rgb.as_raw(), w as usize, h as usize, nw as usize, nh as usize)
+            resize_bicubic(
+                rgb.as_raw(),
+                w as usize,
+                h as usize,
+                nw as usize,
+                nh as usize,
+            )
         };
         let (ch, cw) = (self.crop.0 as i64, self.crop.1 as i64);
         // transformers' center_crop: offset floor((n - crop) / 2), zero padding when smaller.
@@ -182,7 +204,7 @@ impl Preprocess {
                         0
                     };
                     let scaled = f64::from(v) * self.rescale;
-                    let norm = (scaled - f64::from(self.mean[c])) / f64::from(self.std[c]);
+                    let norm = (scaled - self.mean[c]) / self.std[c];
                     out[c * plane + (y * cw + x) as usize] = norm as f32;
                 }
             }
@@ -196,7 +218,11 @@ impl Preprocess {
 pub fn resize_target(w: u32, h: u32, size: u32) -> (u32, u32) {
     let (short, long) = if w <= h { (w, h) } else { (h, w) };
     let new_long = ((f64::from(size) * f64::from(long)) / f64::from(short)).floor() as u32;
-    if w <= h { (size, new_long.max(1)) } else { (new_long.max(1), size) }
+    if w <= h {
+        (size, new_long.max(1))
+    } else {
+        (new_long.max(1), size)
+    }
 }
 
 /// RGB the way transformers' `convert_to_rgb` makes it (5.x): an image with alpha is composited
@@ -205,7 +231,11 @@ pub fn resize_target(w: u32, h: u32, size: u32) -> (u32, u32) {
 /// `I;16` -> RGB).
 fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
     let high_byte = |img: &DynamicImage| -> Vec<u8> {
-        img.to_rgba16().as_raw().iter().map(|&v| (v >> 8) as u8).collect()
+        img.to_rgba16()
+            .as_raw()
+            .iter()
+            .map(|&v| (v >> 8) as u8)
+            .collect()
     };
     let (w, h) = (img.width(), img.height());
     if img.color().has_alpha() {
@@ -219,7 +249,11 @@ fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
     match img {
         DynamicImage::ImageRgb8(i) => i,
         DynamicImage::ImageLuma16(i) => {
-            let raw: Vec<u8> = i.as_raw().iter().flat_map(|&v| [v.min(255) as u8; 3]).collect();
+            let raw: Vec<u8> = i
+                .as_raw()
+                .iter()
+                .flat_map(|&v| [v.min(255) as u8; 3])
+                .collect();
             RgbImage::from_raw(w, h, raw).expect("sized from the source")
         }
         DynamicImage::ImageRgb16(_) => {
@@ -266,7 +300,9 @@ mod tests {
     #[test]
     fn bad_bytes_and_bombs_are_per_image_errors() {
         let p = Preprocess::clip_defaults(32);
-        let e = p.run(&ImageSource::Bytes(b"not an image".to_vec())).unwrap_err();
+        let e = p
+            .run(&ImageSource::Bytes(b"not an image".to_vec()))
+            .unwrap_err();
         assert!(e.to_string().contains("<blob 12 bytes>"), "{e}");
         let mut png = Vec::new();
         RgbImage::new(40, 30)
@@ -274,22 +310,49 @@ mod tests {
             .unwrap();
         let truncated = ImageSource::Bytes(png[..png.len() / 2].to_vec());
         assert!(p.run(&truncated).is_err());
-        let small = Preprocess { max_pixels: 1000, ..p.clone() };
+        let small = Preprocess {
+            max_pixels: 1000,
+            ..p.clone()
+        };
         let e = small.run(&ImageSource::Bytes(png.clone())).unwrap_err();
         assert!(e.to_string().contains("decompression bomb"), "{e}");
         assert_eq!(p.run(&ImageSource::Bytes(png)).unwrap().len(), 3 * 32 * 32);
-        let e = p.run(&ImageSource::Path("/nonexistent/x.jpg".into())).unwrap_err();
+        let e = p
+            .run(&ImageSource::Path("/nonexistent/x.jpg".into()))
+            .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/x.jpg"), "{e}");
     }
 
     #[test]
+    fn every_supported_format_decodes() {
+        use image::ImageFormat as F;
+        let p = Preprocess::clip_defaults(16);
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(21, 13, |x, y| {
+            image::Rgb([(x * 12) as u8, (y * 19) as u8, 99])
+        }));
+        for f in [F::Png, F::Jpeg, F::WebP, F::Gif, F::Bmp, F::Tiff] {
+            let mut bytes = Vec::new();
+            img.write_to(&mut Cursor::new(&mut bytes), f).unwrap();
+            let rgb = p
+                .decode_bytes("x", &bytes)
+                .unwrap_or_else(|e| panic!("{f:?}: {e}"));
+            assert_eq!(rgb.dimensions(), (21, 13), "{f:?}");
+        }
+    }
+
+    #[test]
     fn alpha_goes_over_white_and_gray16_clips() {
-        let rgba = image::RgbaImage::from_raw(3, 1, vec![10, 20, 30, 0, 10, 20, 30, 255, 0, 100, 200, 128])
-            .unwrap();
+        let rgba = image::RgbaImage::from_raw(
+            3,
+            1,
+            vec![10, 20, 30, 0, 10, 20, 30, 255, 0, 100, 200, 128],
+        )
+        .unwrap();
         let rgb = to_rgb_like_pil(DynamicImage::ImageRgba8(rgba));
         // The last pixel checked against Pillow 13: alpha_composite(white, (0,100,200,128)).
         assert_eq!(rgb.as_raw(), &[255, 255, 255, 10, 20, 30, 127, 177, 227]);
-        let g = image::ImageBuffer::<image::Luma<u16>, _>::from_raw(2, 1, vec![100u16, 300]).unwrap();
+        let g =
+            image::ImageBuffer::<image::Luma<u16>, _>::from_raw(2, 1, vec![100u16, 300]).unwrap();
         let rgb = to_rgb_like_pil(DynamicImage::ImageLuma16(g));
         assert_eq!(rgb.as_raw(), &[100, 100, 100, 255, 255, 255]);
     }

@@ -52,7 +52,11 @@ fn precompute(in_size: usize, out_size: usize) -> Coeffs {
         for x in 0..n {
             let v = if ww != 0.0 { w[x] / ww } else { w[x] };
             let f = v * f64::from(1u32 << PRECISION_BITS);
-            k[xx * ksize + x] = if v < 0.0 { (-0.5 + f) as i32 } else { (0.5 + f) as i32 };
+            k[xx * ksize + x] = if v < 0.0 {
+                (-0.5 + f) as i32
+            } else {
+                (0.5 + f) as i32
+            };
         }
         bounds.push((xmin, n));
     }
@@ -139,7 +143,10 @@ mod tests {
             let c = precompute(i, o);
             for (xx, &(_, n)) in c.bounds.iter().enumerate() {
                 let s: i32 = c.k[xx * c.ksize..xx * c.ksize + n].iter().sum();
-                assert!((s - (1 << PRECISION_BITS)).abs() <= n as i32, "{i}->{o} at {xx}");
+                assert!(
+                    (s - (1 << PRECISION_BITS)).abs() <= n as i32,
+                    "{i}->{o} at {xx}"
+                );
             }
         }
     }

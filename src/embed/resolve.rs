@@ -19,17 +19,23 @@ pub const DEMO_MODEL: &str = "fixtures/models/mmdb-demo-clip";
 
 /// The folder holding the model named by `spec`.
 pub fn resolve_model(spec: &str) -> Result<PathBuf> {
+    resolve_in(spec, &cache_dirs(), offline())
+}
+
+fn resolve_in(spec: &str, caches: &[PathBuf], offline: bool) -> Result<PathBuf> {
     let path = expand_home(spec);
     if path.is_dir() || !looks_like_hub_id(spec) {
         return check_folder(&path, spec);
     }
-    let caches = cache_dirs();
-    for cache in &caches {
+    for cache in caches {
         if let Some(dir) = find_in_cache(cache, spec) {
             return Ok(dir);
         }
     }
-    download_or_explain(spec, &caches)
+    if offline {
+        return Err(not_found(spec, caches, "HF_HUB_OFFLINE is set"));
+    }
+    download_or_explain(spec, caches)
 }
 
 fn looks_like_hub_id(spec: &str) -> bool {
@@ -78,7 +84,11 @@ fn check_folder(dir: &Path, spec: &str) -> Result<PathBuf> {
 
 /// The hub cache folders to search, in order (duplicates removed).
 pub fn cache_dirs() -> Vec<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let mut dirs = Vec::new();
     if let Some(d) = env("HF_HUB_CACHE") {
         dirs.push(d);
@@ -120,24 +130,33 @@ fn offline() -> bool {
 fn not_found(id: &str, caches: &[PathBuf], why: &str) -> Error {
     let looked: Vec<String> = caches
         .iter()
-        .map(|c| c.join(format!("models--{}", id.replace('/', "--"))).display().to_string())
+        .map(|c| {
+            c.join(format!("models--{}", id.replace('/', "--")))
+                .display()
+                .to_string()
+        })
         .collect();
     Error::Model(format!(
         "model {id} is not in the Hugging Face cache (looked in {}) and {why}. Point the table's \
          model option at a local folder holding {} (e.g. `model = '/path/to/clip'`), or use the \
          bundled demo model `{DEMO_MODEL}`",
-        if looked.is_empty() { "no cache folder: HOME, HF_HOME and HF_HUB_CACHE unset".into() } else { looked.join(", ") },
+        if looked.is_empty() {
+            "no cache folder: HOME, HF_HOME and HF_HUB_CACHE unset".into()
+        } else {
+            looked.join(", ")
+        },
         REQUIRED_FILES.join(", ")
     ))
 }
 
 #[cfg(feature = "download")]
 fn download_or_explain(id: &str, caches: &[PathBuf]) -> Result<PathBuf> {
-    if offline() {
-        return Err(not_found(id, caches, "HF_HUB_OFFLINE is set"));
-    }
     let Some(cache) = caches.first() else {
-        return Err(not_found(id, caches, "there is no cache folder to download into"));
+        return Err(not_found(
+            id,
+            caches,
+            "there is no cache folder to download into",
+        ));
     };
     let api = hf_hub::api::sync::ApiBuilder::new()
         .with_cache_dir(cache.clone())
@@ -161,12 +180,11 @@ fn download_or_explain(id: &str, caches: &[PathBuf]) -> Result<PathBuf> {
 
 #[cfg(not(feature = "download"))]
 fn download_or_explain(id: &str, caches: &[PathBuf]) -> Result<PathBuf> {
-    let why = if offline() {
-        "HF_HUB_OFFLINE is set"
-    } else {
-        "mmdb was built without the `download` feature"
-    };
-    Err(not_found(id, caches, why))
+    Err(not_found(
+        id,
+        caches,
+        "mmdb was built without the `download` feature",
+    ))
 }
 
 #[cfg(test)]
@@ -195,9 +213,15 @@ mod tests {
         }
         std::fs::create_dir_all(repo.join("refs")).unwrap();
         std::fs::write(repo.join("refs/main"), "aaa\n").unwrap();
-        assert_eq!(find_in_cache(tmp.path(), "org/m").unwrap(), repo.join("snapshots/aaa"));
+        assert_eq!(
+            find_in_cache(tmp.path(), "org/m").unwrap(),
+            repo.join("snapshots/aaa")
+        );
         std::fs::remove_file(repo.join("snapshots/aaa/tokenizer.json")).unwrap();
-        assert_eq!(find_in_cache(tmp.path(), "org/m").unwrap(), repo.join("snapshots/bbb"));
+        assert_eq!(
+            find_in_cache(tmp.path(), "org/m").unwrap(),
+            repo.join("snapshots/bbb")
+        );
         assert!(find_in_cache(tmp.path(), "org/other").is_none());
     }
 
@@ -206,8 +230,27 @@ mod tests {
         let e = resolve_model("/nonexistent/clip").unwrap_err().to_string();
         assert!(e.contains("/nonexistent/clip"), "{e}");
         let tmp = tempfile::tempdir().unwrap();
-        let e = resolve_model(tmp.path().to_str().unwrap()).unwrap_err().to_string();
+        let e = resolve_model(tmp.path().to_str().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lacks config.json"), "{e}");
+    }
+
+    #[test]
+    fn offline_and_not_cached_is_a_clear_error_and_cached_resolves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let caches = [tmp.path().to_path_buf()];
+        let e = resolve_in("org/m", &caches, true).unwrap_err().to_string();
+        assert!(
+            e.contains("models--org--m") && e.contains("HF_HUB_OFFLINE"),
+            "{e}"
+        );
+        let snap = tmp.path().join("models--org--m/snapshots/r1");
+        std::fs::create_dir_all(&snap).unwrap();
+        for f in REQUIRED_FILES {
+            std::fs::write(snap.join(f), "{}").unwrap();
+        }
+        assert_eq!(resolve_in("org/m", &caches, true).unwrap(), snap);
     }
 
     #[test]

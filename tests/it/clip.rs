@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use candle_core::{DType, Device};
-use mmdb::embed::{ClipEmbedder, EmbedPool, Embedder, Lane, ModelRegistry, PoolOptions, l2_normalize};
 use mmdb::ImageSource;
+use mmdb::embed::{
+    ClipEmbedder, EmbedPool, Embedder, Lane, ModelRegistry, PoolOptions, l2_normalize,
+};
 use serde_json::Value;
 
 const TOL: f32 = 1e-4;
@@ -20,12 +22,19 @@ fn golden() -> Value {
 }
 
 fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect()
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn load() -> ClipEmbedder {
@@ -38,8 +47,17 @@ fn golden_texts(g: &Value) -> Vec<(String, Vec<u32>, Vec<f32>)> {
         .unwrap()
         .iter()
         .map(|t| {
-            let ids = t["ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect();
-            (t["text"].as_str().unwrap().to_string(), ids, floats(&t["features"]))
+            let ids = t["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i.as_u64().unwrap() as u32)
+                .collect();
+            (
+                t["text"].as_str().unwrap().to_string(),
+                ids,
+                floats(&t["features"]),
+            )
         })
         .collect()
 }
@@ -49,7 +67,12 @@ fn golden_images(g: &Value) -> Vec<(PathBuf, Vec<f32>)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (fixture().join("images").join(i["file"].as_str().unwrap()), floats(&i["features"])))
+        .map(|i| {
+            (
+                fixture().join("images").join(i["file"].as_str().unwrap()),
+                floats(&i["features"]),
+            )
+        })
         .collect()
 }
 
@@ -65,17 +88,27 @@ fn tokenizer_matches_transformers_including_truncation() {
 fn preprocessing_matches_clip_image_processor_pil() {
     let m = load();
     let raw = std::fs::read(fixture().join("pixels.f32")).unwrap();
-    let all: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let all: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let images = golden_images(&golden());
     let plane = all.len() / images.len();
     let mut failed = Vec::new();
     for (i, (path, _)) in images.iter().enumerate() {
-        let px = m.preprocess().run(&ImageSource::Path(path.display().to_string())).unwrap();
+        let px = m
+            .preprocess()
+            .run(&ImageSource::Path(path.display().to_string()))
+            .unwrap();
         let d = max_diff(&px, &all[i * plane..(i + 1) * plane]);
         eprintln!("pixels {}: max abs diff {d:e}", path.display());
         // PNG is bit-exact up to f32 rounding. JPEG decoders differ (zune-jpeg vs PIL's
         // libjpeg-turbo: IDCT and colour conversion) by up to 3 levels, 3/255/0.261 = 0.044 here.
-        let tol = if path.extension().unwrap() == "png" { 1e-5 } else { 0.05 };
+        let tol = if path.extension().unwrap() == "png" {
+            1e-5
+        } else {
+            0.05
+        };
         if d > tol {
             failed.push(format!("{}: {d}", path.display()));
         }
@@ -93,7 +126,10 @@ fn text_features_match_transformers_alone_and_padded() {
     for ((text, ids, want), got) in texts.iter().zip(&batched) {
         let alone = &m.text_features(std::slice::from_ref(ids)).unwrap()[0];
         worst = worst.max(max_diff(got, want)).max(max_diff(alone, want));
-        assert!(max_diff(got, want) <= TOL && max_diff(alone, want) <= TOL, "{text:?}");
+        assert!(
+            max_diff(got, want) <= TOL && max_diff(alone, want) <= TOL,
+            "{text:?}"
+        );
     }
     eprintln!("text features max abs diff {worst:e}");
 }
@@ -102,8 +138,10 @@ fn text_features_match_transformers_alone_and_padded() {
 fn image_embeddings_match_transformers() {
     let m = load();
     let images = golden_images(&golden());
-    let sources: Vec<ImageSource> =
-        images.iter().map(|(p, _)| ImageSource::Path(p.display().to_string())).collect();
+    let sources: Vec<ImageSource> = images
+        .iter()
+        .map(|(p, _)| ImageSource::Path(p.display().to_string()))
+        .collect();
     let got = m.embed_images(&sources);
     let (mut png, mut jpeg) = (0f32, 0f32);
     for ((path, want), got) in images.iter().zip(got) {
@@ -137,17 +175,30 @@ fn text_embeddings_are_normalised_and_match() {
         assert!(max_diff(&got, &want) <= TOL);
     }
     assert_eq!(m.dim(), 48);
-    assert!(m.identity().starts_with("clip-tiny dim=48 sha256="), "{}", m.identity());
+    assert!(
+        m.identity().starts_with("clip-tiny dim=48 sha256="),
+        "{}",
+        m.identity()
+    );
 }
 
 #[test]
 fn pool_keeps_order_isolates_bad_rows_and_caches() {
     let m = load();
-    let opts = PoolOptions { max_batch: 3, preprocess_threads: 2, ..PoolOptions::default() };
+    // Two single-threaded bulk workers: batches run side by side, results still in order.
+    let opts = PoolOptions {
+        max_batch: 3,
+        preprocess_threads: 2,
+        bulk_workers_per_device: 2,
+        bulk_worker_threads: 1,
+        ..PoolOptions::default()
+    };
     let pool = EmbedPool::from_replicas(vec![m.clone()], opts).unwrap();
     let images = golden_images(&golden());
-    let mut sources: Vec<ImageSource> =
-        images.iter().map(|(p, _)| ImageSource::Path(p.display().to_string())).collect();
+    let mut sources: Vec<ImageSource> = images
+        .iter()
+        .map(|(p, _)| ImageSource::Path(p.display().to_string()))
+        .collect();
     sources.insert(2, ImageSource::Bytes(b"garbage".to_vec()));
     sources.push(ImageSource::Path("/nonexistent/missing.png".into()));
     let direct = m.embed_images(&sources);
@@ -181,19 +232,27 @@ fn cli_prints_json_lines_and_registry_loads_folders() {
     mmdb::embed::run_embed(
         fixture().to_str().unwrap(),
         &["a photo of a cat".to_string()],
-        &[img.clone()],
+        std::slice::from_ref(&img),
         &mut out,
     )
     .unwrap();
-    let lines: Vec<Value> =
-        String::from_utf8(out).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<Value> = String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[0]["kind"], "text");
     assert_eq!(lines[1]["kind"], "image");
     assert_eq!(lines[1]["embedding"].as_array().unwrap().len(), 48);
 
     let mut out = Vec::new();
-    let err = mmdb::embed::run_embed(fixture().to_str().unwrap(), &[], &[PathBuf::from("/nope.png")], &mut out);
+    let err = mmdb::embed::run_embed(
+        fixture().to_str().unwrap(),
+        &[],
+        &[PathBuf::from("/nope.png")],
+        &mut out,
+    );
     assert!(err.is_err());
     assert!(String::from_utf8(out).unwrap().contains("\"error\""));
 
@@ -217,26 +276,39 @@ fn full_size_parity_report() {
         return;
     };
     let m = ClipEmbedder::load_dir(&dir, "vit-b-32", &Device::Cpu, DType::F32).unwrap();
-    let g: Value = serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
+    let g: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
     let mut worst_text = 0f32;
     for t in g["texts"].as_array().unwrap() {
         let ids = m.tokenizer().encode(t["text"].as_str().unwrap()).unwrap();
-        let want_ids: Vec<u32> =
-            t["ids"].as_array().unwrap().iter().map(|i| i.as_u64().unwrap() as u32).collect();
+        let want_ids: Vec<u32> = t["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i.as_u64().unwrap() as u32)
+            .collect();
         assert_eq!(ids, want_ids);
         let got = &m.text_features(&[ids]).unwrap()[0];
         worst_text = worst_text.max(max_diff(got, &floats(&t["features"])));
     }
     let raw = std::fs::read(dir.join("pixels.f32")).unwrap();
-    let all: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let all: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
     let imgs = g["images"].as_array().unwrap();
     let plane = all.len() / imgs.len();
     for (i, im) in imgs.iter().enumerate() {
         let path = dir.join("images").join(im["file"].as_str().unwrap());
-        let px = m.preprocess().run(&ImageSource::Path(path.display().to_string())).unwrap();
+        let px = m
+            .preprocess()
+            .run(&ImageSource::Path(path.display().to_string()))
+            .unwrap();
         let want = floats(&im["features"]);
-        let from_golden_pixels = &m.image_features(&[all[i * plane..(i + 1) * plane].to_vec()]).unwrap()[0];
-        let ours = &m.image_features(&[px.clone()]).unwrap()[0];
+        let from_golden_pixels = &m
+            .image_features(&[all[i * plane..(i + 1) * plane].to_vec()])
+            .unwrap()[0];
+        let ours = &m.image_features(std::slice::from_ref(&px)).unwrap()[0];
         let (mut a, mut b) = (ours.clone(), want.clone());
         l2_normalize(&mut a);
         l2_normalize(&mut b);
