@@ -6,7 +6,8 @@
 //! `python3 benches/clip_torch.py DIR --threads N`.
 //!
 //! Measures: image encoding at batch 1/8/32 (preprocessed pixels, model only), text encoding at
-//! batch 1, and the end-to-end pool path (decode + preprocess + encode of image files) at batch 32.
+//! batch 1, and the end-to-end pool path (decode + preprocess + encode of 32 image blobs), with one
+//! bulk worker on all cores and with one single-threaded worker per core.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -64,30 +65,37 @@ fn bench(c: &mut Criterion) {
         b.iter(|| m.encode_ids(std::slice::from_ref(&ids)).unwrap())
     });
 
-    // End to end: 32 distinct image blobs (cache defeated by a changing trailer) through the pool.
-    let pool = EmbedPool::from_replicas(
-        vec![m.clone()],
-        PoolOptions {
-            cache_entries: 0,
-            ..PoolOptions::default()
-        },
-    )
-    .unwrap();
-    let blobs: Vec<Vec<u8>> = images.iter().map(|p| std::fs::read(p).unwrap()).collect();
-    let sources: Vec<ImageSource> = blobs
+    // End to end through the pool (decode + preprocess + encode), cache off: the default (one
+    // bulk worker using every core) and data parallel (one single-threaded worker per core).
+    let blobs: Vec<ImageSource> = images
         .iter()
         .cycle()
         .take(32)
-        .map(|b| ImageSource::Bytes(b.clone()))
+        .map(|p| ImageSource::Bytes(std::fs::read(p).unwrap()))
         .collect();
-    g.throughput(Throughput::Elements(32));
-    g.measurement_time(Duration::from_secs(15));
-    g.bench_function("pool_image_files_batch32", |b| {
-        b.iter(|| {
-            let r = pool.embed_images_in(Lane::Bulk, &sources);
-            assert!(r.iter().all(|r| r.is_ok()));
-        })
-    });
+    let data_parallel = PoolOptions {
+        bulk_workers_per_device: threads,
+        bulk_worker_threads: 1,
+        ..PoolOptions::default()
+    };
+    for (name, opts) in [
+        ("default", PoolOptions::default()),
+        ("data_parallel", data_parallel),
+    ] {
+        let opts = PoolOptions {
+            cache_entries: 0,
+            ..opts
+        };
+        let pool = EmbedPool::from_replicas(vec![m.clone()], opts).unwrap();
+        g.throughput(Throughput::Elements(32));
+        g.measurement_time(Duration::from_secs(15));
+        g.bench_function(format!("pool_{name}_image_blobs32"), |b| {
+            b.iter(|| {
+                let r = pool.embed_images_in(Lane::Bulk, &blobs);
+                assert!(r.iter().all(|r| r.is_ok()));
+            })
+        });
+    }
     g.finish();
 }
 

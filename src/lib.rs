@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 
 mod catalog;
+pub mod coco;
 mod db;
 pub mod embed;
 mod error;

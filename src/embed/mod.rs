@@ -1,8 +1,21 @@
-//! Embeddings: the [`Embedder`] trait, the model registry, and (in submodules) CLIP with candle.
+//! Embeddings: the [`Embedder`] trait, the model registry, and CLIP with candle.
 //!
 //! The SQL layer and the bulk loaders ask the [`ModelRegistry`] of a database for the embedder of a
 //! table's model, then call it before rows reach the storage engine (so the WAL holds the vectors
 //! and recovery never recomputes them).
+//!
+//! The CLIP path, following the data:
+//! - `resolve.rs`: model spec (folder or hub id) -> a Hugging Face layout folder (cache, download).
+//! - `config.rs`: `config.json` -> candle's `ClipConfig`, refusing what candle would run wrong.
+//! - `model.rs`: `model.safetensors` -> both towers, every tensor checked; pooling as transformers.
+//! - `tokenize.rs` / `preprocess.rs` + `resample.rs`: text -> ids, image bytes -> pixels, exactly as
+//!   transformers' CLIP tokenizer and `CLIPImageProcessorPil` (Pillow's bicubic ported bit for bit).
+//! - `clip.rs`: [`ClipEmbedder`], one model on one device, L2-normalised outputs, model identity.
+//! - `pool.rs`: [`EmbedPool`], replicas per device, dynamic batching, query lane, content cache.
+//! - `cli.rs`: [`run_embed`], `mmdb embed` as JSON lines.
+//!
+//! Devices: `cpu`, or `cuda:N` with the `cuda` cargo feature (f16 by default, see [`PoolOptions`]).
+//! Building that feature needs the CUDA toolkit (`nvcc`) for candle's kernels.
 
 use std::collections::HashMap;
 use std::sync::Arc;

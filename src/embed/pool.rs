@@ -54,6 +54,12 @@ pub struct PoolOptions {
     pub cache_entries: usize,
     /// Compute in f16 on GPUs (CPUs always use f32). Default true.
     pub half_on_gpu: bool,
+    /// Bulk workers per device, each running whole batches (data parallel). Default 1.
+    pub bulk_workers_per_device: usize,
+    /// Threads of each bulk worker's own compute pool; 0 uses the global rayon pool. Default 0.
+    /// On CPUs, `bulk_workers_per_device = cores` with `1` here scales bulk throughput with the
+    /// cores: candle parallelises only its matmuls, its element-wise ops run on one thread.
+    pub bulk_worker_threads: usize,
 }
 
 impl Default for PoolOptions {
@@ -66,6 +72,8 @@ impl Default for PoolOptions {
             preprocess_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             cache_entries: 10_000,
             half_on_gpu: true,
+            bulk_workers_per_device: 1,
+            bulk_worker_threads: 0,
         }
     }
 }
@@ -144,6 +152,7 @@ pub struct EmbedPool {
     workers: Vec<JoinHandle<()>>,
     cache: Arc<Mutex<Cache>>,
     preprocess_pool: rayon::ThreadPool,
+    max_batch: usize,
 }
 
 impl std::fmt::Debug for EmbedPool {
@@ -195,12 +204,26 @@ impl EmbedPool {
         }));
         let mut workers = Vec::new();
         for (i, r) in replicas.into_iter().enumerate() {
-            for (lane, rx) in [("bulk", &bulk_rx), ("query", &query_rx)] {
+            let bulk = (0..opts.bulk_workers_per_device.max(1))
+                .map(|_| ("bulk", &bulk_rx, opts.bulk_worker_threads));
+            for (w, (lane, rx, threads)) in bulk.chain([("query", &query_rx, 0)]).enumerate() {
+                let compute = match threads {
+                    0 => None,
+                    n => Some(
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads(n)
+                            .thread_name(move |t| format!("mmdb-embed-{i}-{w}-{t}"))
+                            .build()
+                            .map_err(|e| {
+                                Error::Model(format!("cannot start embedding threads: {e}"))
+                            })?,
+                    ),
+                };
                 let (model, rx, cache) = (r.clone(), rx.clone(), cache.clone());
                 let (max_batch, max_wait) = (opts.max_batch.max(1), opts.max_wait);
                 let h = std::thread::Builder::new()
-                    .name(format!("mmdb-embed-{lane}-{i}"))
-                    .spawn(move || worker(model, rx, cache, max_batch, max_wait))
+                    .name(format!("mmdb-embed-{lane}-{i}-{w}"))
+                    .spawn(move || worker(model, rx, cache, max_batch, max_wait, compute))
                     .map_err(|e| Error::Model(format!("cannot start embedding worker: {e}")))?;
                 workers.push(h);
             }
@@ -216,6 +239,7 @@ impl EmbedPool {
             workers,
             cache,
             preprocess_pool,
+            max_batch: opts.max_batch.max(1),
         })
     }
 
@@ -247,42 +271,64 @@ impl EmbedPool {
     pub fn embed_images_in(&self, lane: Lane, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
         use rayon::prelude::*;
         let (reply, results) = unbounded();
-        let pre = self.front.preprocess();
-        self.preprocess_pool.install(|| {
-            images.par_iter().enumerate().for_each(|(row, src)| {
-                let bytes =
-                    match src {
-                        ImageSource::Bytes(b) => Ok(std::borrow::Cow::Borrowed(&b[..])),
-                        ImageSource::Path(p) => std::fs::read(p)
-                            .map(std::borrow::Cow::Owned)
-                            .map_err(|e| Error::Image {
-                                source_name: p.clone(),
-                                detail: format!("cannot read: {e}"),
-                            }),
-                    };
-                let (key, job) = match bytes {
-                    Err(e) => ([0; 32], Err(e)),
-                    Ok(b) => {
-                        let key = hash(b"i", &b);
-                        if let Some(v) = self.cache.lock().get(&key) {
-                            let _ = reply.send((row, Ok(v)));
-                            return;
-                        }
-                        let name = match src {
-                            ImageSource::Path(p) => p.clone(),
-                            ImageSource::Bytes(b) => format!("<blob {} bytes>", b.len()),
-                        };
-                        let r = pre
-                            .decode_bytes(&name, &b)
-                            .map(|rgb| Input::Image(pre.pixels(&rgb)));
-                        (key, r)
-                    }
-                };
-                self.submit(lane, row, job, key, &reply);
-            })
-        });
+        // One batch at a time: a chunk is preprocessed in parallel and queued at once, so workers
+        // see full batches, and the next chunk is preprocessed while the workers encode this one.
+        for (c, chunk) in images.chunks(self.max_batch).enumerate() {
+            let first = c * self.max_batch;
+            let prepared: Vec<Option<([u8; 32], Result<Input>)>> =
+                self.preprocess_pool.install(|| {
+                    chunk
+                        .par_iter()
+                        .enumerate()
+                        .map(|(i, src)| self.prepare(first + i, src, &reply))
+                        .collect()
+                });
+            for (i, p) in prepared.into_iter().enumerate() {
+                if let Some((key, job)) = p {
+                    self.submit(lane, first + i, job, key, &reply);
+                }
+            }
+        }
         drop(reply);
         collect(images.len(), results)
+    }
+
+    /// Reads, hashes and preprocesses one image; `None` when the cache answered it.
+    fn prepare(
+        &self,
+        row: usize,
+        src: &ImageSource,
+        reply: &Sender<(usize, Result<Vec<f32>>)>,
+    ) -> Option<([u8; 32], Result<Input>)> {
+        let (name, bytes) = match src {
+            ImageSource::Bytes(b) => (
+                format!("<blob {} bytes>", b.len()),
+                std::borrow::Cow::Borrowed(&b[..]),
+            ),
+            ImageSource::Path(p) => match std::fs::read(p) {
+                Ok(b) => (p.clone(), std::borrow::Cow::Owned(b)),
+                Err(e) => {
+                    let detail = format!("cannot read: {e}");
+                    return Some((
+                        [0; 32],
+                        Err(Error::Image {
+                            source_name: p.clone(),
+                            detail,
+                        }),
+                    ));
+                }
+            },
+        };
+        let key = hash(b"i", &bytes);
+        if let Some(v) = self.cache.lock().get(&key) {
+            let _ = reply.send((row, Ok(v)));
+            return None;
+        }
+        let pre = self.front.preprocess();
+        let job = pre
+            .decode_bytes(&name, &bytes)
+            .map(|rgb| Input::Image(pre.pixels(&rgb)));
+        Some((key, job))
     }
 
     fn submit(
@@ -340,6 +386,7 @@ fn worker(
     cache: Arc<Mutex<Cache>>,
     max_batch: usize,
     max_wait: Duration,
+    compute: Option<rayon::ThreadPool>,
 ) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -353,8 +400,15 @@ fn worker(
         let (texts, images): (Vec<Job>, Vec<Job>) = batch
             .into_iter()
             .partition(|j| matches!(j.input, Input::Text(_)));
-        run_batch(&model, texts, &cache);
-        run_batch(&model, images, &cache);
+        let run = || {
+            run_batch(&model, texts, &cache);
+            run_batch(&model, images, &cache);
+        };
+        // candle's kernels use the rayon pool they are called from.
+        match &compute {
+            Some(pool) => pool.install(run),
+            None => run(),
+        }
     }
 }
 

@@ -324,6 +324,23 @@ mod tests {
     }
 
     #[test]
+    fn every_supported_format_decodes() {
+        use image::ImageFormat as F;
+        let p = Preprocess::clip_defaults(16);
+        let img = DynamicImage::ImageRgb8(RgbImage::from_fn(21, 13, |x, y| {
+            image::Rgb([(x * 12) as u8, (y * 19) as u8, 99])
+        }));
+        for f in [F::Png, F::Jpeg, F::WebP, F::Gif, F::Bmp, F::Tiff] {
+            let mut bytes = Vec::new();
+            img.write_to(&mut Cursor::new(&mut bytes), f).unwrap();
+            let rgb = p
+                .decode_bytes("x", &bytes)
+                .unwrap_or_else(|e| panic!("{f:?}: {e}"));
+            assert_eq!(rgb.dimensions(), (21, 13), "{f:?}");
+        }
+    }
+
+    #[test]
     fn alpha_goes_over_white_and_gray16_clips() {
         let rgba = image::RgbaImage::from_raw(
             3,

@@ -19,17 +19,23 @@ pub const DEMO_MODEL: &str = "fixtures/models/mmdb-demo-clip";
 
 /// The folder holding the model named by `spec`.
 pub fn resolve_model(spec: &str) -> Result<PathBuf> {
+    resolve_in(spec, &cache_dirs(), offline())
+}
+
+fn resolve_in(spec: &str, caches: &[PathBuf], offline: bool) -> Result<PathBuf> {
     let path = expand_home(spec);
     if path.is_dir() || !looks_like_hub_id(spec) {
         return check_folder(&path, spec);
     }
-    let caches = cache_dirs();
-    for cache in &caches {
+    for cache in caches {
         if let Some(dir) = find_in_cache(cache, spec) {
             return Ok(dir);
         }
     }
-    download_or_explain(spec, &caches)
+    if offline {
+        return Err(not_found(spec, caches, "HF_HUB_OFFLINE is set"));
+    }
+    download_or_explain(spec, caches)
 }
 
 fn looks_like_hub_id(spec: &str) -> bool {
@@ -145,9 +151,6 @@ fn not_found(id: &str, caches: &[PathBuf], why: &str) -> Error {
 
 #[cfg(feature = "download")]
 fn download_or_explain(id: &str, caches: &[PathBuf]) -> Result<PathBuf> {
-    if offline() {
-        return Err(not_found(id, caches, "HF_HUB_OFFLINE is set"));
-    }
     let Some(cache) = caches.first() else {
         return Err(not_found(
             id,
@@ -177,12 +180,11 @@ fn download_or_explain(id: &str, caches: &[PathBuf]) -> Result<PathBuf> {
 
 #[cfg(not(feature = "download"))]
 fn download_or_explain(id: &str, caches: &[PathBuf]) -> Result<PathBuf> {
-    let why = if offline() {
-        "HF_HUB_OFFLINE is set"
-    } else {
-        "mmdb was built without the `download` feature"
-    };
-    Err(not_found(id, caches, why))
+    Err(not_found(
+        id,
+        caches,
+        "mmdb was built without the `download` feature",
+    ))
 }
 
 #[cfg(test)]
@@ -232,6 +234,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("lacks config.json"), "{e}");
+    }
+
+    #[test]
+    fn offline_and_not_cached_is_a_clear_error_and_cached_resolves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let caches = [tmp.path().to_path_buf()];
+        let e = resolve_in("org/m", &caches, true).unwrap_err().to_string();
+        assert!(
+            e.contains("models--org--m") && e.contains("HF_HUB_OFFLINE"),
+            "{e}"
+        );
+        let snap = tmp.path().join("models--org--m/snapshots/r1");
+        std::fs::create_dir_all(&snap).unwrap();
+        for f in REQUIRED_FILES {
+            std::fs::write(snap.join(f), "{}").unwrap();
+        }
+        assert_eq!(resolve_in("org/m", &caches, true).unwrap(), snap);
     }
 
     #[test]

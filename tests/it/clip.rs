@@ -185,9 +185,12 @@ fn text_embeddings_are_normalised_and_match() {
 #[test]
 fn pool_keeps_order_isolates_bad_rows_and_caches() {
     let m = load();
+    // Two single-threaded bulk workers: batches run side by side, results still in order.
     let opts = PoolOptions {
         max_batch: 3,
         preprocess_threads: 2,
+        bulk_workers_per_device: 2,
+        bulk_worker_threads: 1,
         ..PoolOptions::default()
     };
     let pool = EmbedPool::from_replicas(vec![m.clone()], opts).unwrap();

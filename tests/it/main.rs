@@ -1,9 +1,11 @@
 //! Integration tests: one binary, one module per area.
 
 mod recall;
+mod bench_recall;
 mod clip;
 mod corruption;
 mod crash;
+mod load_coco;
 mod model_prop;
 mod persistence;
 mod wal_recovery;

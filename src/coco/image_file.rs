@@ -1,0 +1,120 @@
+//! Reading one image file of a data set and sorting out the broken ones before they reach the model.
+//!
+//! The checks are cheap and structural (magic bytes, JPEG end-of-image marker, PNG `IEND` chunk) so a
+//! file is decoded once, by the embedder; anything the embedder still cannot decode is reported by
+//! the loader as [`FailureKind::Undecodable`].
+
+use std::path::Path;
+
+use serde::Serialize;
+
+/// Why an image was skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// The file does not exist.
+    Missing,
+    /// The file exists but cannot be read (permissions, I/O error).
+    Unreadable,
+    /// The bytes are not an image format mmdb knows.
+    NotAnImage,
+    /// A JPEG or PNG whose end is missing.
+    Truncated,
+    /// The embedder could not decode or embed it.
+    Undecodable,
+}
+
+impl FailureKind {
+    /// The name written in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Missing => "missing",
+            FailureKind::Unreadable => "unreadable",
+            FailureKind::NotAnImage => "not_an_image",
+            FailureKind::Truncated => "truncated",
+            FailureKind::Undecodable => "undecodable",
+        }
+    }
+}
+
+/// Reads `path` and checks it looks like a whole image; `Err((kind, detail))` otherwise.
+pub fn read_checked(path: &Path) -> Result<Vec<u8>, (FailureKind, String)> {
+    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => (FailureKind::Missing, "file not found".to_string()),
+        _ => (FailureKind::Unreadable, e.to_string()),
+    })?;
+    check_bytes(&bytes)?;
+    Ok(bytes)
+}
+
+/// The structural checks of [`read_checked`] on bytes already read.
+pub fn check_bytes(bytes: &[u8]) -> Result<(), (FailureKind, String)> {
+    let format = image::guess_format(bytes).map_err(|_| {
+        let head: String = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        (
+            FailureKind::NotAnImage,
+            format!("unknown format ({} bytes, starting {head})", bytes.len()),
+        )
+    })?;
+    // Some writers pad files; padding after the end marker is harmless.
+    let end = bytes
+        .iter()
+        .rposition(|&b| !matches!(b, 0 | b'\n' | b'\r' | b' '))
+        .map_or(0, |i| i + 1);
+    let body = &bytes[..end];
+    match format {
+        image::ImageFormat::Jpeg if !body.ends_with(&[0xff, 0xd9]) => Err((
+            FailureKind::Truncated,
+            format!("JPEG without end-of-image marker ({} bytes)", bytes.len()),
+        )),
+        image::ImageFormat::Png if !body.ends_with(b"IEND\xae\x42\x60\x82") => Err((
+            FailureKind::Truncated,
+            format!("PNG without IEND chunk ({} bytes)", bytes.len()),
+        )),
+        image::ImageFormat::Jpeg
+        | image::ImageFormat::Png
+        | image::ImageFormat::Gif
+        | image::ImageFormat::WebP
+        | image::ImageFormat::Bmp
+        | image::ImageFormat::Tiff => Ok(()),
+        other => Err((
+            FailureKind::NotAnImage,
+            format!("unsupported image format {other:?}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png() -> Vec<u8> {
+        let mut out = std::io::Cursor::new(Vec::new());
+        image::RgbImage::new(3, 2)
+            .write_to(&mut out, image::ImageFormat::Png)
+            .unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn sorts_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.png");
+        assert_eq!(read_checked(&p).unwrap_err().0, FailureKind::Missing);
+        std::fs::write(&p, png()).unwrap();
+        assert!(read_checked(&p).is_ok());
+        let whole = png();
+        std::fs::write(&p, &whole[..whole.len() - 3]).unwrap();
+        assert_eq!(read_checked(&p).unwrap_err().0, FailureKind::Truncated);
+        std::fs::write(&p, b"plain text").unwrap();
+        assert_eq!(read_checked(&p).unwrap_err().0, FailureKind::NotAnImage);
+        // A JPEG with trailing padding after its end marker is whole.
+        assert!(check_bytes(&[0xff, 0xd8, 0xff, 0xe0, 0, 0, 0xff, 0xd9, 0, 0]).is_ok());
+        assert_eq!(
+            check_bytes(&[0xff, 0xd8, 0xff, 0xe0, 1, 2, 3])
+                .unwrap_err()
+                .0,
+            FailureKind::Truncated
+        );
+    }
+}
