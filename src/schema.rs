@@ -163,13 +163,13 @@ impl TableSchema {
                     c.name, self.name
                 )));
             }
-            if let ColumnType::Vector(n) = c.ty {
-                if n == 0 || n > 65_536 {
-                    return Err(Error::InvalidSchema(format!(
-                        "{}.{}: VECTOR dimension must be in 1..=65536, got {n}",
-                        self.name, c.name
-                    )));
-                }
+            if let ColumnType::Vector(n) = c.ty
+                && (n == 0 || n > 65_536)
+            {
+                return Err(Error::InvalidSchema(format!(
+                    "{}.{}: VECTOR dimension must be in 1..=65536, got {n}",
+                    self.name, c.name
+                )));
             }
         }
         self.hnsw.validate()

@@ -85,7 +85,9 @@ impl PartialOrd for Scored {
 }
 impl Ord for Scored {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.score.total_cmp(&other.score).then(other.id.cmp(&self.id))
+        self.score
+            .total_cmp(&other.score)
+            .then(other.id.cmp(&self.id))
     }
 }
 

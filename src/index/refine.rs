@@ -15,7 +15,10 @@ use super::layout::Layer;
 
 /// Re-selects the neighbours of every node of `layer` (global ids; `vectors` are the build vectors).
 pub(super) fn refine_layer(layer: &mut Layer, vectors: VectorsView<'_>, max_degree: usize) {
-    let mode = std::env::var("MMDB_REFINE").ok().and_then(|s| s.parse::<u32>().ok()).unwrap_or(2);
+    let mode = std::env::var("MMDB_REFINE")
+        .ok()
+        .and_then(|s| s.parse::<u32>().ok())
+        .unwrap_or(2);
     if mode == 0 {
         return;
     }

@@ -1,6 +1,5 @@
 //! Integration tests: one binary, one module per area.
 
-mod recall;
 mod bench_recall;
 mod clip;
 mod corruption;
@@ -8,4 +7,5 @@ mod crash;
 mod load_coco;
 mod model_prop;
 mod persistence;
+mod recall;
 mod wal_recovery;

@@ -62,7 +62,10 @@ fn recall(
     let (mut found, mut short) = (0usize, 0usize);
     let nq = queries.len() / v.dim;
     for q in queries.chunks(v.dim) {
-        let truth: Vec<u32> = search_exact(v, Metric::Cosine, q, 10, filter).iter().map(|h| h.0).collect();
+        let truth: Vec<u32> = search_exact(v, Metric::Cosine, q, 10, filter)
+            .iter()
+            .map(|h| h.0)
+            .collect();
         let got = search_graph(graph, v, Metric::Cosine, q, 10, ef, filter);
         short += usize::from(got.len() < 10);
         found += got.iter().filter(|h| truth.contains(&h.0)).count();
@@ -83,7 +86,11 @@ fn recall_at_default_ef_and_with_a_1_percent_filter() {
 
     let t = Instant::now();
     let (r, short) = recall(&graph, v, &queries, params.ef_search, None);
-    eprintln!("recall@10 at ef {}: {r:.4} ({:?})", params.ef_search, t.elapsed());
+    eprintln!(
+        "recall@10 at ef {}: {r:.4} ({:?})",
+        params.ef_search,
+        t.elapsed()
+    );
     assert_eq!(short, 0);
     assert!(r >= 0.95, "recall@10 {r}");
 
@@ -92,8 +99,17 @@ fn recall_at_default_ef_and_with_a_1_percent_filter() {
     let matching = (0..n as u32).filter(|&i| one_percent(i)).count();
     assert!((150..=250).contains(&matching), "{matching} rows match");
     let t = Instant::now();
-    let (r, short) = recall(&graph, v, &queries[..50 * dim], params.ef_search, Some(&one_percent));
+    let (r, short) = recall(
+        &graph,
+        v,
+        &queries[..50 * dim],
+        params.ef_search,
+        Some(&one_percent),
+    );
     eprintln!("filtered 1% recall@10: {r:.4} ({:?})", t.elapsed());
-    assert_eq!(short, 0, "a filtered search returns k rows when k rows match");
+    assert_eq!(
+        short, 0,
+        "a filtered search returns k rows when k rows match"
+    );
     assert!(r >= 0.95, "filtered recall@10 {r}");
 }
