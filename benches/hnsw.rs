@@ -27,7 +27,10 @@ const SPREAD: f32 = 0.6;
 const K: usize = 10;
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 fn gaussian(rng: &mut ChaCha8Rng) -> f32 {
@@ -49,7 +52,7 @@ fn clustered(n: usize, nq: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<f32>)
         normalise(c);
     }
     let noise = SPREAD / (dim as f32).sqrt();
-    let mut draw = |count: usize, rng: &mut ChaCha8Rng| {
+    let draw = |count: usize, rng: &mut ChaCha8Rng| {
         let mut out = vec![0f32; count * dim];
         for v in out.chunks_mut(dim) {
             let c = rng.random_range(0..k);
@@ -69,7 +72,10 @@ fn clustered(n: usize, nq: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<f32>)
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<u64> = after.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .filter_map(|s| s.parse().ok())
+        .collect();
     // Fields 14 and 15 of stat (utime, stime) are 12th and 13th after the ')' ; ticks of 1/100 s.
     let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
     Duration::from_millis(ticks * 10)
@@ -83,12 +89,21 @@ fn timed<R>(f: impl FnOnce() -> R) -> (R, f64, f64) {
 }
 
 fn recall(got: &[Vec<u32>], truth: &[Vec<u32>]) -> f64 {
-    let hit: usize = got.iter().zip(truth).map(|(g, t)| g.iter().filter(|x| t.contains(x)).count()).sum();
+    let hit: usize = got
+        .iter()
+        .zip(truth)
+        .map(|(g, t)| g.iter().filter(|x| t.contains(x)).count())
+        .sum();
     hit as f64 / (truth.len() * K) as f64
 }
 
 /// Runs `search` over all queries on one thread, then on all threads; prints one line.
-fn measure(label: &str, queries: &[&[f32]], truth: &[Vec<u32>], search: impl Fn(&[f32]) -> Vec<u32> + Sync) {
+fn measure(
+    label: &str,
+    queries: &[&[f32]],
+    truth: &[Vec<u32>],
+    search: impl Fn(&[f32]) -> Vec<u32> + Sync,
+) {
     let (got, w1, _) = timed(|| queries.iter().map(|q| search(q)).collect::<Vec<_>>());
     let (_, wn, cn) = timed(|| queries.par_iter().map(|q| search(q)).collect::<Vec<_>>());
     let nq = queries.len() as f64;
@@ -117,7 +132,10 @@ fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let peer = env_or("MMDB_BENCH_PEER", 1) != 0;
-    println!("hnsw bench: n {n}, dim {dim}, queries {nq}, {params:?}, threads {}", rayon::current_num_threads());
+    println!(
+        "hnsw bench: n {n}, dim {dim}, queries {nq}, {params:?}, threads {}",
+        rayon::current_num_threads()
+    );
 
     let ((base, queries), secs, _) = timed(|| clustered(n, nq, dim, 42));
     println!("data generated in {secs:.1} s");
@@ -125,7 +143,9 @@ fn main() {
     let qs: Vec<&[f32]> = queries.chunks(dim).collect();
     let ids = |hits: Vec<(u32, f32)>| hits.into_iter().map(|h| h.0).collect::<Vec<u32>>();
     let (truth, secs, _) = timed(|| {
-        qs.par_iter().map(|q| ids(search_exact(v, Metric::Cosine, q, K, None))).collect::<Vec<_>>()
+        qs.par_iter()
+            .map(|q| ids(search_exact(v, Metric::Cosine, q, K, None)))
+            .collect::<Vec<_>>()
     });
     println!("exact ground truth in {secs:.1} s");
     if let Ok(dir) = std::env::var("MMDB_BENCH_DUMP") {
@@ -133,21 +153,39 @@ fn main() {
     }
 
     let (bytes, wall, cpu) = timed(|| build_graph(v, Metric::Cosine, &params).expect("build"));
-    println!("mmdb build_graph: wall {wall:.1} s, CPU {cpu:.1} s, {} bytes", bytes.len());
-    let (graph, wall, _) = timed(|| GraphView::parse(&bytes, Path::new("bench.hnsw")).expect("parse"));
-    println!("GraphView::parse (checks every word): {:.2} ms, {} layers", wall * 1e3, graph.layers());
+    println!(
+        "mmdb build_graph: wall {wall:.1} s, CPU {cpu:.1} s, {} bytes",
+        bytes.len()
+    );
+    let (graph, wall, _) =
+        timed(|| GraphView::parse(&bytes, Path::new("bench.hnsw")).expect("parse"));
+    println!(
+        "GraphView::parse (checks every word): {:.2} ms, {} layers",
+        wall * 1e3,
+        graph.layers()
+    );
     for &ef in &efs {
         measure(&format!("mmdb ef {ef}"), &qs, &truth, |q| {
             ids(search_graph(&graph, v, Metric::Cosine, q, K, ef, None))
         });
     }
     for (pct, modulo) in [(50u32, 2u32), (10, 10), (1, 100)] {
-        let keep = move |i: u32| i.wrapping_mul(2_654_435_761) % modulo == 0;
-        let ftruth: Vec<Vec<u32>> =
-            qs.par_iter().map(|q| ids(search_exact(v, Metric::Cosine, q, K, Some(&keep)))).collect();
+        let keep = move |i: u32| i.wrapping_mul(2_654_435_761).is_multiple_of(modulo);
+        let ftruth: Vec<Vec<u32>> = qs
+            .par_iter()
+            .map(|q| ids(search_exact(v, Metric::Cosine, q, K, Some(&keep))))
+            .collect();
         for ef in [64usize, 128] {
             measure(&format!("mmdb filter {pct}% ef {ef}"), &qs, &ftruth, |q| {
-                ids(search_graph(&graph, v, Metric::Cosine, q, K, ef, Some(&keep)))
+                ids(search_graph(
+                    &graph,
+                    v,
+                    Metric::Cosine,
+                    q,
+                    K,
+                    ef,
+                    Some(&keep),
+                ))
             });
         }
         measure(&format!("exact filter {pct}%"), &qs, &ftruth, |q| {
@@ -165,21 +203,48 @@ fn main() {
         println!("hnsw_rs alone (DistL2, parallel insert): wall {wall:.1} s, CPU {cpu:.1} s");
         for &ef in &efs {
             measure(&format!("hnsw_rs search ef {ef}"), &qs, &truth, |q| {
-                hnsw.search(q, K, ef).iter().map(|nb| nb.d_id as u32).collect()
+                hnsw.search(q, K, ef)
+                    .iter()
+                    .map(|nb| nb.d_id as u32)
+                    .collect()
             });
         }
     }
 }
 
-fn dump(dir: &Path, base: &[f32], queries: &[f32], truth: &[Vec<u32>], n: usize, nq: usize, dim: usize) {
+fn dump(
+    dir: &Path,
+    base: &[f32],
+    queries: &[f32],
+    truth: &[Vec<u32>],
+    n: usize,
+    nq: usize,
+    dim: usize,
+) {
     std::fs::create_dir_all(dir).expect("dump dir");
     let write = |name: &str, bytes: Vec<u8>| {
         let p: PathBuf = dir.join(name);
         std::fs::write(&p, bytes).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     };
-    write("base.f32", base.iter().flat_map(|x| x.to_le_bytes()).collect());
-    write("queries.f32", queries.iter().flat_map(|x| x.to_le_bytes()).collect());
-    write("gt.u32", truth.iter().flatten().flat_map(|x| x.to_le_bytes()).collect());
-    write("meta.json", format!("{{\"n\": {n}, \"queries\": {nq}, \"dim\": {dim}, \"k\": {K}}}").into_bytes());
+    write(
+        "base.f32",
+        base.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    );
+    write(
+        "queries.f32",
+        queries.iter().flat_map(|x| x.to_le_bytes()).collect(),
+    );
+    write(
+        "gt.u32",
+        truth
+            .iter()
+            .flatten()
+            .flat_map(|x| x.to_le_bytes())
+            .collect(),
+    );
+    write(
+        "meta.json",
+        format!("{{\"n\": {n}, \"queries\": {nq}, \"dim\": {dim}, \"k\": {K}}}").into_bytes(),
+    );
     println!("data written to {}", dir.display());
 }

@@ -2,11 +2,11 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod embed;
 mod error;
+pub mod index;
 mod schema;
 mod value;
-pub mod embed;
-pub mod index;
 
 pub use error::{Error, Result};
 pub use schema::{Column, HnswParams, TableSchema};

@@ -103,9 +103,19 @@ mod tests {
             let a: Vec<f32> = (0..n).map(|i| ((i * 7 % 11) as f32 - 5.0) / 3.0).collect();
             let b: Vec<f32> = (0..n).map(|i| ((i * 5 % 13) as f32 - 6.0) / 4.0).collect();
             let d = naive_dot(&a, &b);
-            assert!((dot(&a, &b) as f64 - d).abs() < 1e-3 * (1.0 + d.abs()), "dot n={n}");
-            let l: f64 = a.iter().zip(&b).map(|(x, y)| ((x - y) as f64).powi(2)).sum();
-            assert!((l2_sq(&a, &b) as f64 - l).abs() < 1e-3 * (1.0 + l), "l2 n={n}");
+            assert!(
+                (dot(&a, &b) as f64 - d).abs() < 1e-3 * (1.0 + d.abs()),
+                "dot n={n}"
+            );
+            let l: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| ((x - y) as f64).powi(2))
+                .sum();
+            assert!(
+                (l2_sq(&a, &b) as f64 - l).abs() < 1e-3 * (1.0 + l),
+                "l2 n={n}"
+            );
         }
     }
 

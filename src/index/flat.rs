@@ -52,10 +52,16 @@ mod tests {
     #[test]
     fn exact_orders_best_first_with_filter_and_ties() {
         let data = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.6, 0.8];
-        let v = VectorsView { data: &data, dim: 2 };
+        let v = VectorsView {
+            data: &data,
+            dim: 2,
+        };
         let q = [1.0, 0.0];
         let all = search_exact(v, Metric::Cosine, &q, 10, None);
-        assert_eq!(all.iter().map(|h| h.0).collect::<Vec<_>>(), vec![0, 2, 3, 1]);
+        assert_eq!(
+            all.iter().map(|h| h.0).collect::<Vec<_>>(),
+            vec![0, 2, 3, 1]
+        );
         let odd = |i: u32| i % 2 == 1;
         let f = search_exact(v, Metric::Cosine, &q, 1, Some(&odd));
         assert_eq!(f, vec![(3, 0.6)]);

@@ -79,8 +79,11 @@ impl<'a> GraphView<'a> {
     /// (sequentially), allocates nothing.
     pub fn parse(bytes: &'a [u8], path: &Path) -> Result<GraphView<'a>> {
         let bad = |detail: String| Error::corrupted(path, format!("HNSW graph: {detail}"));
-        if bytes.len() % 4 != 0 || bytes.len() < HEADER_WORDS * 4 {
-            return Err(bad(format!("length {} is not a whole header and words", bytes.len())));
+        if !bytes.len().is_multiple_of(4) || bytes.len() < HEADER_WORDS * 4 {
+            return Err(bad(format!(
+                "length {} is not a whole header and words",
+                bytes.len()
+            )));
         }
         let total = bytes.len() / 4;
         if word(bytes, 0) != MAGIC {
@@ -99,8 +102,15 @@ impl<'a> GraphView<'a> {
             return Err(bad("layer table past the end".into()));
         }
         for l in 0..layers {
-            let (count, edges) = (word(bytes, HEADER_WORDS + 2 * l), word(bytes, HEADER_WORDS + 2 * l + 1));
-            let ok_count = if l == 0 { count == n } else { count >= 1 && count <= pos[l - 1].count };
+            let (count, edges) = (
+                word(bytes, HEADER_WORDS + 2 * l),
+                word(bytes, HEADER_WORDS + 2 * l + 1),
+            );
+            let ok_count = if l == 0 {
+                count == n
+            } else {
+                count >= 1 && count <= pos[l - 1].count
+            };
             if !ok_count {
                 return Err(bad(format!("layer {l} has {count} nodes")));
             }
@@ -110,17 +120,32 @@ impl<'a> GraphView<'a> {
             let neigh = offsets + c + 1;
             let end = neigh + e;
             if end > total {
-                return Err(bad(format!("layer {l} runs past the end ({end} > {total} words)")));
+                return Err(bad(format!(
+                    "layer {l} runs past the end ({end} > {total} words)"
+                )));
             }
-            pos[l] = LayerPos { count, edges, nodes, offsets, neigh };
+            pos[l] = LayerPos {
+                count,
+                edges,
+                nodes,
+                offsets,
+                neigh,
+            };
             at = end;
         }
         if at != total {
             return Err(bad(format!("{} trailing words", total - at)));
         }
-        let view = GraphView { bytes, n, layers, entry, pos };
+        let view = GraphView {
+            bytes,
+            n,
+            layers,
+            entry,
+            pos,
+        };
         for l in 0..layers {
-            view.check_layer(l).map_err(|d| bad(format!("layer {l}: {d}")))?;
+            view.check_layer(l)
+                .map_err(|d| bad(format!("layer {l}: {d}")))?;
         }
         if layers > 0 && view.local_of(layers - 1, entry).is_none() {
             return Err(bad(format!("entry point {entry} is not on the top layer")));
@@ -133,7 +158,8 @@ impl<'a> GraphView<'a> {
         let c = p.count as usize;
         if l > 0 {
             // Strictly ascending and a subset of the layer below (a merge walk).
-            let mut below = (0..self.pos[l - 1].count as usize).map(|i| self.node_id(l - 1, i as u32));
+            let mut below =
+                (0..self.pos[l - 1].count as usize).map(|i| self.node_id(l - 1, i as u32));
             let mut prev: Option<u32> = None;
             for g in words(self.bytes, p.nodes, p.nodes + c) {
                 if prev.is_some_and(|q| q >= g) || g >= self.n {
@@ -157,7 +183,9 @@ impl<'a> GraphView<'a> {
             return Err(format!("offsets end at {prev}, not {edges}"));
         }
         let bound = if l == 0 { self.n } else { p.count };
-        if let Some(bad) = words(self.bytes, p.neigh, p.neigh + edges as usize).find(|&x| x >= bound) {
+        if let Some(bad) =
+            words(self.bytes, p.neigh, p.neigh + edges as usize).find(|&x| x >= bound)
+        {
             return Err(format!("neighbour {bad} out of range (< {bound})"));
         }
         Ok(())
@@ -191,7 +219,11 @@ impl<'a> GraphView<'a> {
     /// Global id of the `local`-th node of layer `l`.
     #[inline]
     pub fn node_id(&self, l: usize, local: u32) -> u32 {
-        if l == 0 { local } else { word(self.bytes, self.pos[l].nodes + local as usize) }
+        if l == 0 {
+            local
+        } else {
+            word(self.bytes, self.pos[l].nodes + local as usize)
+        }
     }
 
     /// Local index on layer `l` of global id `g`, if the node is on that layer.
@@ -252,15 +284,33 @@ impl GraphLayers {
     /// Serialises into the layout above. Upper-layer neighbours are turned into local indices;
     /// a neighbour that is not on the layer is dropped.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w: Vec<u32> = vec![MAGIC, VERSION, self.n, self.layers.len() as u32, self.entry, self.m, self.m0, 0];
+        let mut w: Vec<u32> = vec![
+            MAGIC,
+            VERSION,
+            self.n,
+            self.layers.len() as u32,
+            self.entry,
+            self.m,
+            self.m0,
+            0,
+        ];
         let mut body: Vec<u32> = Vec::new();
         for (l, layer) in self.layers.iter().enumerate() {
-            let local = |g: u32| if l == 0 { Some(g) } else { layer.nodes.binary_search(&g).ok().map(|i| i as u32) };
+            let local = |g: u32| {
+                if l == 0 {
+                    Some(g)
+                } else {
+                    layer.nodes.binary_search(&g).ok().map(|i| i as u32)
+                }
+            };
             if l > 0 {
                 body.extend_from_slice(&layer.nodes);
             }
-            let lists: Vec<Vec<u32>> =
-                layer.adj.iter().map(|a| a.iter().filter_map(|&g| local(g)).collect()).collect();
+            let lists: Vec<Vec<u32>> = layer
+                .adj
+                .iter()
+                .map(|a| a.iter().filter_map(|&g| local(g)).collect())
+                .collect();
             let mut off = 0u32;
             body.push(0);
             for a in &lists {

@@ -50,7 +50,9 @@ fn descend(graph: &GraphView<'_>, s: &impl Fn(u32) -> f32) -> Scored {
     let mut cur = Scored::new(s(graph.entry()), graph.entry());
     for l in (1..graph.layers()).rev() {
         // Present by the subset check of `parse`; `else` keeps a bug from panicking.
-        let Some(mut local) = graph.local_of(l, cur.id) else { break };
+        let Some(mut local) = graph.local_of(l, cur.id) else {
+            break;
+        };
         loop {
             let mut moved = false;
             for nb in graph.neighbours(l, local) {

@@ -11,12 +11,16 @@ use crate::{Error, HnswParams, Metric};
 /// `n` clustered vectors of dimension `dim` (normalised when `unit`).
 fn clustered(n: usize, dim: usize, unit: bool, seed: u64) -> Vec<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let centers: Vec<Vec<f32>> =
-        (0..8).map(|_| (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect()).collect();
+    let centers: Vec<Vec<f32>> = (0..8)
+        .map(|_| (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect())
+        .collect();
     let mut out = Vec::with_capacity(n * dim);
     for i in 0..n {
         let c = &centers[i % centers.len()];
-        let mut v: Vec<f32> = c.iter().map(|x| x + rng.random_range(-0.3f32..0.3)).collect();
+        let mut v: Vec<f32> = c
+            .iter()
+            .map(|x| x + rng.random_range(-0.3f32..0.3))
+            .collect();
         if unit {
             let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             v.iter_mut().for_each(|x| *x /= norm);
@@ -36,7 +40,10 @@ fn build_and_parse(data: &[f32], dim: usize, metric: Metric) -> Vec<u8> {
 fn empty_single_and_pair() {
     for n in [0usize, 1, 2] {
         let data = clustered(n, 4, true, 1);
-        let v = VectorsView { data: &data, dim: 4 };
+        let v = VectorsView {
+            data: &data,
+            dim: 4,
+        };
         let bytes = build_and_parse(&data, 4, Metric::Cosine);
         let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
         assert_eq!(g.len(), n);
@@ -52,7 +59,10 @@ fn empty_single_and_pair() {
 fn duplicates_are_all_found() {
     let one = [0.6f32, 0.8, 0.0];
     let data: Vec<f32> = (0..300).flat_map(|_| one).collect();
-    let v = VectorsView { data: &data, dim: 3 };
+    let v = VectorsView {
+        data: &data,
+        dim: 3,
+    };
     let bytes = build_and_parse(&data, 3, Metric::Cosine);
     let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
     let hits = search_graph(&g, v, Metric::Cosine, &one, 20, 64, None);
@@ -69,7 +79,10 @@ fn recall(metric: Metric, unit: bool) -> f64 {
     let queries = clustered(30, dim, unit, 8);
     let mut found = 0;
     for q in queries.chunks(dim) {
-        let truth: Vec<u32> = search_exact(v, metric, q, 10, None).iter().map(|h| h.0).collect();
+        let truth: Vec<u32> = search_exact(v, metric, q, 10, None)
+            .iter()
+            .map(|h| h.0)
+            .collect();
         let got = search_graph(&g, v, metric, q, 10, 64, None);
         assert!(got.windows(2).all(|w| w[0].1 >= w[1].1), "best first");
         found += got.iter().filter(|h| truth.contains(&h.0)).count();
@@ -105,16 +118,58 @@ fn bad_vectors_are_refused_before_hnsw_rs() {
     let p = HnswParams::default();
     let nan = [1.0, f32::NAN, 0.0, 1.0];
     let err = build_graph(VectorsView { data: &nan, dim: 2 }, Metric::L2, &p).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("vector 0")), "{err}");
+    assert!(
+        matches!(err, Error::InvalidArgument(ref m) if m.contains("vector 0")),
+        "{err}"
+    );
     let long = [1.0, 0.0, 3.0, 4.0];
-    let err = build_graph(VectorsView { data: &long, dim: 2 }, Metric::Cosine, &p).unwrap_err();
-    assert!(matches!(err, Error::InvalidArgument(ref m) if m.contains("vector 1")), "{err}");
+    let err = build_graph(
+        VectorsView {
+            data: &long,
+            dim: 2,
+        },
+        Metric::Cosine,
+        &p,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument(ref m) if m.contains("vector 1")),
+        "{err}"
+    );
     let ragged = [1.0, 0.0, 3.0];
-    assert!(build_graph(VectorsView { data: &ragged, dim: 2 }, Metric::L2, &p).is_err());
+    assert!(
+        build_graph(
+            VectorsView {
+                data: &ragged,
+                dim: 2
+            },
+            Metric::L2,
+            &p
+        )
+        .is_err()
+    );
     let bad_m = HnswParams { m: 1000, ..p };
-    assert!(build_graph(VectorsView { data: &long, dim: 2 }, Metric::L2, &bad_m).is_err());
+    assert!(
+        build_graph(
+            VectorsView {
+                data: &long,
+                dim: 2
+            },
+            Metric::L2,
+            &bad_m
+        )
+        .is_err()
+    );
     // Dot and L2 accept unnormalised vectors.
-    build_graph(VectorsView { data: &long, dim: 2 }, Metric::Dot, &p).unwrap();
+    build_graph(
+        VectorsView {
+            data: &long,
+            dim: 2,
+        },
+        Metric::Dot,
+        &p,
+    )
+    .unwrap();
 }
 
 #[test]
@@ -122,7 +177,13 @@ fn graph_over_wrong_vectors_falls_back_to_exact() {
     let data = clustered(50, 4, true, 5);
     let bytes = build_and_parse(&data, 4, Metric::Cosine);
     let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
-    let fewer = VectorsView { data: &data[..40 * 4], dim: 4 };
+    let fewer = VectorsView {
+        data: &data[..40 * 4],
+        dim: 4,
+    };
     let hits = search_graph(&g, fewer, Metric::Cosine, &data[..4], 5, 64, None);
-    assert_eq!(hits, search_exact(fewer, Metric::Cosine, &data[..4], 5, None));
+    assert_eq!(
+        hits,
+        search_exact(fewer, Metric::Cosine, &data[..4], 5, None)
+    );
 }
