@@ -21,8 +21,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use hnsw_rs::anndists::dist::DistL2;
 use hnsw_rs::hnsw::Hnsw;
 
-use super::VectorsView;
 use super::layout::{GraphLayers, Layer, MAX_LAYERS};
+use super::{VectorsView, connect};
 use crate::{Error, HnswParams, Metric, Result};
 
 /// How far from 1 the norm of a cosine vector may be (they are normalised when stored).
@@ -147,7 +147,9 @@ fn build_layers(vectors: VectorsView<'_>, params: &HnswParams) -> GraphLayers {
     let mut lists: Vec<Vec<Vec<u32>>> = vec![Vec::new(); n];
     if n > 1 {
         let hnsw = Hnsw::<f32, DistL2>::new(m, n, MAX_LAYERS, params.ef_construction, DistL2 {});
-        let items: Vec<(&[f32], usize)> = (0..n).map(|i| (vectors.get(i), i)).collect();
+        // The first point alone: inserted in parallel with others, it may be left unlinked.
+        hnsw.insert_slice((vectors.get(0), 0));
+        let items: Vec<(&[f32], usize)> = (1..n).map(|i| (vectors.get(i), i)).collect();
         hnsw.parallel_insert_slice(&items);
         for p in hnsw.get_point_indexation() {
             let id = p.get_origin_id();

@@ -16,6 +16,7 @@
 use std::cmp::Ordering;
 
 mod build;
+mod connect;
 mod distance;
 mod flat;
 mod layout;

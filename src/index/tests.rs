@@ -68,6 +68,8 @@ fn duplicates_are_all_found() {
     let hits = search_graph(&g, v, Metric::Cosine, &one, 20, 64, None);
     assert_eq!(hits.len(), 20);
     assert!(hits.iter().all(|h| (h.1 - 1.0).abs() < 1e-5));
+    // Every node is reachable: a full-width search returns all of them.
+    assert_eq!(search_graph(&g, v, Metric::Cosine, &one, 300, 300, None).len(), 300);
 }
 
 fn recall(metric: Metric, unit: bool) -> f64 {
