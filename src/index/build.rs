@@ -187,6 +187,10 @@ fn build_layers(vectors: VectorsView<'_>, params: &HnswParams) -> GraphLayers {
         .last()
         .and_then(|l| l.nodes.first().copied())
         .unwrap_or(0);
+    if let Some(layer0) = layers.first_mut() {
+        connect::add_reverse_edges(&mut layer0.adj, m0);
+        connect::connect_layer0(&mut layer0.adj, entry, vectors);
+    }
     GraphLayers {
         n: n as u32,
         entry,

@@ -46,6 +46,21 @@ pub(super) fn connect_layer0(adj: &mut [Vec<u32>], entry: u32, vectors: VectorsV
     }
 }
 
+/// Adds the reverse of every edge `u -> v` to `v`'s list while it has fewer than `max` entries.
+/// hnsw_rs's neighbour heuristic drops exact duplicates (`dist <= dist`), which leaves rows of
+/// identical vectors with one edge each: reverse edges make such chains walkable both ways, so
+/// that search from any start node, not only the entry point, reaches them.
+pub(super) fn add_reverse_edges(adj: &mut [Vec<u32>], max: usize) {
+    for u in 0..adj.len() {
+        for i in 0..adj[u].len() {
+            let v = adj[u][i] as usize;
+            if adj[v].len() < max && !adj[v].contains(&(u as u32)) {
+                adj[v].push(u as u32);
+            }
+        }
+    }
+}
+
 fn reachable(adj: &[Vec<u32>], entry: u32) -> Vec<bool> {
     let mut seen = vec![false; adj.len()];
     let mut stack = vec![entry];
