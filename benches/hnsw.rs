@@ -71,14 +71,21 @@ fn clustered(n: usize, nq: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<f32>)
 /// CPU time of this process (user + system), from /proc (Linux; zero elsewhere).
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<u64> = after
+    // Fields after the command name start at field 3 (state); utime and stime are fields 14
+    // and 15, in ticks of 1/100 s.
+    let after: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
         .split_whitespace()
-        .filter_map(|s| s.parse().ok())
         .collect();
-    // Fields 14 and 15 of stat (utime, stime) are 12th and 13th after the ')' ; ticks of 1/100 s.
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
+    let field = |i: usize| {
+        after
+            .get(i - 3)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((field(14) + field(15)) * 10)
 }
 
 /// Runs `f`, returns its result, wall and CPU seconds.
