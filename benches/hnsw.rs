@@ -52,7 +52,7 @@ fn clustered(n: usize, nq: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<f32>)
         normalise(c);
     }
     let noise = SPREAD / (dim as f32).sqrt();
-    let mut draw = |count: usize, rng: &mut ChaCha8Rng| {
+    let draw = |count: usize, rng: &mut ChaCha8Rng| {
         let mut out = vec![0f32; count * dim];
         for v in out.chunks_mut(dim) {
             let c = rng.random_range(0..k);
@@ -71,14 +71,21 @@ fn clustered(n: usize, nq: usize, dim: usize, seed: u64) -> (Vec<f32>, Vec<f32>)
 /// CPU time of this process (user + system), from /proc (Linux; zero elsewhere).
 fn cpu_time() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<u64> = after
+    // Fields after the command name start at field 3 (state); utime and stime are fields 14
+    // and 15, in ticks of 1/100 s.
+    let after: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
         .split_whitespace()
-        .filter_map(|s| s.parse().ok())
         .collect();
-    // Fields 14 and 15 of stat (utime, stime) are 12th and 13th after the ')' ; ticks of 1/100 s.
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    Duration::from_millis(ticks * 10)
+    let field = |i: usize| {
+        after
+            .get(i - 3)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((field(14) + field(15)) * 10)
 }
 
 /// Runs `f`, returns its result, wall and CPU seconds.
@@ -170,7 +177,7 @@ fn main() {
         });
     }
     for (pct, modulo) in [(50u32, 2u32), (10, 10), (1, 100)] {
-        let keep = move |i: u32| i.wrapping_mul(2_654_435_761) % modulo == 0;
+        let keep = move |i: u32| i.wrapping_mul(2_654_435_761).is_multiple_of(modulo);
         let ftruth: Vec<Vec<u32>> = qs
             .par_iter()
             .map(|q| ids(search_exact(v, Metric::Cosine, q, K, Some(&keep))))

@@ -79,7 +79,7 @@ impl<'a> GraphView<'a> {
     /// (sequentially), allocates nothing.
     pub fn parse(bytes: &'a [u8], path: &Path) -> Result<GraphView<'a>> {
         let bad = |detail: String| Error::corrupted(path, format!("HNSW graph: {detail}"));
-        if bytes.len() % 4 != 0 || bytes.len() < HEADER_WORDS * 4 {
+        if !bytes.len().is_multiple_of(4) || bytes.len() < HEADER_WORDS * 4 {
             return Err(bad(format!(
                 "length {} is not a whole header and words",
                 bytes.len()

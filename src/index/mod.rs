@@ -1,12 +1,12 @@
 //! Vector indexes of one segment column: an exact (flat) scan and an HNSW graph.
 //!
 //! Local ids are `u32` positions of vectors in the segment's vector file. Scores are "higher is more
-//! similar" for every metric (see [`Metric`]): cosine and dot give the dot product, L2 gives
+//! similar" for every metric (see [`Metric`](crate::Metric)): cosine and dot give the dot product, L2 gives
 //! `-distance`.
 //!
 //! API contract used by `segment`:
-//! - [`build_graph`] builds the HNSW graph of `n` vectors with `hnsw_rs` (parallel insertion),
-//!   improves it (see `build`), and returns it in mmdb's own layout (see `layout`);
+//! - [`build_graph`] builds the HNSW graph of `n` vectors with `hnsw_rs` (parallel insertion) and
+//!   returns it in mmdb's own layout (see `layout`);
 //! - [`GraphView::parse`] checks those bytes and reads them in place (from an mmap) without copying;
 //! - [`search_graph`] and [`search_exact`] answer top-k queries with an optional filter.
 //!
@@ -15,13 +15,11 @@
 
 use std::cmp::Ordering;
 
-use crate::Metric;
-
 mod build;
+mod connect;
 mod distance;
 mod flat;
 mod layout;
-mod refine;
 mod search;
 mod visited;
 

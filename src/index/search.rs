@@ -7,6 +7,13 @@
 //!    (so the beam can cross non-matching regions) but only matching nodes enter the results; the
 //!    early exit (best remaining candidate worse than the worst of a full result list) is kept, it
 //!    just waits until the list holds `ef` *matching* nodes.
+//!
+//! Cost of a filtered search: to collect `ef` matches at selectivity `s` the beam expands about
+//! `ef / s` nodes, each scoring up to `2m` neighbours, so roughly `2m * ef / s` distances, against
+//! `s * n` for an exact scan of the matching rows. The exact scan is cheaper when
+//! `s < sqrt(2m * ef / n)`, i.e. when fewer than `sqrt(2m * ef * n)` rows match (m = 16, ef = 64:
+//! ~11,000 rows at n = 100,000; 20,000 x 128-d measured: graph faster at 50%, exact faster at 10%
+//! and 1%). The storage layer makes that choice; this function always walks the graph.
 
 use std::cmp::Reverse;
 

@@ -68,6 +68,8 @@ fn duplicates_are_all_found() {
     let hits = search_graph(&g, v, Metric::Cosine, &one, 20, 64, None);
     assert_eq!(hits.len(), 20);
     assert!(hits.iter().all(|h| (h.1 - 1.0).abs() < 1e-5));
+    // hnsw_rs's heuristic keeps one edge per duplicate; every node must still be reachable.
+    assert_eq!(reachable_from_entry(&g), 300);
 }
 
 fn recall(metric: Metric, unit: bool) -> f64 {
@@ -186,4 +188,19 @@ fn graph_over_wrong_vectors_falls_back_to_exact() {
         hits,
         search_exact(fewer, Metric::Cosine, &data[..4], 5, None)
     );
+}
+
+/// Nodes reachable on layer 0 from the entry point.
+fn reachable_from_entry(g: &GraphView<'_>) -> usize {
+    let mut seen = vec![false; g.len()];
+    let mut stack = vec![g.entry()];
+    seen[g.entry() as usize] = true;
+    while let Some(u) = stack.pop() {
+        for v in g.neighbours(0, u) {
+            if !std::mem::replace(&mut seen[v as usize], true) {
+                stack.push(v);
+            }
+        }
+    }
+    seen.iter().filter(|&&x| x).count()
 }
