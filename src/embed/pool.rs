@@ -153,6 +153,7 @@ pub struct EmbedPool {
     cache: Arc<Mutex<Cache>>,
     preprocess_pool: rayon::ThreadPool,
     max_batch: usize,
+    bulk_workers: usize,
 }
 
 impl std::fmt::Debug for EmbedPool {
@@ -203,6 +204,7 @@ impl EmbedPool {
             order: VecDeque::new(),
         }));
         let mut workers = Vec::new();
+        let n_devices = replicas.len();
         for (i, r) in replicas.into_iter().enumerate() {
             let bulk = (0..opts.bulk_workers_per_device.max(1))
                 .map(|_| ("bulk", &bulk_rx, opts.bulk_worker_threads));
@@ -240,6 +242,7 @@ impl EmbedPool {
             cache,
             preprocess_pool,
             max_batch: opts.max_batch.max(1),
+            bulk_workers: n_devices * opts.bulk_workers_per_device.max(1),
         })
     }
 
@@ -273,8 +276,14 @@ impl EmbedPool {
         let (reply, results) = unbounded();
         // One batch at a time: a chunk is preprocessed in parallel and queued at once, so workers
         // see full batches, and the next chunk is preprocessed while the workers encode this one.
-        for (c, chunk) in images.chunks(self.max_batch).enumerate() {
-            let first = c * self.max_batch;
+        // With several bulk workers a call is split so that each gets a share.
+        let size = match lane {
+            Lane::Bulk => self.max_batch.min(images.len().div_ceil(self.bulk_workers)),
+            Lane::Query => self.max_batch,
+        }
+        .max(1);
+        for (c, chunk) in images.chunks(size).enumerate() {
+            let first = c * size;
             let prepared: Vec<Option<([u8; 32], Result<Input>)>> =
                 self.preprocess_pool.install(|| {
                     chunk
