@@ -6,7 +6,7 @@
 //! `python3 benches/clip_torch.py DIR --threads N`.
 //!
 //! Measures: image encoding at batch 1/8/32 (preprocessed pixels, model only), text encoding at
-//! batch 1, and the end-to-end pool path (decode + preprocess + encode of 32 image blobs), with one
+//! batch 1, and the end-to-end pool path (decode + preprocess + encode of 64 image blobs), with one
 //! bulk worker on all cores and with one single-threaded worker per core.
 
 use std::path::PathBuf;
@@ -70,7 +70,7 @@ fn bench(c: &mut Criterion) {
     let blobs: Vec<ImageSource> = images
         .iter()
         .cycle()
-        .take(32)
+        .take(64)
         .map(|p| ImageSource::Bytes(std::fs::read(p).unwrap()))
         .collect();
     let data_parallel = PoolOptions {
@@ -87,9 +87,9 @@ fn bench(c: &mut Criterion) {
             ..opts
         };
         let pool = EmbedPool::from_replicas(vec![m.clone()], opts).unwrap();
-        g.throughput(Throughput::Elements(32));
-        g.measurement_time(Duration::from_secs(15));
-        g.bench_function(format!("pool_{name}_image_blobs32"), |b| {
+        g.throughput(Throughput::Elements(64));
+        g.measurement_time(Duration::from_secs(30));
+        g.bench_function(format!("pool_{name}_image_blobs64"), |b| {
             b.iter(|| {
                 let r = pool.embed_images_in(Lane::Bulk, &blobs);
                 assert!(r.iter().all(|r| r.is_ok()));

@@ -193,7 +193,7 @@ impl Embedder for ClipEmbedder {
 }
 
 /// The model's name in its identity: the hub id, or the folder's name.
-fn model_id(spec: &str, dir: &Path) -> String {
+pub(crate) fn model_id(spec: &str, dir: &Path) -> String {
     if Path::new(spec).is_dir() {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
         name.unwrap_or_else(|| spec.to_string())

@@ -11,7 +11,8 @@
 //! - `tokenize.rs` / `preprocess.rs` + `resample.rs`: text -> ids, image bytes -> pixels, exactly as
 //!   transformers' CLIP tokenizer and `CLIPImageProcessorPil` (Pillow's bicubic ported bit for bit).
 //! - `clip.rs`: [`ClipEmbedder`], one model on one device, L2-normalised outputs, model identity.
-//! - `pool.rs`: [`EmbedPool`], replicas per device, dynamic batching, query lane, content cache.
+//! - `pool.rs`: [`EmbedPool`], replicas per device, dynamic batching, query lane; `cache.rs` its
+//!   content-hash cache.
 //! - `cli.rs`: [`run_embed`], `mmdb embed` as JSON lines.
 //!
 //! Devices: `cpu`, or `cuda:N` with the `cuda` cargo feature (f16 by default, see [`PoolOptions`]).
@@ -24,6 +25,7 @@ use parking_lot::Mutex;
 
 use crate::{ImageSource, Result};
 
+mod cache;
 mod cli;
 mod clip;
 mod config;

@@ -13,7 +13,6 @@
 //! the global rayon pool candle's kernels use. Results come back in input order; a bad input fails
 //! only its own row. An LRU-free bounded cache keyed by content hash skips repeated inputs.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,9 +20,9 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use parking_lot::Mutex;
-use sha2::{Digest, Sha256};
 
-use super::clip::ClipEmbedder;
+use super::cache::{Cache, hash};
+use super::clip::{ClipEmbedder, model_id};
 use super::resolve::resolve_model;
 use super::{Embedder, Preprocess};
 use crate::{Error, ImageSource, Result};
@@ -119,32 +118,6 @@ struct Job {
     reply: Sender<(usize, Result<Vec<f32>>)>,
 }
 
-/// Bounded map from content hash to embedding; evicts the oldest entry.
-struct Cache {
-    cap: usize,
-    map: HashMap<[u8; 32], Arc<Vec<f32>>>,
-    order: VecDeque<[u8; 32]>,
-}
-
-impl Cache {
-    fn get(&self, k: &[u8; 32]) -> Option<Vec<f32>> {
-        self.map.get(k).map(|v| v.as_ref().clone())
-    }
-
-    fn put(&mut self, k: [u8; 32], v: &[f32]) {
-        if self.cap == 0 || self.map.contains_key(&k) {
-            return;
-        }
-        if self.map.len() >= self.cap
-            && let Some(old) = self.order.pop_front()
-        {
-            self.map.remove(&old);
-        }
-        self.map.insert(k, Arc::new(v.to_vec()));
-        self.order.push_back(k);
-    }
-}
-
 /// A shared embedding service over one or more devices; implements [`Embedder`].
 pub struct EmbedPool {
     front: ClipEmbedder,
@@ -153,6 +126,7 @@ pub struct EmbedPool {
     cache: Arc<Mutex<Cache>>,
     preprocess_pool: rayon::ThreadPool,
     max_batch: usize,
+    bulk_workers: usize,
 }
 
 impl std::fmt::Debug for EmbedPool {
@@ -168,12 +142,7 @@ impl EmbedPool {
     /// Resolves `spec` (folder or hub id) and loads one replica per device of `opts`.
     pub fn load(spec: &str, opts: PoolOptions) -> Result<EmbedPool> {
         let dir = resolve_model(spec)?;
-        let id = if std::path::Path::new(spec).is_dir() {
-            dir.file_name()
-                .map_or(spec.to_string(), |n| n.to_string_lossy().into_owned())
-        } else {
-            spec.to_string()
-        };
+        let id = model_id(spec, &dir);
         let mut replicas = Vec::new();
         for d in &opts.devices {
             let (device, dtype) = parse_device(d, opts.half_on_gpu)?;
@@ -197,12 +166,9 @@ impl EmbedPool {
         let cap = opts.queue_capacity.max(1);
         let (bulk_tx, bulk_rx) = bounded::<Job>(cap);
         let (query_tx, query_rx) = bounded::<Job>(cap);
-        let cache = Arc::new(Mutex::new(Cache {
-            cap: opts.cache_entries,
-            map: HashMap::new(),
-            order: VecDeque::new(),
-        }));
+        let cache = Arc::new(Mutex::new(Cache::new(opts.cache_entries)));
         let mut workers = Vec::new();
+        let n_devices = replicas.len();
         for (i, r) in replicas.into_iter().enumerate() {
             let bulk = (0..opts.bulk_workers_per_device.max(1))
                 .map(|_| ("bulk", &bulk_rx, opts.bulk_worker_threads));
@@ -240,6 +206,7 @@ impl EmbedPool {
             cache,
             preprocess_pool,
             max_batch: opts.max_batch.max(1),
+            bulk_workers: n_devices * opts.bulk_workers_per_device.max(1),
         })
     }
 
@@ -273,8 +240,14 @@ impl EmbedPool {
         let (reply, results) = unbounded();
         // One batch at a time: a chunk is preprocessed in parallel and queued at once, so workers
         // see full batches, and the next chunk is preprocessed while the workers encode this one.
-        for (c, chunk) in images.chunks(self.max_batch).enumerate() {
-            let first = c * self.max_batch;
+        // With several bulk workers a call is split so that each gets a share.
+        let size = match lane {
+            Lane::Bulk => self.max_batch.min(images.len().div_ceil(self.bulk_workers)),
+            Lane::Query => self.max_batch,
+        }
+        .max(1);
+        for (c, chunk) in images.chunks(size).enumerate() {
+            let first = c * size;
             let prepared: Vec<Option<([u8; 32], Result<Input>)>> =
                 self.preprocess_pool.install(|| {
                     chunk
@@ -361,13 +334,6 @@ impl EmbedPool {
             let _ = reply.send((row, Err(Error::Closed)));
         }
     }
-}
-
-fn hash(kind: &[u8], data: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(kind);
-    h.update(data);
-    h.finalize().into()
 }
 
 fn collect(n: usize, results: Receiver<(usize, Result<Vec<f32>>)>) -> Vec<Result<Vec<f32>>> {
