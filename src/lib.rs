@@ -7,6 +7,7 @@ mod schema;
 mod value;
 pub mod embed;
 mod index;
+mod sql;
 
 pub use error::{Error, Result};
 pub use schema::{Column, HnswParams, TableSchema};
