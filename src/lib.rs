@@ -2,13 +2,24 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
-mod error;
-mod schema;
-mod value;
+mod catalog;
+mod db;
 pub mod embed;
+mod error;
 mod index;
+mod memtable;
+mod schema;
+mod segment;
 mod sql;
+mod storage;
+mod value;
+mod wal;
 
+pub use db::{
+    DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS, DEFAULT_MEMTABLE_MAX_BYTES, Database,
+    DatabaseBuilder, SearchHit, SearchPath, SearchPlan, SearchRequest, TableSnapshot,
+};
 pub use error::{Error, Result};
 pub use schema::{Column, HnswParams, TableSchema};
 pub use value::{ColumnType, ImageSource, Metric, Row, RowId, Value};
+pub use wal::Sync;

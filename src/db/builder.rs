@@ -1,0 +1,77 @@
+//! Options for opening a database.
+
+use std::path::Path;
+
+use super::Database;
+use crate::Result;
+use crate::wal::Sync;
+
+/// Default memtable size before a flush to a segment: 64 MiB.
+pub const DEFAULT_MEMTABLE_MAX_BYTES: usize = 64 << 20;
+/// Default: compact a table when it has more than this many segments.
+pub const DEFAULT_MAX_SEGMENTS: usize = 8;
+/// Default: rewrite a segment when more than this fraction of its rows is deleted.
+pub const DEFAULT_MAX_DELETED_FRACTION: f64 = 0.3;
+
+/// Options of [`Database`]; build with [`Database::builder`].
+#[derive(Debug, Clone)]
+pub struct DatabaseBuilder {
+    pub(crate) sync: Sync,
+    pub(crate) memtable_max_bytes: usize,
+    pub(crate) max_segments: usize,
+    pub(crate) max_deleted_fraction: f64,
+    pub(crate) read_only: bool,
+}
+
+impl Default for DatabaseBuilder {
+    fn default() -> Self {
+        DatabaseBuilder {
+            sync: Sync::Full,
+            memtable_max_bytes: DEFAULT_MEMTABLE_MAX_BYTES,
+            max_segments: DEFAULT_MAX_SEGMENTS,
+            max_deleted_fraction: DEFAULT_MAX_DELETED_FRACTION,
+            read_only: false,
+        }
+    }
+}
+
+impl DatabaseBuilder {
+    /// When a write is durable. Default [`Sync::Full`] (fsync before each write returns).
+    pub fn sync(mut self, s: Sync) -> Self {
+        self.sync = s;
+        self
+    }
+
+    /// Memtable size (approximate heap bytes, all tables together) above which a write flushes
+    /// the memtables to segments. Default 64 MiB ([`DEFAULT_MEMTABLE_MAX_BYTES`]).
+    pub fn memtable_max_bytes(mut self, n: usize) -> Self {
+        self.memtable_max_bytes = n;
+        self
+    }
+
+    /// Automatic compaction merges all segments of a table when it has more than `n` segments.
+    /// Default 8 ([`DEFAULT_MAX_SEGMENTS`]); at least 1.
+    pub fn max_segments(mut self, n: usize) -> Self {
+        self.max_segments = n.max(1);
+        self
+    }
+
+    /// Automatic compaction rewrites a table when more than this fraction of its segment rows is
+    /// deleted. Default 0.3 ([`DEFAULT_MAX_DELETED_FRACTION`]).
+    pub fn max_deleted_fraction(mut self, f: f64) -> Self {
+        self.max_deleted_fraction = f;
+        self
+    }
+
+    /// Open without the write lock, seeing the data committed at open; writes fail with
+    /// [`crate::Error::ReadOnly`]. Default false.
+    pub fn read_only(mut self, yes: bool) -> Self {
+        self.read_only = yes;
+        self
+    }
+
+    /// Opens (or, unless read-only, creates) the database at `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<Database> {
+        Database::open_with(path.as_ref(), self)
+    }
+}

@@ -1,0 +1,159 @@
+//! Checkpoints (memtable -> segment) and compaction.
+//!
+//! Both run under the writer lock but build their files without the tables lock, so readers keep
+//! using the previous state (and its mapped files, which stay valid after removal) until the new
+//! manifest is committed and the new state swapped in.
+//!
+//! Automatic thresholds (see `DatabaseBuilder`): a write flushes every memtable once their total
+//! size passes `memtable_max_bytes` (64 MiB); after a flush, a table is compacted (all its
+//! segments merged into one, deleted rows dropped, HNSW rebuilt) when it has more than
+//! `max_segments` (8) segments or more than `max_deleted_fraction` (30%) of its segment rows are
+//! deleted.
+
+use std::sync::Arc;
+
+use super::state::LiveSegment;
+use super::{Database, Inner, Writer};
+use crate::segment::{DeleteBitmap, build_segment, del_path};
+use crate::{Result, Row, RowId};
+
+impl Database {
+    /// Writes every memtable to a new segment, persists pending deletions, commits the manifest
+    /// and rotates the WAL.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.with_writer(|db, w| db.checkpoint_locked(w))
+    }
+
+    /// Merges all segments of `table` into one, dropping deleted rows and rebuilding the HNSW
+    /// graphs (after a checkpoint). Readers keep working meanwhile.
+    pub fn compact(&self, table: &str) -> Result<()> {
+        self.with_writer(|db, w| {
+            db.checkpoint_locked(w)?;
+            let id = db.tables.read().find_id(table)?;
+            db.compact_locked(w, id)
+        })
+    }
+}
+
+impl Inner {
+    /// Flushes when the memtables are over the size threshold, then compacts where needed.
+    pub(super) fn maybe_flush(&self, w: &mut Writer) -> Result<()> {
+        let bytes: usize = self
+            .tables
+            .read()
+            .by_id
+            .values()
+            .map(|t| t.mem.bytes())
+            .sum();
+        if bytes <= self.opts.memtable_max_bytes {
+            return Ok(());
+        }
+        self.checkpoint_locked(w)?;
+        let ids: Vec<u64> = self
+            .tables
+            .read()
+            .by_id
+            .values()
+            .filter(|t| {
+                let rows: usize = t.segments.iter().map(|s| s.seg.len()).sum();
+                let dead: usize = t.segments.iter().map(|s| s.deleted.count()).sum();
+                t.segments.len() > self.opts.max_segments
+                    || (rows > 0 && dead as f64 > self.opts.max_deleted_fraction * rows as f64)
+            })
+            .map(|t| t.id)
+            .collect();
+        for id in ids {
+            self.compact_locked(w, id)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
+        let mut tables = self.tables.read().clone();
+        let last_seq = w.wal.next_seq() - 1;
+        let dirty = tables
+            .by_id
+            .values()
+            .any(|t| !t.mem.is_empty() || t.segments.iter().any(|s| s.dirty));
+        if !dirty && last_seq == w.checkpoint_seq {
+            return Ok(());
+        }
+        let mut old_dels = Vec::new();
+        for t in tables.by_id.values_mut() {
+            for ls in &mut t.segments {
+                if ls.dirty {
+                    let generation = ls.del_gen + 1;
+                    ls.deleted
+                        .store(&del_path(&self.path, ls.seg.id(), generation))?;
+                    if ls.del_gen > 0 {
+                        old_dels.push(del_path(&self.path, ls.seg.id(), ls.del_gen));
+                    }
+                    ls.del_gen = generation;
+                    ls.dirty = false;
+                }
+            }
+            if t.mem.is_empty() {
+                continue;
+            }
+            let rows: Vec<(RowId, &Row)> = t.mem.iter().map(|(id, r)| (id, &**r)).collect();
+            let seg_id = w.next_segment_id;
+            w.next_segment_id += 1;
+            let seg = build_segment(&self.path, seg_id, &t.schema, &rows)?;
+            let n = seg.len();
+            t.segments.push(LiveSegment {
+                seg: Arc::new(seg),
+                deleted: Arc::new(DeleteBitmap::new(n)),
+                del_gen: 0,
+                dirty: false,
+            });
+            t.mem = Default::default();
+        }
+        w.checkpoint_seq = last_seq;
+        self.store_manifest(w, &tables)?;
+        *self.tables.write() = tables;
+        w.wal.rotate()?;
+        for p in old_dels {
+            crate::storage::remove_file(&p)?;
+        }
+        Ok(())
+    }
+
+    /// Merges all segments of table `id` (its memtable must be empty: call after a checkpoint).
+    pub(super) fn compact_locked(&self, w: &mut Writer, id: u64) -> Result<()> {
+        let mut tables = self.tables.read().clone();
+        let Some(t) = tables.by_id.get_mut(&id) else {
+            return Ok(());
+        };
+        let dead: usize = t.segments.iter().map(|s| s.deleted.count()).sum();
+        if t.segments.len() <= 1 && dead == 0 {
+            return Ok(());
+        }
+        let snap = super::TableSnapshot::new(t);
+        let mut rows = Vec::with_capacity(snap.row_count());
+        for r in snap.scan() {
+            rows.push(r?);
+        }
+        drop(snap);
+        let old: Vec<u64> = t.segments.iter().map(|s| s.seg.id()).collect();
+        t.segments.clear();
+        if !rows.is_empty() {
+            let seg_id = w.next_segment_id;
+            w.next_segment_id += 1;
+            let refs: Vec<(RowId, &Row)> = rows.iter().map(|(i, r)| (*i, r)).collect();
+            let seg = build_segment(&self.path, seg_id, &t.schema, &refs)?;
+            let n = seg.len();
+            t.segments.push(LiveSegment {
+                seg: Arc::new(seg),
+                deleted: Arc::new(DeleteBitmap::new(n)),
+                del_gen: 0,
+                dirty: false,
+            });
+        }
+        self.store_manifest(w, &tables)?;
+        *self.tables.write() = tables;
+        for s in old {
+            self.remove_segment_files(s)?;
+        }
+        crate::storage::fsync_dir(&self.path)
+    }
+}

@@ -1,0 +1,331 @@
+//! The embedded database: [`Database`], its builder, table snapshots and vector search.
+//!
+//! Concurrency: one writer at a time (a mutex around the WAL writer); table states live behind a
+//! `RwLock` that readers hold only long enough to clone a [`TableSnapshot`] (a few `Arc`s), so a
+//! reader never waits for a flush or a compaction, which build their files without that lock and
+//! swap the new state in at the end.
+
+mod builder;
+mod maintenance;
+mod open;
+mod search;
+mod snapshot;
+mod state;
+mod validate;
+mod write;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+pub use builder::{
+    DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS, DEFAULT_MEMTABLE_MAX_BYTES, DatabaseBuilder,
+};
+pub use search::{RowFilter, SearchHit, SearchPath, SearchPlan, SearchRequest};
+pub use snapshot::TableSnapshot;
+use state::TableState;
+
+use crate::catalog::StoredSchema;
+use crate::embed::ModelRegistry;
+use crate::segment::manifest::{Manifest, SegmentEntry, TableEntry};
+use crate::storage::WriteLock;
+use crate::wal::WalWriter;
+use crate::{ColumnType, Error, Result, TableSchema};
+
+/// An open database. Cheap to clone (an `Arc`); `Send + Sync`.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("path", &self.inner.path)
+            .field("read_only", &self.inner.opts.read_only)
+            .finish()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    opts: DatabaseBuilder,
+    models: ModelRegistry,
+    tables: RwLock<Tables>,
+    /// `None` when read-only or closed.
+    writer: Mutex<Option<Writer>>,
+}
+
+/// Tables by id (ids are never reused; names are looked up case-insensitively).
+#[derive(Debug, Clone, Default)]
+struct Tables {
+    by_id: BTreeMap<u64, TableState>,
+}
+
+impl Tables {
+    fn find(&self, name: &str) -> Option<&TableState> {
+        self.by_id
+            .values()
+            .find(|t| t.schema.name.eq_ignore_ascii_case(name))
+    }
+    fn find_id(&self, name: &str) -> Result<u64> {
+        self.find(name)
+            .map(|t| t.id)
+            .ok_or_else(|| Error::NoSuchTable(name.to_string()))
+    }
+}
+
+/// State only the writer touches.
+struct Writer {
+    wal: WalWriter,
+    checkpoint_seq: u64,
+    next_table_id: u64,
+    next_segment_id: u64,
+    _lock: WriteLock,
+}
+
+impl Database {
+    /// Opens the database at `path`, creating it if needed, with the write lock and default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<Database> {
+        Database::builder().open(path)
+    }
+
+    /// Opens the database at `path` without the write lock, beside a writer; it sees the data
+    /// committed when it opened.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Database> {
+        Database::builder().read_only(true).open(path)
+    }
+
+    /// Options with their defaults.
+    pub fn builder() -> DatabaseBuilder {
+        DatabaseBuilder::default()
+    }
+
+    /// The database directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Whether writes are refused.
+    pub fn is_read_only(&self) -> bool {
+        self.inner.opts.read_only
+    }
+
+    /// The model registry of this database (one per database).
+    pub fn models(&self) -> &ModelRegistry {
+        &self.inner.models
+    }
+
+    /// Names of the tables, sorted.
+    pub fn table_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .inner
+            .tables
+            .read()
+            .by_id
+            .values()
+            .map(|t| t.schema.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The schema of table `name` (case-insensitive).
+    pub fn table_schema(&self, name: &str) -> Result<TableSchema> {
+        let tables = self.inner.tables.read();
+        let t = tables
+            .find(name)
+            .ok_or_else(|| Error::NoSuchTable(name.to_string()))?;
+        Ok((*t.schema).clone())
+    }
+
+    /// Creates a table; the catalog change is durable when this returns.
+    pub fn create_table(&self, mut schema: TableSchema) -> Result<()> {
+        schema.validate()?;
+        if let Some(pk) = &schema.primary_key {
+            let c = schema.require_column(pk)?;
+            if schema.columns[c].ty != ColumnType::Integer {
+                return Err(Error::InvalidSchema(format!(
+                    "primary key {}.{pk} must be INTEGER",
+                    schema.name
+                )));
+            }
+            schema.columns[c].nullable = true;
+        }
+        for c in &mut schema.columns {
+            if c.ty == ColumnType::Image {
+                c.embedded = true;
+            } else if c.ty != ColumnType::Text {
+                c.embedded = false;
+            }
+        }
+        self.with_writer(|db, w| {
+            let mut tables = db.tables.read().clone();
+            if tables.find(&schema.name).is_some() {
+                return Err(Error::TableExists(schema.name.clone()));
+            }
+            let id = w.next_table_id;
+            tables.by_id.insert(
+                id,
+                TableState {
+                    id,
+                    schema: Arc::new(schema),
+                    next_row_id: 1,
+                    mem: Default::default(),
+                    segments: Vec::new(),
+                },
+            );
+            w.next_table_id += 1;
+            db.store_manifest(w, &tables)?;
+            *db.tables.write() = tables;
+            Ok(())
+        })
+    }
+
+    /// Drops a table and removes its files.
+    pub fn drop_table(&self, name: &str) -> Result<()> {
+        self.with_writer(|db, w| {
+            let mut tables = db.tables.read().clone();
+            let id = tables.find_id(name)?;
+            let old = tables.by_id.remove(&id);
+            db.store_manifest(w, &tables)?;
+            *db.tables.write() = tables;
+            if let Some(old) = old {
+                for ls in &old.segments {
+                    db.remove_segment_files(ls.seg.id())?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Records the model identity of `table` and sets the dimension of its IMAGE / embedded TEXT
+    /// columns. The same identity again is a no-op; a different one is [`Error::ModelMismatch`].
+    pub fn set_model_identity(&self, table: &str, identity: &str, dim: u32) -> Result<()> {
+        self.with_writer(|db, w| {
+            let mut tables = db.tables.read().clone();
+            let id = tables.find_id(table)?;
+            let t = tables
+                .by_id
+                .get_mut(&id)
+                .ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
+            match &t.schema.model_identity {
+                Some(x) if x == identity => return Ok(()),
+                Some(x) => {
+                    return Err(Error::ModelMismatch {
+                        table: t.schema.name.clone(),
+                        expected: x.clone(),
+                        actual: identity.to_string(),
+                    });
+                }
+                None => {}
+            }
+            if dim == 0 || dim > 65_536 {
+                return Err(Error::InvalidArgument(format!(
+                    "model dimension {dim} out of range"
+                )));
+            }
+            let mut schema = (*t.schema).clone();
+            schema.model_identity = Some(identity.to_string());
+            for c in &mut schema.columns {
+                if c.has_vector() && !matches!(c.ty, ColumnType::Vector(_)) {
+                    c.dim = dim;
+                }
+            }
+            t.schema = Arc::new(schema);
+            db.store_manifest(w, &tables)?;
+            *db.tables.write() = tables;
+            Ok(())
+        })
+    }
+
+    /// A consistent point-in-time view of one table; never blocks on flush or compaction.
+    pub fn snapshot(&self, table: &str) -> Result<TableSnapshot> {
+        let tables = self.inner.tables.read();
+        let t = tables
+            .find(table)
+            .ok_or_else(|| Error::NoSuchTable(table.to_string()))?;
+        Ok(TableSnapshot::new(t))
+    }
+
+    /// Flushes, then releases the write lock. Other clones of this handle get [`Error::Closed`]
+    /// on writes afterwards (reads keep working on the state at close).
+    pub fn close(self) -> Result<()> {
+        if self.inner.opts.read_only {
+            return Ok(());
+        }
+        let mut guard = self.inner.writer.lock();
+        let Some(w) = guard.as_mut() else {
+            return Ok(());
+        };
+        let r = self
+            .inner
+            .checkpoint_locked(w)
+            .and_then(|_| w.wal.sync_all());
+        *guard = None;
+        r
+    }
+
+    /// Runs `f` with the writer, or fails for read-only and closed databases.
+    fn with_writer<T>(&self, f: impl FnOnce(&Inner, &mut Writer) -> Result<T>) -> Result<T> {
+        let mut guard = self.inner.writer.lock();
+        match guard.as_mut() {
+            Some(w) => f(&self.inner, w),
+            None if self.inner.opts.read_only => Err(Error::ReadOnly {
+                path: self.inner.path.clone(),
+            }),
+            None => Err(Error::Closed),
+        }
+    }
+}
+
+impl Inner {
+    /// Writes the manifest for `tables` with the writer's counters.
+    fn store_manifest(&self, w: &Writer, tables: &Tables) -> Result<()> {
+        let m = Manifest {
+            checkpoint_seq: w.checkpoint_seq,
+            next_table_id: w.next_table_id,
+            next_segment_id: w.next_segment_id,
+            tables: tables
+                .by_id
+                .values()
+                .map(|t| TableEntry {
+                    id: t.id,
+                    schema: StoredSchema::from_schema(&t.schema),
+                    next_row_id: t.next_row_id,
+                    segments: t
+                        .segments
+                        .iter()
+                        .map(|ls| SegmentEntry {
+                            id: ls.seg.id(),
+                            rows: ls.seg.len() as u64,
+                            del_gen: ls.del_gen,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        };
+        m.store(&self.path)
+    }
+
+    /// Removes every file of segment `id`.
+    fn remove_segment_files(&self, id: u64) -> Result<()> {
+        let dir = &self.path;
+        for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            if entry
+                .file_name()
+                .to_str()
+                .is_some_and(|n| crate::segment::is_segment_file(n, id))
+            {
+                crate::storage::remove_file(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! The in-memory state of one table and how WAL operations change it.
+
+use std::sync::Arc;
+
+use crate::memtable::MemTable;
+use crate::segment::{DeleteBitmap, Segment};
+use crate::wal::WalOp;
+use crate::{RowId, TableSchema};
+
+/// A live segment with its current deletions.
+#[derive(Debug, Clone)]
+pub struct LiveSegment {
+    /// The immutable segment.
+    pub seg: Arc<Segment>,
+    /// Deleted row positions (copied on write when a snapshot shares it).
+    pub deleted: Arc<DeleteBitmap>,
+    /// Generation of the bitmap file on disk (0: none).
+    pub del_gen: u64,
+    /// Deletions not yet written to a bitmap file.
+    pub dirty: bool,
+}
+
+impl LiveSegment {
+    /// Live rows.
+    pub fn live(&self) -> usize {
+        self.seg.len() - self.deleted.count()
+    }
+}
+
+/// One table: schema, memtable and segments.
+#[derive(Debug, Clone)]
+pub struct TableState {
+    /// Stable id.
+    pub id: u64,
+    /// The schema.
+    pub schema: Arc<TableSchema>,
+    /// Next automatic row id.
+    pub next_row_id: u64,
+    /// Rows since the last checkpoint.
+    pub mem: MemTable,
+    /// Segments, oldest first.
+    pub segments: Vec<LiveSegment>,
+}
+
+impl TableState {
+    /// Whether row `id` is live.
+    pub fn contains(&self, id: RowId) -> bool {
+        self.mem.contains(id) || self.locate(id).is_some()
+    }
+
+    /// The segment index and position of live row `id` in a segment.
+    pub fn locate(&self, id: RowId) -> Option<(usize, usize)> {
+        self.segments.iter().enumerate().find_map(|(s, ls)| {
+            let pos = ls.seg.position(id)?;
+            (!ls.deleted.contains(pos)).then_some((s, pos))
+        })
+    }
+
+    fn delete_in_segment(&mut self, id: RowId) -> bool {
+        match self.locate(id) {
+            Some((s, pos)) => {
+                let ls = &mut self.segments[s];
+                Arc::make_mut(&mut ls.deleted).insert(pos);
+                ls.dirty = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Applies a logged operation (live or replayed); returns the number of rows affected.
+    pub fn apply(&mut self, op: WalOp) -> usize {
+        match op {
+            WalOp::Insert { rows, .. } => {
+                let n = rows.len();
+                for (id, row) in rows {
+                    self.next_row_id = self.next_row_id.max(id + 1);
+                    self.mem.upsert(id, row);
+                }
+                n
+            }
+            WalOp::Delete { ids, .. } => ids
+                .into_iter()
+                .filter(|&id| self.mem.remove(id) || self.delete_in_segment(id))
+                .count(),
+            WalOp::Update { rows, .. } => {
+                let mut n = 0;
+                for (id, row) in rows {
+                    if self.mem.contains(id) || self.delete_in_segment(id) {
+                        self.mem.upsert(id, row);
+                        n += 1;
+                    }
+                }
+                n
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! Writes: each call is one WAL record, acknowledged per the sync mode, then applied.
+
+use std::collections::HashSet;
+
+use super::validate::check_row;
+use super::{Database, Inner, Writer};
+use crate::wal::WalOp;
+use crate::{Error, Result, Row, RowId, Value};
+
+impl Database {
+    /// Inserts a batch of rows atomically and returns their ids.
+    ///
+    /// If the schema has an INTEGER PRIMARY KEY column and a row gives it, that value is the row
+    /// id (an id already used is an error); otherwise the next id is assigned and written into
+    /// that column. Every row is validated before anything is written.
+    pub fn insert(&self, table: &str, mut rows: Vec<Row>) -> Result<Vec<RowId>> {
+        self.write(|db, _| {
+            let t = db.table(table)?;
+            let schema = t.schema.clone();
+            let pk = schema
+                .primary_key
+                .as_deref()
+                .and_then(|p| schema.column_index(p));
+            let mut next = t.next_row_id;
+            let mut seen = HashSet::new();
+            let mut out = Vec::with_capacity(rows.len());
+            for (i, row) in rows.iter_mut().enumerate() {
+                check_row(&schema, i, row)?;
+                let id = match pk.map(|c| (c, &row.values[c])) {
+                    Some((c, Value::Integer(v))) => {
+                        let id = u64::try_from(*v).ok().filter(|&id| id > 0).ok_or_else(|| {
+                            Error::TypeMismatch {
+                                table: schema.name.clone(),
+                                column: schema.columns[c].name.clone(),
+                                row: i,
+                                detail: format!("primary key must be positive, got {v}"),
+                            }
+                        })?;
+                        if t.contains(id) || !seen.insert(id) {
+                            return Err(Error::TypeMismatch {
+                                table: schema.name.clone(),
+                                column: schema.columns[c].name.clone(),
+                                row: i,
+                                detail: format!("duplicate primary key {id}"),
+                            });
+                        }
+                        id
+                    }
+                    Some((c, _)) => {
+                        while t.contains(next) || seen.contains(&next) {
+                            next += 1;
+                        }
+                        row.values[c] = Value::Integer(next as i64);
+                        seen.insert(next);
+                        next
+                    }
+                    None => {
+                        next = next.max(seen.iter().max().map_or(0, |m| m + 1));
+                        seen.insert(next);
+                        next
+                    }
+                };
+                next = next.max(id + 1);
+                out.push(id);
+            }
+            let op = WalOp::Insert {
+                table: t.id,
+                rows: out.iter().copied().zip(rows).collect(),
+            };
+            Ok((op, out))
+        })
+    }
+
+    /// Deletes rows by id; returns how many existed.
+    pub fn delete(&self, table: &str, ids: &[RowId]) -> Result<usize> {
+        self.write(|db, _| {
+            let t = db.table(table)?;
+            let mut seen = HashSet::new();
+            let ids: Vec<RowId> = ids
+                .iter()
+                .copied()
+                .filter(|&id| t.contains(id) && seen.insert(id))
+                .collect();
+            let n = ids.len();
+            Ok((WalOp::Delete { table: t.id, ids }, n))
+        })
+    }
+
+    /// Deletes the rows for which `pred` is true; returns how many.
+    pub fn delete_where(
+        &self,
+        table: &str,
+        pred: &(dyn Fn(RowId, &Row) -> bool + Sync),
+    ) -> Result<usize> {
+        // Evaluate under the writer lock so no write slips in between the scan and the delete.
+        self.write(|db, _| {
+            let t = db.table(table)?;
+            let snap = super::TableSnapshot::new(&t);
+            let mut ids = Vec::new();
+            for r in snap.scan() {
+                let (id, row) = r?;
+                if pred(id, &row) {
+                    ids.push(id);
+                }
+            }
+            let n = ids.len();
+            Ok((WalOp::Delete { table: t.id, ids }, n))
+        })
+    }
+
+    /// Replaces whole rows, keeping their ids; ids that do not exist are skipped. Returns how many
+    /// rows were replaced. An INTEGER PRIMARY KEY column keeps the row id.
+    pub fn update(&self, table: &str, rows: Vec<(RowId, Row)>) -> Result<usize> {
+        self.write(|db, _| {
+            let t = db.table(table)?;
+            let schema = t.schema.clone();
+            let pk = schema
+                .primary_key
+                .as_deref()
+                .and_then(|p| schema.column_index(p));
+            let mut seen = HashSet::new();
+            let mut keep = Vec::with_capacity(rows.len());
+            for (i, (id, mut row)) in rows.into_iter().enumerate() {
+                check_row(&schema, i, &mut row)?;
+                if let Some(c) = pk {
+                    match row.values[c] {
+                        Value::Integer(v) if v as u64 == id => {}
+                        Value::Null => row.values[c] = Value::Integer(id as i64),
+                        ref v => {
+                            return Err(Error::TypeMismatch {
+                                table: schema.name.clone(),
+                                column: schema.columns[c].name.clone(),
+                                row: i,
+                                detail: format!(
+                                    "cannot change the primary key of row {id} to {v:?}"
+                                ),
+                            });
+                        }
+                    }
+                }
+                if t.contains(id) && seen.insert(id) {
+                    keep.push((id, row));
+                }
+            }
+            let n = keep.len();
+            Ok((
+                WalOp::Update {
+                    table: t.id,
+                    rows: keep,
+                },
+                n,
+            ))
+        })
+    }
+
+    /// Runs one write: `f` validates and builds the WAL operation; it is logged, applied, made
+    /// durable per the sync mode, then the memtable may be flushed.
+    fn write<T>(&self, f: impl FnOnce(&Inner, &mut Writer) -> Result<(WalOp, T)>) -> Result<T> {
+        let (seq, gc, out) = self.with_writer(|db, w| {
+            let (op, out) = f(db, w)?;
+            if is_empty(&op) {
+                return Ok((None, None, out));
+            }
+            let seq = w.wal.append(&op)?;
+            {
+                let mut tables = db.tables.write();
+                if let Some(t) = tables.by_id.get_mut(&op.table()) {
+                    t.apply(op);
+                }
+            }
+            let gc = w.wal.group_commit();
+            db.maybe_flush(w)?;
+            Ok((Some(seq), Some(gc), out))
+        })?;
+        // Group commit: fsync outside the writer lock, shared with concurrent writers.
+        if let (Some(seq), Some(gc)) = (seq, gc) {
+            gc.sync_to(seq)?;
+        }
+        Ok(out)
+    }
+}
+
+fn is_empty(op: &WalOp) -> bool {
+    match op {
+        WalOp::Insert { rows, .. } | WalOp::Update { rows, .. } => rows.is_empty(),
+        WalOp::Delete { ids, .. } => ids.is_empty(),
+    }
+}
+
+impl Inner {
+    /// A copy of table `name`'s state (cheap: `Arc`s).
+    fn table(&self, name: &str) -> Result<super::TableState> {
+        let tables = self.tables.read();
+        tables
+            .find(name)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchTable(name.to_string()))
+    }
+}

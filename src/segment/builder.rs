@@ -1,0 +1,41 @@
+//! Building a segment from rows: rows file, then per vector column its vectors and HNSW graph.
+
+use std::path::Path;
+
+use super::{Segment, graph_path, rows::write_rows, rows_path, vec_path, vectors};
+use crate::index::{VectorsView, build_graph};
+use crate::memtable::row_vector;
+use crate::{Result, Row, RowId, TableSchema};
+
+/// Writes segment `id` of `rows` (ascending ids, already validated) and opens it. Every file is
+/// fsynced and renamed into place before this returns; the segment is live once a manifest lists it.
+pub fn build_segment(
+    dir: &Path,
+    id: u64,
+    schema: &TableSchema,
+    rows: &[(RowId, &Row)],
+) -> Result<Segment> {
+    write_rows(&rows_path(dir, id), rows)?;
+    for (c, col) in schema.columns.iter().enumerate() {
+        if !col.has_vector() || col.dim == 0 {
+            continue;
+        }
+        let dim = col.dim as usize;
+        let mut data = Vec::with_capacity(rows.len() * dim);
+        let mut positions = Vec::with_capacity(rows.len());
+        for (pos, (_, row)) in rows.iter().enumerate() {
+            if let Some(v) = row_vector(row, c).filter(|v| v.len() == dim) {
+                data.extend_from_slice(v);
+                positions.push(pos as u32);
+            }
+        }
+        vectors::write_vectors(&vec_path(dir, id, c), dim, &data, &positions)?;
+        let graph = if positions.is_empty() {
+            Vec::new()
+        } else {
+            build_graph(VectorsView { data: &data, dim }, col.metric, &schema.hnsw)?
+        };
+        vectors::write_graph(&graph_path(dir, id, c), &graph)?;
+    }
+    Segment::open(dir, id, schema)
+}

@@ -1,0 +1,167 @@
+//! Immutable segments: the rows of a table at a checkpoint, with one vector file and one HNSW graph
+//! per vector column, plus deletion bitmaps and the manifest that lists the live segments.
+//!
+//! Files of segment `id` (all framed: magic, version, block CRCs; see `docs/format.md`):
+//! `seg-<id>.rows` (rkyv rows), `seg-<id>.c<col>.vec` and `seg-<id>.c<col>.hnsw` per vector
+//! column, `seg-<id>.del<gen>` deletion bitmaps.
+
+mod builder;
+mod deletes;
+pub mod manifest;
+mod rows;
+mod vectors;
+
+use std::path::{Path, PathBuf};
+
+pub use builder::build_segment;
+pub use deletes::DeleteBitmap;
+use rows::RowsFile;
+use vectors::VectorColumn;
+
+use crate::index::{GraphView, VectorsView, search_exact, search_graph};
+use crate::{Error, Metric, Result, Row, RowId, TableSchema, Value};
+
+/// Path of the rows file of segment `id`.
+pub fn rows_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("seg-{id:08}.rows"))
+}
+/// Path of the vector file of column `col` of segment `id`.
+pub fn vec_path(dir: &Path, id: u64, col: usize) -> PathBuf {
+    dir.join(format!("seg-{id:08}.c{col}.vec"))
+}
+/// Path of the graph file of column `col` of segment `id`.
+pub fn graph_path(dir: &Path, id: u64, col: usize) -> PathBuf {
+    dir.join(format!("seg-{id:08}.c{col}.hnsw"))
+}
+/// Path of generation `gen` of the deletion bitmap of segment `id`.
+pub fn del_path(dir: &Path, id: u64, generation: u64) -> PathBuf {
+    dir.join(format!("seg-{id:08}.del{generation}"))
+}
+/// Whether `name` is a file of segment `id` (for removing a dropped segment).
+pub fn is_segment_file(name: &str, id: u64) -> bool {
+    name.starts_with(&format!("seg-{id:08}."))
+}
+
+/// An open immutable segment.
+#[derive(Debug)]
+pub struct Segment {
+    id: u64,
+    rows: RowsFile,
+    /// Per schema column: its vector files when the column is vector-bearing.
+    vectors: Vec<Option<VectorColumn>>,
+}
+
+impl Segment {
+    /// Opens segment `id` of a table with `schema` in `dir` (maps files; reads only headers and
+    /// the id index).
+    pub fn open(dir: &Path, id: u64, schema: &TableSchema) -> Result<Segment> {
+        let rows = RowsFile::open(&rows_path(dir, id))?;
+        let mut vectors = Vec::with_capacity(schema.columns.len());
+        for (c, col) in schema.columns.iter().enumerate() {
+            vectors.push(if col.has_vector() && col.dim > 0 {
+                Some(VectorColumn::open(
+                    &vec_path(dir, id, c),
+                    &graph_path(dir, id, c),
+                    col.dim as usize,
+                )?)
+            } else {
+                None
+            });
+        }
+        Ok(Segment { id, rows, vectors })
+    }
+
+    /// The segment id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Rows stored (deleted ones included).
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Row ids by position, ascending.
+    pub fn ids(&self) -> &[u64] {
+        self.rows.ids()
+    }
+
+    /// Position of row `id`.
+    pub fn position(&self, id: RowId) -> Option<usize> {
+        self.ids().binary_search(&id).ok()
+    }
+
+    /// The row at `pos`, with its vectors and embeddings filled in.
+    pub fn row(&self, pos: usize, schema: &TableSchema) -> Result<Row> {
+        let mut row = rows::to_row(self.rows.get(pos)?);
+        if row.values.len() != schema.columns.len() {
+            return Err(Error::corrupted(
+                PathBuf::from(format!("segment {}", self.id)),
+                format!(
+                    "row {pos} has {} values, schema has {} columns",
+                    row.values.len(),
+                    schema.columns.len()
+                ),
+            ));
+        }
+        for (c, vc) in self.vectors.iter().enumerate() {
+            let Some(vc) = vc else { continue };
+            let rows = vc.rows()?;
+            let Ok(i) = rows.binary_search(&(pos as u32)) else {
+                continue;
+            };
+            let v = vc.vector(i)?.to_vec();
+            if matches!(schema.columns[c].ty, crate::ColumnType::Vector(_)) {
+                row.values[c] = Value::Vector(v);
+            } else {
+                row.embeddings[c] = Some(v);
+            }
+        }
+        Ok(row)
+    }
+
+    /// Number of vectors in column `col`.
+    pub fn vector_count(&self, col: usize) -> usize {
+        self.vectors
+            .get(col)
+            .and_then(|v| v.as_ref())
+            .map_or(0, |v| v.count())
+    }
+
+    /// Top-k over column `col` as (row position, score), best first. `keep` filters row
+    /// positions. `exact` scans every vector; otherwise the HNSW graph with list size `ef`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn search(
+        &self,
+        col: usize,
+        metric: Metric,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        exact: bool,
+        keep: &(dyn Fn(usize) -> bool + Sync),
+    ) -> Result<Vec<(usize, f32)>> {
+        let Some(vc) = self.vectors.get(col).and_then(|v| v.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        let (vectors, rows, graph): (VectorsView<'_>, &[u32], GraphView<'_>) = vc.load()?;
+        let filter = |i: u32| rows.get(i as usize).is_some_and(|&r| keep(r as usize));
+        let hits = if exact {
+            search_exact(vectors, metric, query, k, Some(&filter))
+        } else {
+            search_graph(&graph, vectors, metric, query, k, ef, Some(&filter))
+        };
+        Ok(hits
+            .into_iter()
+            .map(|(i, s)| (rows[i as usize] as usize, s))
+            .collect())
+    }
+
+    /// Row positions with a vector in column `col` (verified).
+    pub fn vector_rows(&self, col: usize) -> Result<&[u32]> {
+        match self.vectors.get(col).and_then(|v| v.as_ref()) {
+            Some(vc) => vc.rows(),
+            None => Ok(&[]),
+        }
+    }
+}

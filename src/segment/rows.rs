@@ -1,0 +1,203 @@
+//! The rows file of a segment: row ids and rkyv-archived rows, read zero-copy through mmap.
+//!
+//! Body layout (inside the framed file, see `storage`; body offsets, little-endian):
+//! ```text
+//! 0        n          u64                 number of rows
+//! 8        ids        [u64; n]            row ids, strictly ascending
+//! 8+8n     starts     [u64; n]            start of each row archive relative to `data` (16-aligned)
+//! 8+16n    lens       [u64; n]            length of each row archive
+//! 8+24n    pad to 16
+//! data     archives   row i = data[starts[i]..starts[i]+lens[i]], an rkyv archive
+//!                     of `StoredRow` (values; VECTOR values live in the vector files)
+//! ```
+//! Ids and offsets are verified against their block CRCs at open; a row's bytes are verified (block
+//! CRCs, then rkyv's validation) the first time it is read.
+
+use std::path::Path;
+
+use rkyv::rancor;
+
+use crate::storage::{FramedFile, FramedWriter, bytes_as_u64};
+use crate::{Error, ImageSource, Result, Row, RowId, Value};
+
+const MAGIC: [u8; 8] = *b"\x89MMDBROW";
+const VERSION: u32 = 1;
+
+/// A value as archived in a segment.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug)]
+pub enum StoredValue {
+    /// NULL.
+    Null,
+    /// INTEGER.
+    Integer(i64),
+    /// REAL.
+    Real(f64),
+    /// TEXT.
+    Text(String),
+    /// BOOLEAN.
+    Boolean(bool),
+    /// BLOB.
+    Blob(Vec<u8>),
+    /// IMAGE by path.
+    ImagePath(String),
+    /// IMAGE by bytes.
+    ImageBytes(Vec<u8>),
+    /// A VECTOR value, or an embedding, stored in the column's vector file.
+    InVectorFile,
+}
+
+/// A row as archived in a segment.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug)]
+pub struct StoredRow {
+    /// One per column.
+    pub values: Vec<StoredValue>,
+}
+
+/// Writes the rows file `path` for `rows` (ascending ids).
+pub fn write_rows(path: &Path, rows: &[(RowId, &Row)]) -> Result<()> {
+    let mut archives = Vec::with_capacity(rows.len());
+    for (_, row) in rows {
+        let stored = StoredRow {
+            values: row.values.iter().map(to_stored).collect(),
+        };
+        let bytes = rkyv::to_bytes::<rancor::Error>(&stored)
+            .map_err(|e| Error::InvalidArgument(format!("cannot archive row: {e}")))?;
+        archives.push(bytes);
+    }
+    let mut w = FramedWriter::create(path, MAGIC, VERSION)?;
+    w.write(&(rows.len() as u64).to_le_bytes())?;
+    for (id, _) in rows {
+        w.write(&id.to_le_bytes())?;
+    }
+    let mut off = 0u64;
+    for a in &archives {
+        w.write(&off.to_le_bytes())?;
+        off += a.len().next_multiple_of(16) as u64;
+    }
+    for a in &archives {
+        w.write(&(a.len() as u64).to_le_bytes())?;
+    }
+    w.align(16)?;
+    for a in &archives {
+        w.write(a)?;
+        w.align(16)?;
+    }
+    w.finish()?;
+    Ok(())
+}
+
+fn to_stored(v: &Value) -> StoredValue {
+    match v {
+        Value::Null => StoredValue::Null,
+        Value::Integer(i) => StoredValue::Integer(*i),
+        Value::Real(f) => StoredValue::Real(*f),
+        Value::Text(s) => StoredValue::Text(s.clone()),
+        Value::Boolean(b) => StoredValue::Boolean(*b),
+        Value::Blob(b) => StoredValue::Blob(b.clone()),
+        Value::Image(ImageSource::Path(p)) => StoredValue::ImagePath(p.clone()),
+        Value::Image(ImageSource::Bytes(b)) => StoredValue::ImageBytes(b.clone()),
+        Value::Vector(_) => StoredValue::InVectorFile,
+    }
+}
+
+/// An open rows file.
+#[derive(Debug)]
+pub struct RowsFile {
+    file: FramedFile,
+    n: usize,
+    data_at: usize,
+}
+
+impl RowsFile {
+    /// Opens and checks the header, ids and offsets.
+    pub fn open(path: &Path) -> Result<RowsFile> {
+        let file = FramedFile::open(path, MAGIC, VERSION)?;
+        let body = file.body();
+        let bad = |d: String| Error::corrupted(path, d);
+        if body.len() < 8 {
+            return Err(bad("rows body too short".into()));
+        }
+        file.verify_range(0, 8)?;
+        let n = u64::from_le_bytes(body[..8].try_into().unwrap_or_default()) as usize;
+        let index_end = n
+            .checked_mul(24)
+            .and_then(|x| x.checked_add(8))
+            .filter(|&e| e <= body.len())
+            .ok_or_else(|| bad(format!("row count {n} does not fit the file")))?;
+        file.verify_range(0, index_end)?;
+        let data_at = index_end.next_multiple_of(16);
+        let body_len = body.len();
+        let rf = RowsFile { file, n, data_at };
+        let ids = rf.ids();
+        if ids.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(bad("row ids are not ascending".into()));
+        }
+        let data_len = body_len.saturating_sub(data_at) as u64;
+        let past_end = rf
+            .starts()
+            .iter()
+            .zip(rf.lens())
+            .any(|(&s, &l)| s.checked_add(l).is_none_or(|e| e > data_len));
+        if past_end {
+            return Err(bad("a row archive runs past the end of the file".into()));
+        }
+        Ok(rf)
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// Row ids, ascending.
+    pub fn ids(&self) -> &[u64] {
+        bytes_as_u64(&self.file.body()[8..8 + self.n * 8]).unwrap_or(&[])
+    }
+
+    fn starts(&self) -> &[u64] {
+        bytes_as_u64(&self.file.body()[8 + self.n * 8..8 + self.n * 16]).unwrap_or(&[])
+    }
+
+    fn lens(&self) -> &[u64] {
+        bytes_as_u64(&self.file.body()[8 + self.n * 16..8 + self.n * 24]).unwrap_or(&[])
+    }
+
+    /// The archived row at position `pos`, validated. VECTOR values come back as
+    /// [`StoredValue::InVectorFile`] for the caller to fill.
+    pub fn get(&self, pos: usize) -> Result<&ArchivedStoredRow> {
+        let at = self.data_at + self.starts()[pos] as usize;
+        let len = self.lens()[pos] as usize;
+        self.file.verify_range(at, len)?;
+        let bytes = &self.file.body()[at..at + len];
+        rkyv::access::<ArchivedStoredRow, rancor::Error>(bytes).map_err(|e| {
+            Error::corrupted(
+                self.file.path(),
+                format!("row {pos} (body byte {at}) fails validation: {e}"),
+            )
+        })
+    }
+}
+
+/// Converts an archived row to a [`Row`] with `n` columns; vectors are left as `Null` for the
+/// caller to fill from the vector files.
+pub fn to_row(r: &ArchivedStoredRow) -> Row {
+    let values: Vec<Value> = r
+        .values
+        .iter()
+        .map(|v| match v {
+            ArchivedStoredValue::Null | ArchivedStoredValue::InVectorFile => Value::Null,
+            ArchivedStoredValue::Integer(i) => Value::Integer(i.to_native()),
+            ArchivedStoredValue::Real(f) => Value::Real(f.to_native()),
+            ArchivedStoredValue::Text(s) => Value::Text(s.as_str().to_string()),
+            ArchivedStoredValue::Boolean(b) => Value::Boolean(*b),
+            ArchivedStoredValue::Blob(b) => Value::Blob(b.as_slice().to_vec()),
+            ArchivedStoredValue::ImagePath(p) => {
+                Value::Image(ImageSource::Path(p.as_str().to_string()))
+            }
+            ArchivedStoredValue::ImageBytes(b) => {
+                Value::Image(ImageSource::Bytes(b.as_slice().to_vec()))
+            }
+        })
+        .collect();
+    Row::new(values)
+}

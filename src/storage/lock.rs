@@ -1,0 +1,80 @@
+//! The database write lock: an exclusive `flock` on `LOCK`, which also holds the holder's pid.
+//!
+//! The kernel releases the lock when the process dies, so a crash never leaves a stale lock; the
+//! pid is only there to name the holder in [`Error::Locked`].
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use crate::{Error, Result};
+
+/// Name of the lock file inside the database directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// A held write lock; released on drop.
+#[derive(Debug)]
+pub struct WriteLock {
+    _file: File,
+}
+
+impl WriteLock {
+    /// Takes the lock of database directory `dir`, or fails with [`Error::Locked`].
+    pub fn acquire(dir: &Path) -> Result<WriteLock> {
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = match holder.trim() {
+                    "" => "unknown process".to_string(),
+                    pid => format!("pid {pid}"),
+                };
+                return Err(Error::Locked {
+                    path: dir.to_path_buf(),
+                    holder,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
+        }
+        let pid = std::process::id().to_string();
+        file.set_len(0)
+            .and_then(|_| file.seek(SeekFrom::Start(0)))
+            .and_then(|_| file.write_all(pid.as_bytes()))
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(WriteLock { _file: file })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_lock_names_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let _a = WriteLock::acquire(dir.path()).unwrap();
+        match WriteLock::acquire(dir.path()) {
+            Err(Error::Locked { path, holder }) => {
+                assert_eq!(path, dir.path());
+                assert_eq!(holder, format!("pid {}", std::process::id()));
+            }
+            other => panic!("expected Locked, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lock_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(WriteLock::acquire(dir.path()).unwrap());
+        WriteLock::acquire(dir.path()).unwrap();
+    }
+}
