@@ -10,7 +10,7 @@ mod index;
 mod memtable;
 mod schema;
 mod segment;
-mod sql;
+pub mod sql;
 mod storage;
 mod value;
 mod wal;
@@ -20,6 +20,7 @@ pub use db::{
     DatabaseBuilder, SearchHit, SearchPath, SearchPlan, SearchRequest, TableSnapshot,
 };
 pub use error::{Error, Result};
+pub use sql::{ColumnInfo, FromValue, Output, ResultRow, Rows, Session, Statement};
 pub use schema::{Column, HnswParams, TableSchema};
 pub use value::{ColumnType, ImageSource, Metric, Row, RowId, Value};
 pub use wal::Sync;

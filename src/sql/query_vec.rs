@@ -86,15 +86,6 @@ pub fn score(metric: Metric, kind: SimKind, v: &[f32], q: &[f32]) -> f32 {
     }
 }
 
-/// Turns a storage search score (higher is closer) into the value of `kind`.
-pub fn from_search_score(metric: Metric, kind: SimKind, s: f32) -> f32 {
-    match (kind, metric) {
-        (SimKind::Similarity, _) => s,
-        (SimKind::Distance, Metric::Cosine) => 1.0 - s,
-        (SimKind::Distance, _) => -s,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,6 @@
+//! Integration tests: one binary, one module per area.
+
+mod explain;
+mod repl;
+mod sql_fuzz;
+mod sql_logic;
