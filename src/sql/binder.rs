@@ -113,7 +113,7 @@ impl<'a> Binder<'a> {
                     let list = list.iter().map(|x| self.bind(x)).collect::<Result<_>>()?;
                     Expr::InList(Box::new(self.bind(expr)?), list, *negated)
                 }
-                _ => return Err(Error::NotSupported("IN with a subquery".into())),
+                _ => return Err(Error::NotSupported("subqueries (IN with a subquery)".into())),
             },
             A::Between { expr, negated, low, high } => Expr::Between(
                 Box::new(self.bind(expr)?),

@@ -8,7 +8,7 @@ use std::fmt;
 
 use crate::sql::query_vec::{QueryArg, SimKind, row_vector, score};
 use crate::sql::value_fmt::sql_literal;
-use crate::{ColumnType, Error, Metric, Result, Row, RowId, Value};
+use crate::{ColumnType, Error, ImageSource, Metric, Result, Row, RowId, Value};
 
 /// A binary operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,7 +243,9 @@ impl Expr {
             }
             Expr::Like(e, p, not) => match (e.eval(id, row, ctx)?, p.eval(id, row, ctx)?) {
                 (Value::Null, _) | (_, Value::Null) => Value::Null,
-                (Value::Text(s), Value::Text(p)) => Value::Boolean(like(&s, &p) != *not),
+                (Value::Text(s) | Value::Image(ImageSource::Path(s)), Value::Text(p)) => {
+                    Value::Boolean(like(&s, &p) != *not)
+                }
                 (a, b) => {
                     return Err(Error::Sql(format!(
                         "LIKE needs text, got {} LIKE {}",
@@ -488,6 +490,9 @@ pub fn compare(a: &Value, b: &Value) -> Result<Option<Ordering>> {
         (Value::Text(x), Value::Text(y)) => x.cmp(y),
         (Value::Boolean(x), Value::Boolean(y)) => x.cmp(y),
         (Value::Blob(x), Value::Blob(y)) => x.cmp(y),
+        // An image path compares as its text, so `WHERE image = '/photos/a.jpg'` works.
+        (Value::Image(ImageSource::Path(x)), Value::Text(y)) => x.as_str().cmp(y.as_str()),
+        (Value::Text(x), Value::Image(ImageSource::Path(y))) => x.as_str().cmp(y.as_str()),
         _ => match (as_f64(a), as_f64(b)) {
             (Some(x), Some(y)) => x.total_cmp(&y),
             _ => {
