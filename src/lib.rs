@@ -8,6 +8,7 @@ pub mod embed;
 mod error;
 mod index;
 mod memtable;
+pub mod repl;
 mod schema;
 mod segment;
 pub mod sql;

@@ -159,7 +159,8 @@ impl SelectPlan {
             let aggs: Vec<String> = self.aggregates.iter().map(|a| a.to_string()).collect();
             lines.push(format!("Aggregate: {}", aggs.join(", ")));
         }
-        if !self.order_by.is_empty() {
+        // A vector search returns rows best first: no separate sort.
+        if !self.order_by.is_empty() && self.search.is_none() {
             let keys: Vec<String> = self
                 .order_by
                 .iter()

@@ -96,6 +96,11 @@ impl Session {
         self.interrupt.clone()
     }
 
+    /// Makes `flag` the interrupt flag of this session (a shell keeps one flag across `.open`).
+    pub fn set_interrupt_handle(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = flag;
+    }
+
     /// Runs one statement and returns the number of rows changed (rows returned for a query).
     pub fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize> {
         Ok(match self.run(sql, params)? {

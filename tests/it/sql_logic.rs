@@ -112,7 +112,7 @@ fn run_slt(name: &str) {
     let file = root.join("tests/slt").join(name);
     // Image paths in the scripts are relative to tests/slt/images (created here; the fake
     // embedder only needs the files to exist).
-    let images = std::env::temp_dir().join(format!("mmdb-slt-images-{}", std::process::id()));
+    let images = Path::new(env!("CARGO_TARGET_TMPDIR")).join("slt-images");
     std::fs::create_dir_all(&images).unwrap();
     for f in ["cat_on_sofa.jpg", "dog_in_park.jpg", "red_car.png", "cat_and_dog.jpg"] {
         std::fs::write(images.join(f), b"not really an image").unwrap();
