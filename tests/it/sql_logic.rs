@@ -140,3 +140,145 @@ macro_rules! slt {
 }
 
 slt!(ddl, dml, select, aggregates, vector_search, embedded, errors);
+
+/// The embedded API: parameters, typed access, prepared statements, sessions, models.
+mod api {
+    use super::*;
+    use mmdb::{ColumnType, params};
+
+    fn db() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("db")).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn parameters_and_typed_access() {
+        let (_d, db) = db();
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, emb VECTOR(2))", params![]).unwrap();
+        let n = db
+            .execute("INSERT INTO t (name, score, emb) VALUES (?, ?, ?), ($4, $5, $6)", params![
+                "o'hara; DROP TABLE t", 1.5, vec![1.0f32, 0.0], "b", None::<f64>, vec![0.0f32, 1.0]
+            ])
+            .unwrap();
+        assert_eq!(n, 2);
+        let rows = db
+            .query("SELECT id, name, score, similarity(emb, $1) AS s FROM t WHERE name <> $2 ORDER BY s LIMIT 5", params![
+                vec![1.0f32, 0.0], "nobody"
+            ])
+            .unwrap();
+        assert_eq!(rows.column_names(), ["id", "name", "score", "s"]);
+        let types: Vec<_> = rows.columns().iter().map(|c| c.ty).collect();
+        assert_eq!(types, [Some(ColumnType::Integer), Some(ColumnType::Text), Some(ColumnType::Real), Some(ColumnType::Real)]);
+        assert_eq!(rows.len(), 2);
+        let first = rows.get(0).unwrap();
+        assert_eq!(first.get::<String>("name").unwrap(), "o'hara; DROP TABLE t");
+        assert_eq!(first.get::<i64>(0).unwrap(), 1);
+        assert!((first.get::<f64>("S").unwrap() - 1.0).abs() < 1e-6);
+        assert_eq!(rows.get(1).unwrap().get::<Option<f64>>("score").unwrap(), None);
+        assert!(db.table_names().contains(&"t".to_string()));
+    }
+
+    #[test]
+    fn prepared_statements_are_reusable() {
+        let (_d, db) = db();
+        db.execute("CREATE TABLE t (k INTEGER, v TEXT)", params![]).unwrap();
+        let mut ins = db.prepare("INSERT INTO t VALUES (?, ?)").unwrap();
+        assert_eq!(ins.parameter_count(), 2);
+        for i in 0..5 {
+            assert_eq!(ins.execute(params![i, format!("v{i}")]).unwrap(), 1);
+        }
+        let err = ins.execute(params![1]).unwrap_err().to_string();
+        assert!(err.contains("takes 2 parameter(s), 1 given"), "{err}");
+        let mut q = db.prepare("SELECT v FROM t WHERE k >= $1 ORDER BY k").unwrap();
+        assert_eq!(q.query(params![3]).unwrap().len(), 2);
+        assert_eq!(q.query(params![0]).unwrap().len(), 5);
+        assert!(db.prepare("SELECT nope FROM t").is_err());
+        assert!(db.query("INSERT INTO t VALUES (9, 'x')", params![]).is_err());
+    }
+
+    #[test]
+    fn session_settings_persist_per_session() {
+        let (_d, db) = db();
+        let mut s = db.session();
+        s.execute("SET ef_search = 99", params![]).unwrap();
+        s.execute("SET exact = true", params![]).unwrap();
+        assert_eq!(s.settings().ef_search, Some(99));
+        assert!(s.settings().exact);
+        assert_eq!(db.session().settings().ef_search, None);
+    }
+
+    #[test]
+    fn model_errors_mismatch_and_text_parameters() {
+        let (_d, db) = db();
+        db.execute("CREATE TABLE n (body EMBEDDED_TEXT) WITH (model = 'fake')", params![]).unwrap();
+        // No model registered: a clear model error naming the table.
+        let err = db.execute("INSERT INTO n VALUES ('hi')", params![]).unwrap_err();
+        assert!(matches!(err, Error::Model(ref m) if m.contains("table n")), "{err}");
+        install_fakes(&db);
+        db.execute("INSERT INTO n VALUES ('hello there'), ('bye now')", params![]).unwrap();
+        let rows = db.query("SELECT body FROM n ORDER BY similarity(body, ?) LIMIT 1", params!["bye"]).unwrap();
+        assert_eq!(rows.get(0).unwrap().get::<String>(0).unwrap(), "bye now");
+        // A different model under the same name is refused, never mixed.
+        db.models().insert("fake", Arc::new(FakeEmbedder::new("another")));
+        let err = db.execute("INSERT INTO n VALUES ('x')", params![]).unwrap_err();
+        assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
+        let err = db.query("SELECT body FROM n ORDER BY similarity(body, 'x') LIMIT 1", params![]).unwrap_err();
+        assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn relative_image_paths_become_absolute() {
+        let (_d, db) = db();
+        install_fakes(&db);
+        let name = format!("mmdb_rel_{}.jpg", std::process::id());
+        std::fs::write(&name, b"x").unwrap();
+        db.execute("CREATE TABLE p (image IMAGE)", params![]).unwrap();
+        let res = db.execute("INSERT INTO p VALUES (?)", params![name.as_str()]);
+        std::fs::remove_file(&name).unwrap();
+        res.unwrap();
+        let rows = db.query("SELECT image FROM p", params![]).unwrap();
+        let ImageSource::Path(p) = rows.get(0).unwrap().get::<ImageSource>(0).unwrap() else {
+            panic!("expected a path");
+        };
+        assert_eq!(Path::new(&p), std::env::current_dir().unwrap().join(&name));
+    }
+
+    #[test]
+    fn filtered_search_returns_k_rows_when_k_match() {
+        let (_d, db) = db();
+        db.execute("CREATE TABLE v (id INTEGER PRIMARY KEY, bucket INTEGER, emb VECTOR(8))", params![]).unwrap();
+        let mut x = 12345u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % 1000) as f32 / 1000.0 - 0.5
+        };
+        // One statement: each statement is one durable batch.
+        let values: Vec<String> = (0..3000)
+            .map(|i| {
+                let v: Vec<String> = (0..8).map(|_| rnd().to_string()).collect();
+                format!("({}, [{}])", i % 100, v.join(", "))
+            })
+            .collect();
+        let sql = format!("INSERT INTO v (bucket, emb) VALUES {}", values.join(", "));
+        assert_eq!(db.execute(&sql, params![]).unwrap(), 3000);
+        db.checkpoint().unwrap();
+        let q: Vec<f32> = (0..8).map(|_| rnd()).collect();
+        for sql in [
+            "SELECT id FROM v WHERE bucket = 7 ORDER BY similarity(emb, ?) LIMIT 10",
+            "SELECT id FROM v WHERE bucket < 50 ORDER BY similarity(emb, ?) LIMIT 10",
+        ] {
+            let got = db.query(sql, params![q.clone()]).unwrap();
+            assert_eq!(got.len(), 10, "{sql}");
+            let mut s = db.session();
+            s.execute("SET exact = true", params![]).unwrap();
+            let exact = s.query(sql, params![q.clone()]).unwrap();
+            let ids = |r: &mmdb::Rows| r.iter().map(|x| x.get::<i64>(0).unwrap()).collect::<Vec<_>>();
+            let (a, b) = (ids(&got), ids(&exact));
+            let overlap = a.iter().filter(|i| b.contains(i)).count();
+            assert!(overlap >= 9, "{sql}: recall {overlap}/10");
+        }
+    }
+}
