@@ -282,3 +282,37 @@ mod api {
         }
     }
 }
+
+/// Every ```sql block of docs/sql.md runs, in order, on one database; ```sql,error blocks fail.
+#[test]
+fn docs_examples() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let doc = std::fs::read_to_string(root.join("docs/sql.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("photos")).unwrap();
+    for f in ["cat.jpg", "dog.jpg", "q.jpg"] {
+        std::fs::write(dir.path().join("photos").join(f), b"x").unwrap();
+    }
+    let db = Database::open(dir.path().join("db")).unwrap();
+    install_fakes(&db);
+    let mut session = db.session();
+    let photos = format!("'{}/photos/", dir.path().display());
+    let mut blocks = 0;
+    let mut lines = doc.lines();
+    while let Some(line) = lines.next() {
+        let expect_error = match line.trim() {
+            "```sql" => false,
+            "```sql,error" => true,
+            _ => continue,
+        };
+        let block: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
+        let sql = block.join("\n").replace("'photos/", &photos);
+        let res = session.run_script(&sql, |_, _| {});
+        match (expect_error, res) {
+            (false, Err(e)) => panic!("docs/sql.md example failed: {e}\n{sql}"),
+            (true, Ok(())) => panic!("docs/sql.md example should fail:\n{sql}"),
+            _ => blocks += 1,
+        }
+    }
+    assert!(blocks >= 12, "only {blocks} examples found");
+}
