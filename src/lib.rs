@@ -21,7 +21,7 @@ pub use db::{
     DatabaseBuilder, SearchHit, SearchPath, SearchPlan, SearchRequest, TableSnapshot,
 };
 pub use error::{Error, Result};
-pub use sql::{ColumnInfo, FromValue, Output, ResultRow, Rows, Session, Statement};
 pub use schema::{Column, HnswParams, TableSchema};
+pub use sql::{ColumnInfo, FromValue, Output, ResultRow, Rows, Session, Statement};
 pub use value::{ColumnType, ImageSource, Metric, Row, RowId, Value};
 pub use wal::Sync;

@@ -9,7 +9,11 @@ use mmdb::Database;
 use mmdb::repl::{Flow, Shell};
 
 #[derive(Parser)]
-#[command(name = "mmdb", version, about = "Embedded vector database with multimodal (CLIP) search")]
+#[command(
+    name = "mmdb",
+    version,
+    about = "Embedded vector database with multimodal (CLIP) search"
+)]
 #[command(args_conflicts_with_subcommands = true)]
 struct Cli {
     #[command(flatten)]
@@ -60,7 +64,12 @@ fn shell(args: ShellArgs) -> ExitCode {
     code
 }
 
-fn run_shell(db: Database, path: &std::path::Path, temporary: bool, commands: &[String]) -> ExitCode {
+fn run_shell(
+    db: Database,
+    path: &std::path::Path,
+    temporary: bool,
+    commands: &[String],
+) -> ExitCode {
     let mut shell = Shell::new(db, std::io::stdout());
     // -c: run each command; piped stdin: run it as a script. Both stop at the first error.
     let script = if !commands.is_empty() {
@@ -85,11 +94,17 @@ fn run_shell(db: Database, path: &std::path::Path, temporary: bool, commands: &[
         };
     }
     let what = if temporary {
-        format!("a temporary database at {} (deleted on exit; use `mmdb PATH` to keep data)", path.display())
+        format!(
+            "a temporary database at {} (deleted on exit; use `mmdb PATH` to keep data)",
+            path.display()
+        )
     } else {
         format!("database {}", path.display())
     };
-    println!("mmdb {} — {what}\nEnter \".help\" for usage hints.", env!("CARGO_PKG_VERSION"));
+    println!(
+        "mmdb {} — {what}\nEnter \".help\" for usage hints.",
+        env!("CARGO_PKG_VERSION")
+    );
     interactive(&mut shell)
 }
 

@@ -20,12 +20,63 @@ use crate::repl::shell::{Flow, Shell};
 use crate::sql::parser::is_complete;
 
 const KEYWORDS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "ORDER", "BY", "LIMIT", "OFFSET", "ASC", "DESC", "AND", "OR", "NOT",
-    "IN", "BETWEEN", "LIKE", "IS", "NULL", "AS", "INSERT", "INTO", "VALUES", "UPDATE", "SET",
-    "DELETE", "CREATE", "TABLE", "IF", "EXISTS", "DROP", "SHOW", "TABLES", "DESCRIBE", "EXPLAIN",
-    "WITH", "PRIMARY", "KEY", "INTEGER", "REAL", "TEXT", "EMBEDDED_TEXT", "BOOLEAN", "BLOB",
-    "IMAGE", "VECTOR", "TRUE", "FALSE", "similarity", "distance", "image", "row", "count", "min",
-    "max", "avg", "sum", "ef_search", "exact",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "ORDER",
+    "BY",
+    "LIMIT",
+    "OFFSET",
+    "ASC",
+    "DESC",
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "BETWEEN",
+    "LIKE",
+    "IS",
+    "NULL",
+    "AS",
+    "INSERT",
+    "INTO",
+    "VALUES",
+    "UPDATE",
+    "SET",
+    "DELETE",
+    "CREATE",
+    "TABLE",
+    "IF",
+    "EXISTS",
+    "DROP",
+    "SHOW",
+    "TABLES",
+    "DESCRIBE",
+    "EXPLAIN",
+    "WITH",
+    "PRIMARY",
+    "KEY",
+    "INTEGER",
+    "REAL",
+    "TEXT",
+    "EMBEDDED_TEXT",
+    "BOOLEAN",
+    "BLOB",
+    "IMAGE",
+    "VECTOR",
+    "TRUE",
+    "FALSE",
+    "similarity",
+    "distance",
+    "image",
+    "row",
+    "count",
+    "min",
+    "max",
+    "avg",
+    "sum",
+    "ef_search",
+    "exact",
 ];
 
 const DOT_COMMANDS: &[&str] = &[
@@ -40,7 +91,12 @@ struct ShellHelper {
 impl Completer for ShellHelper {
     type Candidate = Pair;
 
-    fn complete(&self, line: &str, pos: usize, _: &Context<'_>) -> rustyline::Result<(usize, Vec<Pair>)> {
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
         let before = &line[..pos];
         let start = before
             .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.'))
@@ -59,7 +115,10 @@ impl Completer for ShellHelper {
                 } else {
                     cand.to_string()
                 };
-                out.push(Pair { display: text.clone(), replacement: text });
+                out.push(Pair {
+                    display: text.clone(),
+                    replacement: text,
+                });
             }
         };
         if start == 0 && word.starts_with('.') {
@@ -109,7 +168,9 @@ pub fn run(shell: &mut Shell<Stdout>) -> crate::Result<()> {
     let tables = Arc::new(Mutex::new(shell.database().table_names()));
     let mut ed: Editor<ShellHelper, DefaultHistory> = Editor::new()
         .map_err(|e| crate::Error::InvalidArgument(format!("cannot start the line editor: {e}")))?;
-    ed.set_helper(Some(ShellHelper { tables: tables.clone() }));
+    ed.set_helper(Some(ShellHelper {
+        tables: tables.clone(),
+    }));
     let history = history_path();
     if let Some(h) = &history {
         let _ = ed.load_history(h);

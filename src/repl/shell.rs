@@ -53,7 +53,14 @@ impl<W: Write> Shell<W> {
     pub fn new(db: Database, out: W) -> Shell<W> {
         let session = db.session();
         let interrupt = session.interrupt_handle();
-        Shell { session, interrupt, mode: Mode::Table, timer: false, chatty: false, out }
+        Shell {
+            session,
+            interrupt,
+            mode: Mode::Table,
+            timer: false,
+            chatty: false,
+            out,
+        }
     }
 
     /// The flag a Ctrl-C handler sets to stop the running statement.
@@ -75,7 +82,9 @@ impl<W: Write> Shell<W> {
             let n = first_line + i as u64;
             if buf.trim().is_empty() && line.trim_start().starts_with('.') {
                 buf.clear();
-                let flow = self.dot(line.trim()).map_err(|error| ScriptError { line: n, error })?;
+                let flow = self
+                    .dot(line.trim())
+                    .map_err(|error| ScriptError { line: n, error })?;
                 if flow == Flow::Quit {
                     return Ok(Flow::Quit);
                 }
@@ -106,7 +115,9 @@ impl<W: Write> Shell<W> {
         let started = Instant::now();
         let res = {
             let session = &mut self.session;
-            session.run_script(sql, |line, out| outputs.push((line, out, started.elapsed())))
+            session.run_script(sql, |line, out| {
+                outputs.push((line, out, started.elapsed()))
+            })
         };
         if let Err(mut e) = res {
             e.line += offset;
@@ -155,7 +166,11 @@ impl<W: Write> Shell<W> {
             ".quit" | ".exit" => return Ok(Flow::Quit),
             ".tables" => {
                 let names = self.database().table_names();
-                let text = if names.is_empty() { String::new() } else { names.join("\n") + "\n" };
+                let text = if names.is_empty() {
+                    String::new()
+                } else {
+                    names.join("\n") + "\n"
+                };
                 self.print(&text);
             }
             ".schema" => {
@@ -180,7 +195,9 @@ impl<W: Write> Shell<W> {
                 None => return Err(usage(".mode table|csv|json|line")),
             },
             ".read" => {
-                let Some(path) = arg(0) else { return Err(usage(".read FILE")) };
+                let Some(path) = arg(0) else {
+                    return Err(usage(".read FILE"));
+                };
                 let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
                 let flow = self.run_script(&text, 1).map_err(|e| match e.error {
                     Error::SqlSyntax { .. } => Error::Sql(format!("{path}: {e}")),
@@ -189,7 +206,9 @@ impl<W: Write> Shell<W> {
                 return Ok(flow);
             }
             ".open" => {
-                let Some(path) = arg(0) else { return Err(usage(".open PATH")) };
+                let Some(path) = arg(0) else {
+                    return Err(usage(".open PATH"));
+                };
                 self.open(Path::new(path))?;
             }
             other => {

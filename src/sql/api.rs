@@ -71,7 +71,12 @@ impl Statement {
         let mut params = Params::default();
         // Planning checks tables and columns now, as sqlite's prepare does.
         plan(&ast, session.database(), &mut params)?;
-        Ok(Statement { session, sql: sql.to_string(), ast, param_count: params.count })
+        Ok(Statement {
+            session,
+            sql: sql.to_string(),
+            ast,
+            param_count: params.count,
+        })
     }
 
     /// The SQL text.

@@ -1,6 +1,8 @@
 //! Binding: sqlparser expressions → [`Expr`], resolving names against one table's schema.
 
-use sqlparser::ast::{self, BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments, UnaryOperator};
+use sqlparser::ast::{
+    self, BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments, UnaryOperator,
+};
 
 use crate::sql::expr::{BinOp, EvalCtx, Expr, Func};
 use crate::sql::plan::{AggFunc, Aggregate};
@@ -24,10 +26,16 @@ impl Params {
         } else if let Some(d) = text.strip_prefix('$').or_else(|| text.strip_prefix('?')) {
             match d.parse::<usize>() {
                 Ok(n) if n >= 1 => n - 1,
-                _ => return Err(Error::Sql(format!("bad parameter {text}: use ? or $1, $2, ..."))),
+                _ => {
+                    return Err(Error::Sql(format!(
+                        "bad parameter {text}: use ? or $1, $2, ..."
+                    )));
+                }
             }
         } else {
-            return Err(Error::NotSupported(format!("named parameter {text}: use ? or $1")));
+            return Err(Error::NotSupported(format!(
+                "named parameter {text}: use ? or $1"
+            )));
         };
         self.count = self.count.max(n + 1);
         Ok(n)
@@ -63,7 +71,11 @@ impl<'a> Binder<'a> {
         Ok(match e {
             A::Identifier(id) => self.column(&id.value)?,
             A::CompoundIdentifier(parts) => match parts.as_slice() {
-                [t, c] if self.schema.is_some_and(|s| s.name.eq_ignore_ascii_case(&t.value)) => {
+                [t, c]
+                    if self
+                        .schema
+                        .is_some_and(|s| s.name.eq_ignore_ascii_case(&t.value)) =>
+                {
                     self.column(&c.value)?
                 }
                 _ => {
@@ -108,26 +120,57 @@ impl<'a> Binder<'a> {
             }
             A::IsNull(e) => Expr::IsNull(Box::new(self.bind(e)?), false),
             A::IsNotNull(e) => Expr::IsNull(Box::new(self.bind(e)?), true),
-            A::In { expr, target, negated, .. } => match target {
+            A::In {
+                expr,
+                target,
+                negated,
+                ..
+            } => match target {
                 ast::InTarget::List(list) => {
                     let list = list.iter().map(|x| self.bind(x)).collect::<Result<_>>()?;
                     Expr::InList(Box::new(self.bind(expr)?), list, *negated)
                 }
-                _ => return Err(Error::NotSupported("subqueries (IN with a subquery)".into())),
+                _ => {
+                    return Err(Error::NotSupported(
+                        "subqueries (IN with a subquery)".into(),
+                    ));
+                }
             },
-            A::Between { expr, negated, low, high } => Expr::Between(
+            A::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => Expr::Between(
                 Box::new(self.bind(expr)?),
                 Box::new(self.bind(low)?),
                 Box::new(self.bind(high)?),
                 *negated,
             ),
-            A::Like { negated, any: false, expr, pattern, escape_char: None }
-            | A::ILike { negated, any: false, expr, pattern, escape_char: None } => {
-                Expr::Like(Box::new(self.bind(expr)?), Box::new(self.bind(pattern)?), *negated)
+            A::Like {
+                negated,
+                any: false,
+                expr,
+                pattern,
+                escape_char: None,
             }
-            A::Array(arr) => {
-                Expr::Vector(arr.elem.iter().map(|x| self.bind(x)).collect::<Result<_>>()?)
-            }
+            | A::ILike {
+                negated,
+                any: false,
+                expr,
+                pattern,
+                escape_char: None,
+            } => Expr::Like(
+                Box::new(self.bind(expr)?),
+                Box::new(self.bind(pattern)?),
+                *negated,
+            ),
+            A::Array(arr) => Expr::Vector(
+                arr.elem
+                    .iter()
+                    .map(|x| self.bind(x))
+                    .collect::<Result<_>>()?,
+            ),
             A::Function(f) => self.function(f)?,
             A::Subquery(_) | A::Exists { .. } => {
                 return Err(Error::NotSupported("subqueries".into()));
@@ -138,7 +181,9 @@ impl<'a> Binder<'a> {
 
     fn column(&self, name: &str) -> Result<Expr> {
         let Some(schema) = self.schema else {
-            return Err(Error::Sql(format!("unknown column {name} (no table in FROM)")));
+            return Err(Error::Sql(format!(
+                "unknown column {name} (no table in FROM)"
+            )));
         };
         match schema.column_index(name) {
             Some(i) => Ok(Expr::Column(i, schema.columns[i].name.clone())),
@@ -157,9 +202,9 @@ impl<'a> Binder<'a> {
             V::SingleQuotedString(s) | V::DoubleQuotedString(s) => Value::Text(s.clone()),
             V::Boolean(b) => Value::Boolean(*b),
             V::Null => Value::Null,
-            V::HexStringLiteral(h) => Value::Blob(
-                unhex(h).ok_or_else(|| Error::Sql(format!("bad blob literal X'{h}'")))?,
-            ),
+            V::HexStringLiteral(h) => {
+                Value::Blob(unhex(h).ok_or_else(|| Error::Sql(format!("bad blob literal X'{h}'")))?)
+            }
             V::Placeholder(p) => return Ok(Expr::Param(self.params.bind(p)?)),
             other => return Err(Error::NotSupported(format!("literal {other}"))),
         }))
@@ -171,7 +216,9 @@ impl<'a> Binder<'a> {
             return Err(Error::NotSupported("window functions".into()));
         }
         if f.filter.is_some() || !f.within_group.is_empty() {
-            return Err(Error::NotSupported(format!("FILTER / WITHIN GROUP on {name}()")));
+            return Err(Error::NotSupported(format!(
+                "FILTER / WITHIN GROUP on {name}()"
+            )));
         }
         let (args, star, distinct) = match &f.args {
             FunctionArguments::None => (Vec::new(), false, false),
@@ -222,12 +269,18 @@ impl<'a> Binder<'a> {
         }
         match name.as_str() {
             "similarity" | "distance" => {
-                let kind = if name == "similarity" { SimKind::Similarity } else { SimKind::Distance };
+                let kind = if name == "similarity" {
+                    SimKind::Similarity
+                } else {
+                    SimKind::Distance
+                };
                 self.similarity(kind, &args)
             }
             "image" => match args.as_slice() {
                 [a] => Ok(Expr::Literal(Value::Image(image_source(a)?))),
-                _ => Err(Error::Sql("image() takes one argument: a path or X'..' bytes".into())),
+                _ => Err(Error::Sql(
+                    "image() takes one argument: a path or X'..' bytes".into(),
+                )),
             },
             _ => {
                 let Some(func) = Func::by_name(&name) else {
@@ -249,7 +302,9 @@ impl<'a> Binder<'a> {
     fn similarity(&mut self, kind: SimKind, args: &[&ast::Expr]) -> Result<Expr> {
         let fname = kind.name();
         let [col, q] = args else {
-            return Err(Error::Sql(format!("{fname}() takes two arguments: a column and a query")));
+            return Err(Error::Sql(format!(
+                "{fname}() takes two arguments: a column and a query"
+            )));
         };
         let (column, name) = match self.bind(col)? {
             Expr::Column(i, n) => (i, n),
@@ -259,7 +314,9 @@ impl<'a> Binder<'a> {
                 )));
             }
         };
-        let schema = self.schema.expect("a column was bound, so a table is in scope");
+        let schema = self
+            .schema
+            .expect("a column was bound, so a table is in scope");
         let c = &schema.columns[column];
         if !c.has_vector() {
             return Err(Error::Sql(format!(
@@ -275,7 +332,14 @@ impl<'a> Binder<'a> {
                 self.queries.len() - 1
             }
         };
-        Ok(Expr::Similarity { column, name, metric: c.metric, query, arg, kind })
+        Ok(Expr::Similarity {
+            column,
+            name,
+            metric: c.metric,
+            query,
+            arg,
+            kind,
+        })
     }
 
     fn query_arg(&mut self, fname: &str, q: &ast::Expr) -> Result<QueryArg> {
@@ -299,7 +363,9 @@ impl<'a> Binder<'a> {
                 "image" => Ok(QueryArg::Image(image_source(inner)?)),
                 "row" => match const_eval(&self.bind(inner)?)? {
                     Value::Integer(id) if id >= 0 => Ok(QueryArg::Row(id as u64)),
-                    _ => Err(Error::Sql("row() takes a row id (a non-negative integer)".into())),
+                    _ => Err(Error::Sql(
+                        "row() takes a row id (a non-negative integer)".into(),
+                    )),
                 },
                 _ => Err(bad()),
             };
@@ -331,12 +397,18 @@ fn image_source(e: &ast::Expr) -> Result<ImageSource> {
     match e {
         ast::Expr::Value(v) => match &v.value {
             ast::Value::SingleQuotedString(p) => Ok(ImageSource::Path(absolute_path(p)?)),
-            ast::Value::HexStringLiteral(h) => Ok(ImageSource::Bytes(
-                unhex(h).ok_or_else(|| Error::Sql(format!("bad blob literal X'{h}'")))?,
-            )),
-            _ => Err(Error::Sql(format!("image() takes a path or X'..' bytes, got {e}"))),
+            ast::Value::HexStringLiteral(h) => {
+                Ok(ImageSource::Bytes(unhex(h).ok_or_else(|| {
+                    Error::Sql(format!("bad blob literal X'{h}'"))
+                })?))
+            }
+            _ => Err(Error::Sql(format!(
+                "image() takes a path or X'..' bytes, got {e}"
+            ))),
         },
-        _ => Err(Error::Sql(format!("image() takes a path or X'..' bytes, got {e}"))),
+        _ => Err(Error::Sql(format!(
+            "image() takes a path or X'..' bytes, got {e}"
+        ))),
     }
 }
 

@@ -15,7 +15,9 @@ pub fn create_table_schema(ct: &CreateTable) -> Result<TableSchema> {
         return Err(Error::NotSupported("CREATE TABLE ... AS SELECT".into()));
     }
     if ct.or_replace || ct.temporary || ct.like.is_some() {
-        return Err(Error::NotSupported("CREATE OR REPLACE / TEMPORARY / LIKE".into()));
+        return Err(Error::NotSupported(
+            "CREATE OR REPLACE / TEMPORARY / LIKE".into(),
+        ));
     }
     if !ct.constraints.is_empty() {
         return Err(Error::NotSupported(
@@ -77,7 +79,9 @@ pub fn create_table_schema(ct: &CreateTable) -> Result<TableSchema> {
                         )));
                     }
                     if schema.primary_key.is_some() {
-                        return Err(Error::InvalidSchema(format!("{name}: two PRIMARY KEY columns")));
+                        return Err(Error::InvalidSchema(format!(
+                            "{name}: two PRIMARY KEY columns"
+                        )));
                     }
                     schema.primary_key = Some(c.name.clone());
                 }
@@ -196,9 +200,17 @@ pub fn create_sql(schema: &TableSchema) -> String {
         opts.push(format!("model = '{}'", m.replace('\'', "''")));
     }
     let h = &schema.hnsw;
-    opts.push(format!("m = {}, ef_construction = {}, ef_search = {}", h.m, h.ef_construction, h.ef_search));
+    opts.push(format!(
+        "m = {}, ef_construction = {}, ef_search = {}",
+        h.m, h.ef_construction, h.ef_search
+    ));
     if let Some(c) = schema.columns.iter().find(|c| c.has_vector()) {
         opts.push(format!("metric = '{}'", c.metric.name()));
     }
-    format!("CREATE TABLE {} ({}) WITH ({});", schema.name, cols.join(", "), opts.join(", "))
+    format!(
+        "CREATE TABLE {} ({}) WITH ({});",
+        schema.name,
+        cols.join(", "),
+        opts.join(", ")
+    )
 }

@@ -17,7 +17,11 @@ pub fn is_embedded(schema: &TableSchema, i: usize) -> bool {
 
 /// The table's embedder, checked against the identity recorded with the table (recording it on
 /// first use when `record` is set).
-pub fn embedder_for(db: &Database, schema: &TableSchema, record: bool) -> Result<Arc<dyn Embedder>> {
+pub fn embedder_for(
+    db: &Database,
+    schema: &TableSchema,
+    record: bool,
+) -> Result<Arc<dyn Embedder>> {
     let spec = schema.model.as_deref().unwrap_or(DEFAULT_MODEL);
     let e = db.models().get(spec).map_err(|err| match err {
         Error::Model(m) => Error::Model(format!("table {}: {m}", schema.name)),
@@ -64,7 +68,9 @@ pub fn embed_rows(
     }
     for col in targets {
         let cname = &schema.columns[col].name;
-        let which: Vec<usize> = (0..rows.len()).filter(|&r| !rows[r].values[col].is_null()).collect();
+        let which: Vec<usize> = (0..rows.len())
+            .filter(|&r| !rows[r].values[col].is_null())
+            .collect();
         let results = match schema.columns[col].ty {
             ColumnType::Image => {
                 let imgs: Vec<ImageSource> = which
@@ -114,7 +120,10 @@ pub fn embed_rows(
 /// Names the row in a per-row embedding error.
 fn row_error(err: Error, table: &str, col: &str, row: usize) -> Error {
     match err {
-        Error::Image { source_name, detail } => Error::Image {
+        Error::Image {
+            source_name,
+            detail,
+        } => Error::Image {
             source_name,
             detail: format!("{detail} (row {row} of {table}.{col})"),
         },
@@ -129,14 +138,21 @@ pub fn embed_query_text(db: &Database, schema: &TableSchema, text: &str) -> Resu
 }
 
 /// Embeds one image query for `similarity()` on a column of `schema`.
-pub fn embed_query_image(db: &Database, schema: &TableSchema, img: &ImageSource) -> Result<Vec<f32>> {
+pub fn embed_query_image(
+    db: &Database,
+    schema: &TableSchema,
+    img: &ImageSource,
+) -> Result<Vec<f32>> {
     let e = embedder_for(db, schema, false)?;
     one(e.embed_images(std::slice::from_ref(img)), "query image")
 }
 
 fn one(mut v: Vec<Result<Vec<f32>>>, what: &str) -> Result<Vec<f32>> {
     if v.len() != 1 {
-        return Err(Error::Model(format!("model returned {} results for one {what}", v.len())));
+        return Err(Error::Model(format!(
+            "model returned {} results for one {what}",
+            v.len()
+        )));
     }
     v.remove(0)
 }

@@ -230,7 +230,11 @@ impl Expr {
                         _ => {}
                     }
                 }
-                if saw_null { Value::Null } else { Value::Boolean(*not) }
+                if saw_null {
+                    Value::Null
+                } else {
+                    Value::Boolean(*not)
+                }
             }
             Expr::Between(e, lo, hi, not) => {
                 let v = e.eval(id, row, ctx)?;
@@ -264,9 +268,10 @@ impl Expr {
                 let Some(v) = row_vector(row, *column) else {
                     return Ok(Value::Null);
                 };
-                let q = ctx.queries.get(*query).ok_or_else(|| {
-                    Error::Sql("similarity query vector was not resolved".into())
-                })?;
+                let q = ctx
+                    .queries
+                    .get(*query)
+                    .ok_or_else(|| Error::Sql("similarity query vector was not resolved".into()))?;
                 if q.len() != v.len() {
                     return Err(Error::Sql(format!(
                         "similarity: query vector has {} dimensions, column has {}",
@@ -391,7 +396,11 @@ fn binary(op: BinOp, a: &Expr, b: &Expr, id: RowId, row: &Row, ctx: &EvalCtx<'_>
     // AND / OR short-circuit and follow three-valued logic.
     if matches!(op, BinOp::And | BinOp::Or) {
         let l = truth(&a.eval(id, row, ctx)?)?;
-        let stop = if op == BinOp::And { Some(false) } else { Some(true) };
+        let stop = if op == BinOp::And {
+            Some(false)
+        } else {
+            Some(true)
+        };
         if l == stop {
             return Ok(Value::Boolean(l == Some(true)));
         }
@@ -548,7 +557,10 @@ fn like(s: &str, p: &str) -> bool {
 fn call(f: Func, args: Vec<Value>) -> Result<Value> {
     let arity_err = || Error::Sql(format!("wrong number of arguments to {}()", f.name()));
     if f == Func::Coalesce {
-        return Ok(args.into_iter().find(|v| !v.is_null()).unwrap_or(Value::Null));
+        return Ok(args
+            .into_iter()
+            .find(|v| !v.is_null())
+            .unwrap_or(Value::Null));
     }
     let mut it = args.into_iter();
     let a = it.next().ok_or_else(arity_err)?;
@@ -603,19 +615,36 @@ impl fmt::Display for Expr {
             Expr::Neg(e) => write!(f, "-{e}"),
             Expr::Binary(op, a, b) => {
                 let paren = |e: &Expr| matches!(e, Expr::Binary(o, ..) if *o == BinOp::Or || *o == BinOp::And && *op != BinOp::And);
-                let side = |e: &Expr| if paren(e) { format!("({e})") } else { e.to_string() };
+                let side = |e: &Expr| {
+                    if paren(e) {
+                        format!("({e})")
+                    } else {
+                        e.to_string()
+                    }
+                };
                 write!(f, "{} {} {}", side(a), op.symbol(), side(b))
             }
             Expr::IsNull(e, not) => write!(f, "{e} IS {}NULL", if *not { "NOT " } else { "" }),
             Expr::InList(e, l, not) => {
                 let items: Vec<String> = l.iter().map(|x| x.to_string()).collect();
-                write!(f, "{e} {}IN ({})", if *not { "NOT " } else { "" }, items.join(", "))
+                write!(
+                    f,
+                    "{e} {}IN ({})",
+                    if *not { "NOT " } else { "" },
+                    items.join(", ")
+                )
             }
             Expr::Between(e, lo, hi, not) => {
-                write!(f, "{e} {}BETWEEN {lo} AND {hi}", if *not { "NOT " } else { "" })
+                write!(
+                    f,
+                    "{e} {}BETWEEN {lo} AND {hi}",
+                    if *not { "NOT " } else { "" }
+                )
             }
             Expr::Like(e, p, not) => write!(f, "{e} {}LIKE {p}", if *not { "NOT " } else { "" }),
-            Expr::Similarity { name, arg, kind, .. } => write!(f, "{}({name}, {arg})", kind.name()),
+            Expr::Similarity {
+                name, arg, kind, ..
+            } => write!(f, "{}({name}, {arg})", kind.name()),
             Expr::Func(func, args) => {
                 let items: Vec<String> = args.iter().map(|x| x.to_string()).collect();
                 write!(f, "{}({})", func.name(), items.join(", "))
@@ -661,9 +690,22 @@ mod tests {
     fn arithmetic_errors_are_errors() {
         let div0 = Expr::Binary(BinOp::Div, lit(Value::Integer(1)), lit(Value::Integer(0)));
         assert!(matches!(eval(&div0), Err(Error::Sql(_))));
-        let ovf = Expr::Binary(BinOp::Add, lit(Value::Integer(i64::MAX)), lit(Value::Integer(1)));
+        let ovf = Expr::Binary(
+            BinOp::Add,
+            lit(Value::Integer(i64::MAX)),
+            lit(Value::Integer(1)),
+        );
         assert!(matches!(eval(&ovf), Err(Error::Sql(_))));
-        let mixed = Expr::Binary(BinOp::Lt, lit(Value::Integer(1)), lit(Value::Text("a".into())));
-        assert!(eval(&mixed).unwrap_err().to_string().contains("cannot compare"));
+        let mixed = Expr::Binary(
+            BinOp::Lt,
+            lit(Value::Integer(1)),
+            lit(Value::Text("a".into())),
+        );
+        assert!(
+            eval(&mixed)
+                .unwrap_err()
+                .to_string()
+                .contains("cannot compare")
+        );
     }
 }

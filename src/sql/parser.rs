@@ -172,9 +172,11 @@ fn split_position(raw: &str) -> (&str, Option<(u64, u64)>) {
     let rest = &raw[at + " at Line: ".len()..];
     let mut parts = rest.splitn(2, ", Column: ");
     let l = parts.next().and_then(|s| s.trim().parse().ok());
-    let c = parts
-        .next()
-        .and_then(|s| s.trim_end_matches(|ch: char| !ch.is_ascii_digit()).parse().ok());
+    let c = parts.next().and_then(|s| {
+        s.trim_end_matches(|ch: char| !ch.is_ascii_digit())
+            .parse()
+            .ok()
+    });
     match (l, c) {
         (Some(l), Some(c)) if l > 0 && c > 0 => (&raw[..at], Some((l, c))),
         _ => (raw, None),
@@ -211,19 +213,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dump() {
-        for s in [
-            "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, a TEXT NOT NULL, im IMAGE, e VECTOR(3)) WITH (model = 'x', m = 16, metric = 'cosine')",
-            "SELECT * FROM t WHERE a = ? AND b = $1 ORDER BY similarity(e, [0.1, 2]) DESC LIMIT 10 OFFSET 2",
-            "INSERT INTO t VALUES (1, X'00ff', 'p.jpg', [1,2,3])",
-            "SET ef_search = 128",
-            "SET exact = true",
-            "SHOW TABLES",
-            "DESCRIBE t",
-            "EXPLAIN SELECT 1",
-            "SELECT similarity(im, image('q.jpg')) AS s, count(*) FROM t",
-        ] {
-            println!("{s}\n{:#?}", parse_statement(s));
+    fn splits_at_top_level_semicolons_with_lines() {
+        let sql = "SELECT ';' ; -- a; comment\n\n  INSERT INTO t VALUES (1);\nSELECT 2";
+        let s = split_statements(sql).unwrap();
+        let texts: Vec<&str> = s.iter().map(|x| x.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["SELECT ';'", "INSERT INTO t VALUES (1)", "SELECT 2"]
+        );
+        assert_eq!((s[1].line, s[1].column), (3, 3));
+        assert_eq!(s[2].line, 4);
+        assert!(split_statements("  ;; -- nothing\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn completeness_for_multi_line_input() {
+        assert!(is_complete("SELECT 1;"));
+        assert!(is_complete("SELECT 1; -- trailing comment"));
+        assert!(!is_complete("SELECT 1"));
+        assert!(!is_complete("SELECT ';"));
+        assert!(!is_complete("SELECT 1; SELECT 2"));
+        assert!(!is_complete(""));
+    }
+
+    #[test]
+    fn syntax_errors_point_into_the_script() {
+        let err = parse_script("SELECT 1;\n  SELECT * FROM\n WHERE x;").unwrap_err();
+        match err {
+            Error::SqlSyntax {
+                line,
+                column,
+                message,
+            } => {
+                assert_eq!((line, column), (3, 2), "{message}");
+                assert!(message.contains("WHERE"), "{message}");
+            }
+            other => panic!("{other}"),
         }
+        let err = parse_statement("  SELECT * FROM WHERE")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("SQL syntax error at line 1, column 17:"),
+            "{err}"
+        );
+        let err = parse_statement("SELECT 'abc").unwrap_err().to_string();
+        assert!(err.contains("line 1, column"), "{err}");
+        assert!(parse_statement("SELECT 1; SELECT 2").is_err());
     }
 }

@@ -151,7 +151,11 @@ impl SelectPlan {
             .iter()
             .map(|(e, n)| {
                 let text = e.to_string();
-                if &text == n { text } else { format!("{text} AS {n}") }
+                if &text == n {
+                    text
+                } else {
+                    format!("{text} AS {n}")
+                }
             })
             .collect();
         lines.push(format!("Projection: {}", names.join(", ")));
@@ -168,7 +172,11 @@ impl SelectPlan {
                 .collect();
             lines.push(format!("Sort: {}", keys.join(", ")));
         }
-        let filter = self.filter.as_ref().map(|f| format!(" filter=({f})")).unwrap_or_default();
+        let filter = self
+            .filter
+            .as_ref()
+            .map(|f| format!(" filter=({f})"))
+            .unwrap_or_default();
         match (&self.schema, &self.search) {
             (None, _) => lines.push("Values: one row".into()),
             (Some(s), Some(v)) => {
@@ -206,11 +214,15 @@ impl SelectPlan {
     /// Whether the first ORDER BY key is a similarity or distance in its "closest first" direction.
     pub fn similarity_order(&self) -> Option<(usize, usize, SimKind)> {
         match self.order_by.first()? {
-            (Expr::Similarity { column, query, kind, .. }, desc)
-                if (*kind == SimKind::Similarity) == *desc =>
-            {
-                Some((*column, *query, *kind))
-            }
+            (
+                Expr::Similarity {
+                    column,
+                    query,
+                    kind,
+                    ..
+                },
+                desc,
+            ) if (*kind == SimKind::Similarity) == *desc => Some((*column, *query, *kind)),
             _ => None,
         }
     }
@@ -247,7 +259,12 @@ impl fmt::Display for Plan {
             Plan::Insert { schema, rows, .. } => {
                 write!(f, "Insert: table={} rows={}", schema.name, rows.len())
             }
-            Plan::Update { schema, assignments, filter, .. } => {
+            Plan::Update {
+                schema,
+                assignments,
+                filter,
+                ..
+            } => {
                 let sets: Vec<String> = assignments
                     .iter()
                     .map(|(i, e)| format!("{} = {e}", schema.columns[*i].name))

@@ -26,19 +26,24 @@ pub fn plan(stmt: &Statement, catalog: &dyn Catalog, params: &mut Params) -> Res
             schema: create_table_schema(ct)?,
             if_not_exists: ct.if_not_exists,
         }),
-        Statement::Drop { object_type: ObjectType::Table, if_exists, names, .. } => {
-            Ok(Plan::DropTable {
-                names: names.iter().map(table_name).collect::<Result<_>>()?,
-                if_exists: *if_exists,
-            })
-        }
+        Statement::Drop {
+            object_type: ObjectType::Table,
+            if_exists,
+            names,
+            ..
+        } => Ok(Plan::DropTable {
+            names: names.iter().map(table_name).collect::<Result<_>>()?,
+            if_exists: *if_exists,
+        }),
         Statement::ShowTables { .. } => Ok(Plan::ShowTables),
         Statement::ExplainTable { table_name: t, .. } => {
             let name = table_name(t)?;
             catalog.schema(&name)?;
             Ok(Plan::Describe(name))
         }
-        Statement::Explain { statement, analyze, .. } => {
+        Statement::Explain {
+            statement, analyze, ..
+        } => {
             if *analyze {
                 return Err(Error::NotSupported("EXPLAIN ANALYZE".into()));
             }
@@ -49,25 +54,39 @@ pub fn plan(stmt: &Statement, catalog: &dyn Catalog, params: &mut Params) -> Res
         Statement::Update(up) => plan_update(up, catalog, params),
         Statement::Delete(del) => plan_delete(del, catalog, params),
         Statement::Set(set) => plan_set(set),
-        other => Err(Error::NotSupported(format!("statement {}", first_words(other)))),
+        other => Err(Error::NotSupported(format!(
+            "statement {}",
+            first_words(other)
+        ))),
     }
 }
 
 fn first_words(stmt: &Statement) -> String {
     let text = stmt.to_string();
-    text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn plan_set(set: &ast::Set) -> Result<Plan> {
-    let ast::Set::SingleAssignment { variable, values, .. } = set else {
+    let ast::Set::SingleAssignment {
+        variable, values, ..
+    } = set
+    else {
         return Err(Error::NotSupported(format!("{set}")));
     };
     let name = variable.to_string().to_ascii_lowercase();
     let [value] = values.as_slice() else {
         return Err(Error::Sql(format!("SET {name} takes one value")));
     };
-    let is_default = matches!(value, ast::Expr::Identifier(id) if id.value.eq_ignore_ascii_case("default"));
-    let v = if is_default { Value::Null } else { const_eval(&Binder::new(None, &mut Params::default()).bind(value)?)? };
+    let is_default =
+        matches!(value, ast::Expr::Identifier(id) if id.value.eq_ignore_ascii_case("default"));
+    let v = if is_default {
+        Value::Null
+    } else {
+        const_eval(&Binder::new(None, &mut Params::default()).bind(value)?)?
+    };
     match (name.as_str(), v) {
         ("ef_search", Value::Null) => Ok(Plan::Set(Setting::EfSearch(None))),
         ("ef_search", Value::Integer(n)) if (1..=10_000).contains(&n) => {
@@ -88,10 +107,14 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
 
 fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Result<SelectPlan> {
     if q.with.is_some() {
-        return Err(Error::NotSupported("WITH (common table expressions)".into()));
+        return Err(Error::NotSupported(
+            "WITH (common table expressions)".into(),
+        ));
     }
     if q.fetch.is_some() || !q.locks.is_empty() || !q.pipe_operators.is_empty() {
-        return Err(Error::NotSupported("FETCH / FOR UPDATE / pipe operators".into()));
+        return Err(Error::NotSupported(
+            "FETCH / FOR UPDATE / pipe operators".into(),
+        ));
     }
     let select = match q.body.as_ref() {
         SetExpr::Select(s) => s,
@@ -120,9 +143,9 @@ fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Res
                 return Err(Error::NotSupported("JOIN".into()));
             }
             match &t.relation {
-                TableFactor::Table { name, args: None, .. } => {
-                    Some(catalog.schema(&table_name(name)?)?)
-                }
+                TableFactor::Table {
+                    name, args: None, ..
+                } => Some(catalog.schema(&table_name(name)?)?),
                 TableFactor::Derived { .. } => {
                     return Err(Error::NotSupported("subqueries in FROM".into()));
                 }
@@ -160,12 +183,12 @@ fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Res
         }
     }
     let aggregates = b.aggregates.take().unwrap_or_default();
-    if !aggregates.is_empty() {
-        if let Some((e, _)) = projection.iter().find(|(e, _)| e.reads_row()) {
-            return Err(Error::NotSupported(format!(
-                "{e} must be inside an aggregate (GROUP BY is not supported)"
-            )));
-        }
+    if !aggregates.is_empty()
+        && let Some((e, _)) = projection.iter().find(|(e, _)| e.reads_row())
+    {
+        return Err(Error::NotSupported(format!(
+            "{e} must be inside an aggregate (GROUP BY is not supported)"
+        )));
     }
     let mut order_by = Vec::new();
     if let Some(ob) = &q.order_by {
@@ -188,7 +211,13 @@ fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Res
                 Some(ast::OrderBySort::Using(_)) => {
                     return Err(Error::NotSupported("ORDER BY ... USING".into()));
                 }
-                None => matches!(e, Expr::Similarity { kind: SimKind::Similarity, .. }),
+                None => matches!(
+                    e,
+                    Expr::Similarity {
+                        kind: SimKind::Similarity,
+                        ..
+                    }
+                ),
             };
             order_by.push((e, desc));
         }
@@ -211,36 +240,39 @@ fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Res
         plan.limit,
         plan.aggregates.is_empty(),
         plan.order_by.len() == 1,
-    ) {
-        if let Some((column, query, _)) = plan.similarity_order() {
-            let c = &s.columns[column];
-            plan.search = Some(VectorSearch {
-                column,
-                name: c.name.clone(),
-                metric: c.metric,
-                query,
-                k: l.saturating_add(plan.offset),
-            });
-        }
+    ) && let Some((column, query, _)) = plan.similarity_order()
+    {
+        let c = &s.columns[column];
+        plan.search = Some(VectorSearch {
+            column,
+            name: c.name.clone(),
+            metric: c.metric,
+            query,
+            k: l.saturating_add(plan.offset),
+        });
     }
     Ok(plan)
 }
 
 /// An ORDER BY key: an output alias, an output position (1-based), or an expression.
 fn order_key(e: &ast::Expr, projection: &[(Expr, String)], b: &mut Binder<'_>) -> Result<Expr> {
-    if let ast::Expr::Identifier(id) = e {
-        if let Some((bound, _)) = projection.iter().find(|(_, n)| n.eq_ignore_ascii_case(&id.value)) {
-            return Ok(bound.clone());
-        }
+    if let ast::Expr::Identifier(id) = e
+        && let Some((bound, _)) = projection
+            .iter()
+            .find(|(_, n)| n.eq_ignore_ascii_case(&id.value))
+    {
+        return Ok(bound.clone());
     }
-    if let ast::Expr::Value(v) = e {
-        if let ast::Value::Number(n, _) = &v.value {
-            let pos: usize = n.parse().map_err(|_| Error::Sql(format!("bad ORDER BY position {n}")))?;
-            return projection
-                .get(pos.wrapping_sub(1))
-                .map(|(e, _)| e.clone())
-                .ok_or_else(|| Error::Sql(format!("ORDER BY position {pos} is out of range")));
-        }
+    if let ast::Expr::Value(v) = e
+        && let ast::Value::Number(n, _) = &v.value
+    {
+        let pos: usize = n
+            .parse()
+            .map_err(|_| Error::Sql(format!("bad ORDER BY position {n}")))?;
+        return projection
+            .get(pos.wrapping_sub(1))
+            .map(|(e, _)| e.clone())
+            .ok_or_else(|| Error::Sql(format!("ORDER BY position {pos} is out of range")));
     }
     let saved = b.aggregates.take();
     let out = b.bind(e);
@@ -252,17 +284,26 @@ fn limit_offset(clause: Option<&LimitClause>) -> Result<(Option<usize>, usize)> 
     let count = |e: &ast::Expr, what: &str| -> Result<usize> {
         match const_eval(&Binder::new(None, &mut Params::default()).bind(e)?)? {
             Value::Integer(n) if n >= 0 => Ok(n as usize),
-            _ => Err(Error::Sql(format!("{what} must be a non-negative integer, got {e}"))),
+            _ => Err(Error::Sql(format!(
+                "{what} must be a non-negative integer, got {e}"
+            ))),
         }
     };
     match clause {
         None => Ok((None, 0)),
-        Some(LimitClause::LimitOffset { limit, offset, limit_by }) => {
+        Some(LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) => {
             if !limit_by.is_empty() {
                 return Err(Error::NotSupported("LIMIT BY".into()));
             }
             let l = limit.as_ref().map(|e| count(e, "LIMIT")).transpose()?;
-            let o = offset.as_ref().map(|o| count(&o.value, "OFFSET")).transpose()?;
+            let o = offset
+                .as_ref()
+                .map(|o| count(&o.value, "OFFSET"))
+                .transpose()?;
             Ok((l, o.unwrap_or(0)))
         }
         Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
@@ -285,8 +326,14 @@ fn plan_insert(ins: &ast::Insert, catalog: &dyn Catalog, params: &mut Params) ->
     let TableObject::TableName(name) = &ins.table else {
         return Err(Error::NotSupported("INSERT INTO TABLE FUNCTION".into()));
     };
-    if ins.on.is_some() || ins.returning.is_some() || ins.or.is_some() || !ins.assignments.is_empty() {
-        return Err(Error::NotSupported("ON CONFLICT / RETURNING / INSERT OR / SET".into()));
+    if ins.on.is_some()
+        || ins.returning.is_some()
+        || ins.or.is_some()
+        || !ins.assignments.is_empty()
+    {
+        return Err(Error::NotSupported(
+            "ON CONFLICT / RETURNING / INSERT OR / SET".into(),
+        ));
     }
     let schema = catalog.schema(&table_name(name)?)?;
     let columns: Vec<usize> = if ins.columns.is_empty() {
@@ -319,17 +366,29 @@ fn plan_insert(ins: &ast::Insert, catalog: &dyn Catalog, params: &mut Params) ->
                 columns.len()
             )));
         }
-        rows.push(row.content.iter().map(|e| b.bind(e)).collect::<Result<Vec<_>>>()?);
+        rows.push(
+            row.content
+                .iter()
+                .map(|e| b.bind(e))
+                .collect::<Result<Vec<_>>>()?,
+        );
     }
     if !b.queries.is_empty() {
         return Err(Error::NotSupported("similarity() in INSERT values".into()));
     }
-    Ok(Plan::Insert { schema, columns, rows })
+    Ok(Plan::Insert {
+        schema,
+        columns,
+        rows,
+    })
 }
 
 fn plan_update(up: &ast::Update, catalog: &dyn Catalog, params: &mut Params) -> Result<Plan> {
-    if up.from.is_some() || up.returning.is_some() || up.limit.is_some() || !up.order_by.is_empty() {
-        return Err(Error::NotSupported("UPDATE ... FROM / RETURNING / ORDER BY / LIMIT".into()));
+    if up.from.is_some() || up.returning.is_some() || up.limit.is_some() || !up.order_by.is_empty()
+    {
+        return Err(Error::NotSupported(
+            "UPDATE ... FROM / RETURNING / ORDER BY / LIMIT".into(),
+        ));
     }
     let schema = catalog.schema(&single_table(std::slice::from_ref(&up.table))?)?;
     let mut b = Binder::new(Some(&schema), params);
@@ -343,12 +402,23 @@ fn plan_update(up: &ast::Update, catalog: &dyn Catalog, params: &mut Params) -> 
     }
     let filter = up.selection.as_ref().map(|e| b.bind(e)).transpose()?;
     let queries = std::mem::take(&mut b.queries);
-    Ok(Plan::Update { schema, assignments, filter, queries })
+    Ok(Plan::Update {
+        schema,
+        assignments,
+        filter,
+        queries,
+    })
 }
 
 fn plan_delete(del: &ast::Delete, catalog: &dyn Catalog, params: &mut Params) -> Result<Plan> {
-    if del.using.is_some() || del.returning.is_some() || del.limit.is_some() || !del.order_by.is_empty() {
-        return Err(Error::NotSupported("DELETE ... USING / RETURNING / ORDER BY / LIMIT".into()));
+    if del.using.is_some()
+        || del.returning.is_some()
+        || del.limit.is_some()
+        || !del.order_by.is_empty()
+    {
+        return Err(Error::NotSupported(
+            "DELETE ... USING / RETURNING / ORDER BY / LIMIT".into(),
+        ));
     }
     if !del.tables.is_empty() {
         return Err(Error::NotSupported("multi-table DELETE".into()));
@@ -360,5 +430,9 @@ fn plan_delete(del: &ast::Delete, catalog: &dyn Catalog, params: &mut Params) ->
     let mut b = Binder::new(Some(&schema), params);
     let filter = del.selection.as_ref().map(|e| b.bind(e)).transpose()?;
     let queries = std::mem::take(&mut b.queries);
-    Ok(Plan::Delete { schema, filter, queries })
+    Ok(Plan::Delete {
+        schema,
+        filter,
+        queries,
+    })
 }

@@ -74,10 +74,19 @@ pub fn score(metric: Metric, kind: SimKind, v: &[f32], q: &[f32]) -> f32 {
         Metric::Cosine => {
             let nv = v.iter().map(|x| x * x).sum::<f32>().sqrt();
             let nq = q.iter().map(|x| x * x).sum::<f32>().sqrt();
-            if nv == 0.0 || nq == 0.0 { 0.0 } else { dot / (nv * nq) }
+            if nv == 0.0 || nq == 0.0 {
+                0.0
+            } else {
+                dot / (nv * nq)
+            }
         }
         Metric::Dot => dot,
-        Metric::L2 => -v.iter().zip(q).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt(),
+        Metric::L2 => -v
+            .iter()
+            .zip(q)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f32>()
+            .sqrt(),
     };
     match (kind, metric) {
         (SimKind::Similarity, _) => sim,
@@ -96,6 +105,9 @@ mod tests {
         assert_eq!(score(Metric::Cosine, SimKind::Similarity, &a, &b), 0.0);
         assert_eq!(score(Metric::Cosine, SimKind::Distance, &a, &a), 0.0);
         assert_eq!(score(Metric::L2, SimKind::Distance, &a, &b), 5f32.sqrt());
-        assert_eq!(score(Metric::Dot, SimKind::Similarity, &[2.0, 1.0], &b), 2.0);
+        assert_eq!(
+            score(Metric::Dot, SimKind::Similarity, &[2.0, 1.0], &b),
+            2.0
+        );
     }
 }

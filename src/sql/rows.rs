@@ -46,12 +46,18 @@ impl Rows {
 
     /// Row `i`.
     pub fn get(&self, i: usize) -> Option<ResultRow<'_>> {
-        self.rows.get(i).map(|values| ResultRow { columns: &self.columns, values })
+        self.rows.get(i).map(|values| ResultRow {
+            columns: &self.columns,
+            values,
+        })
     }
 
     /// The rows in order.
     pub fn iter(&self) -> impl Iterator<Item = ResultRow<'_>> + '_ {
-        self.rows.iter().map(|values| ResultRow { columns: &self.columns, values })
+        self.rows.iter().map(|values| ResultRow {
+            columns: &self.columns,
+            values,
+        })
     }
 
     /// The raw values, row by row.
@@ -171,8 +177,14 @@ mod tests {
     fn typed_access_by_index_and_name() {
         let rows = Rows::new(
             vec![
-                ColumnInfo { name: "id".into(), ty: Some(ColumnType::Integer) },
-                ColumnInfo { name: "Name".into(), ty: Some(ColumnType::Text) },
+                ColumnInfo {
+                    name: "id".into(),
+                    ty: Some(ColumnType::Integer),
+                },
+                ColumnInfo {
+                    name: "Name".into(),
+                    ty: Some(ColumnType::Text),
+                },
             ],
             vec![vec![Value::Integer(7), Value::Null]],
         );
@@ -181,7 +193,10 @@ mod tests {
         assert_eq!(r.get::<f64>("ID").unwrap(), 7.0);
         assert_eq!(r.get::<Option<String>>("name").unwrap(), None);
         let err = r.get::<String>("name").unwrap_err().to_string();
-        assert!(err.contains("column Name: cannot read NULL as String"), "{err}");
+        assert!(
+            err.contains("column Name: cannot read NULL as String"),
+            "{err}"
+        );
         assert!(r.get::<i64>(5).is_err());
         assert!(r.get::<i64>("nope").is_err());
     }

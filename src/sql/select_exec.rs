@@ -34,7 +34,11 @@ pub fn run_select(
     };
     let snap = db.snapshot(&schema.name)?;
     let queries = resolve_queries(db, &snap, plan, params, false)?;
-    let ctx = EvalCtx { params, queries: &queries, aggs: &[] };
+    let ctx = EvalCtx {
+        params,
+        queries: &queries,
+        aggs: &[],
+    };
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let keep = |id: RowId, row: &Row| match &plan.filter {
         None => true,
@@ -56,11 +60,17 @@ pub fn run_select(
                 exact: settings.exact,
                 filter: plan.filter.as_ref().map(|_| filter),
             };
-            snap.search(&req)?.into_iter().map(|h| (h.id, h.row)).collect()
+            snap.search(&req)?
+                .into_iter()
+                .map(|h| (h.id, h.row))
+                .collect()
         }
     } else {
         // Without ORDER BY or aggregates the scan can stop once OFFSET + LIMIT rows matched.
-        let stop_after = match (plan.order_by.is_empty() && plan.aggregates.is_empty(), plan.limit) {
+        let stop_after = match (
+            plan.order_by.is_empty() && plan.aggregates.is_empty(),
+            plan.limit,
+        ) {
             (true, Some(l)) => Some(l.saturating_add(plan.offset)),
             _ => None,
         };
@@ -96,13 +106,21 @@ fn finish(
     let columns = schema.map_or(&[][..], |s| &s.columns[..]);
     let mut aggs = Vec::new();
     if !plan.aggregates.is_empty() {
-        let ctx = EvalCtx { params, queries, aggs: &[] };
+        let ctx = EvalCtx {
+            params,
+            queries,
+            aggs: &[],
+        };
         for a in &plan.aggregates {
             aggs.push(aggregate(a, &rows, &ctx)?);
         }
         rows = vec![(0, Row::default())];
     }
-    let ctx = EvalCtx { params, queries, aggs: &aggs };
+    let ctx = EvalCtx {
+        params,
+        queries,
+        aggs: &aggs,
+    };
     if !plan.order_by.is_empty() && plan.search.is_none() {
         let mut keyed = Vec::with_capacity(rows.len());
         for (id, row) in rows {
@@ -145,7 +163,10 @@ fn finish(
                 other => other.ty(columns),
             }
             .or_else(|| out.iter().find_map(|r| r[i].column_type()));
-            ColumnInfo { name: name.clone(), ty }
+            ColumnInfo {
+                name: name.clone(),
+                ty,
+            }
         })
         .collect();
     Ok(Rows::new(infos, out))
@@ -176,7 +197,11 @@ fn aggregate(a: &Aggregate, rows: &[(RowId, Row)], ctx: &EvalCtx<'_>) -> Result<
             AggFunc::Count => {}
             AggFunc::Sum | AggFunc::Avg => {
                 let x = as_f64(&v).ok_or_else(|| {
-                    Error::Sql(format!("{}() needs numbers, got {}", a.func, v.column_type().map_or("NULL".into(), |t| t.to_string())))
+                    Error::Sql(format!(
+                        "{}() needs numbers, got {}",
+                        a.func,
+                        v.column_type().map_or("NULL".into(), |t| t.to_string())
+                    ))
                 })?;
                 fsum += x;
                 acc = match (&acc, &v) {
@@ -190,7 +215,9 @@ fn aggregate(a: &Aggregate, rows: &[(RowId, Row)], ctx: &EvalCtx<'_>) -> Result<
             AggFunc::Min | AggFunc::Max => {
                 let better = match compare(&v, &acc)? {
                     None => true,
-                    Some(o) => (o == Ordering::Less) == (a.func == AggFunc::Min) && o != Ordering::Equal,
+                    Some(o) => {
+                        (o == Ordering::Less) == (a.func == AggFunc::Min) && o != Ordering::Equal
+                    }
                 };
                 if better {
                     acc = v;
@@ -326,7 +353,9 @@ pub fn resolve_query(
         )));
     }
     if v.iter().any(|x| !x.is_finite()) {
-        return Err(Error::Sql("similarity(): query vector has a non-finite value".into()));
+        return Err(Error::Sql(
+            "similarity(): query vector has a non-finite value".into(),
+        ));
     }
     Ok(v)
 }

@@ -8,13 +8,13 @@ use sqlparser::ast;
 
 use crate::sql::binder::Params;
 use crate::sql::ddl::{create_sql, type_name};
+use crate::sql::expr::EvalCtx;
 use crate::sql::parser::{parse_script, parse_statement};
 use crate::sql::plan::{Plan, SelectPlan, Setting};
 use crate::sql::planner::{Catalog, plan};
 use crate::sql::rows::{ColumnInfo, Rows};
 use crate::sql::select_exec::{resolve_queries, run_select};
 use crate::sql::write_exec::{run_delete, run_insert, run_update};
-use crate::sql::expr::EvalCtx;
 use crate::{ColumnType, Database, Error, Result, Row, RowId, SearchRequest, TableSchema, Value};
 
 /// Session settings changed by `SET`.
@@ -142,7 +142,10 @@ impl Session {
         for s in stmts {
             let out = self
                 .run_ast(&s.ast, &[], true)
-                .map_err(|error| ScriptError { line: s.line, error })?;
+                .map_err(|error| ScriptError {
+                    line: s.line,
+                    error,
+                })?;
             each(s.line, out);
         }
         Ok(())
@@ -171,7 +174,10 @@ impl Session {
     fn run_plan(&mut self, p: &Plan, params: &[Value]) -> Result<Output> {
         let db = &self.db;
         Ok(match p {
-            Plan::CreateTable { schema, if_not_exists } => {
+            Plan::CreateTable {
+                schema,
+                if_not_exists,
+            } => {
                 match db.create_table(schema.clone()) {
                     Err(Error::TableExists(_)) if *if_not_exists => {}
                     other => other?,
@@ -188,14 +194,27 @@ impl Session {
                 Output::Done
             }
             Plan::ShowTables => Output::Rows(Rows::new(
-                vec![ColumnInfo { name: "name".into(), ty: Some(ColumnType::Text) }],
-                db.table_names().into_iter().map(|n| vec![Value::Text(n)]).collect(),
+                vec![ColumnInfo {
+                    name: "name".into(),
+                    ty: Some(ColumnType::Text),
+                }],
+                db.table_names()
+                    .into_iter()
+                    .map(|n| vec![Value::Text(n)])
+                    .collect(),
             )),
             Plan::Describe(t) => Output::Rows(describe(&db.table_schema(t)?)),
-            Plan::Insert { schema, columns, rows } => {
-                Output::Changed(run_insert(db, schema, columns, rows, params)?)
-            }
-            Plan::Update { schema, assignments, filter, queries } => Output::Changed(run_update(
+            Plan::Insert {
+                schema,
+                columns,
+                rows,
+            } => Output::Changed(run_insert(db, schema, columns, rows, params)?),
+            Plan::Update {
+                schema,
+                assignments,
+                filter,
+                queries,
+            } => Output::Changed(run_update(
                 db,
                 schema,
                 assignments,
@@ -203,9 +222,11 @@ impl Session {
                 queries,
                 params,
             )?),
-            Plan::Delete { schema, filter, queries } => {
-                Output::Changed(run_delete(db, schema, filter.as_ref(), queries, params)?)
-            }
+            Plan::Delete {
+                schema,
+                filter,
+                queries,
+            } => Output::Changed(run_delete(db, schema, filter.as_ref(), queries, params)?),
             Plan::Select(s) => {
                 Output::Rows(run_select(db, s, params, &self.settings, &self.interrupt)?)
             }
@@ -215,8 +236,13 @@ impl Session {
                     other => other.to_string(),
                 };
                 Output::Rows(Rows::new(
-                    vec![ColumnInfo { name: "plan".into(), ty: Some(ColumnType::Text) }],
-                    text.lines().map(|l| vec![Value::Text(l.to_string())]).collect(),
+                    vec![ColumnInfo {
+                        name: "plan".into(),
+                        ty: Some(ColumnType::Text),
+                    }],
+                    text.lines()
+                        .map(|l| vec![Value::Text(l.to_string())])
+                        .collect(),
                 ))
             }
             Plan::Set(Setting::EfSearch(ef)) => {
@@ -239,9 +265,15 @@ impl Session {
         let storage = match &s.search {
             Some(vs) => {
                 let queries = resolve_queries(&self.db, &snap, s, params, true)?;
-                let ctx = EvalCtx { params, queries: &queries, aggs: &[] };
+                let ctx = EvalCtx {
+                    params,
+                    queries: &queries,
+                    aggs: &[],
+                };
                 let keep = |id: RowId, row: &Row| {
-                    s.filter.as_ref().is_none_or(|f| f.eval_condition(id, row, &ctx).unwrap_or(false))
+                    s.filter
+                        .as_ref()
+                        .is_none_or(|f| f.eval_condition(id, row, &ctx).unwrap_or(false))
                 };
                 let filter: &(dyn Fn(RowId, &Row) -> bool + Sync) = &keep;
                 let req = SearchRequest {
@@ -290,8 +322,16 @@ fn describe(schema: &TableSchema) -> Rows {
                 text(&type_name(c)),
                 Value::Boolean(c.nullable && !pk),
                 if pk { text("PRIMARY KEY") } else { Value::Null },
-                if c.has_vector() { text(c.metric.name()) } else { Value::Null },
-                if c.has_vector() { Value::Integer(c.dim as i64) } else { Value::Null },
+                if c.has_vector() {
+                    text(c.metric.name())
+                } else {
+                    Value::Null
+                },
+                if c.has_vector() {
+                    Value::Integer(c.dim as i64)
+                } else {
+                    Value::Null
+                },
             ]
         })
         .collect();

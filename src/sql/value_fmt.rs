@@ -52,7 +52,7 @@ fn hex(b: &[u8]) -> String {
 
 /// Decodes the digits of an `X'..'` literal.
 pub fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.is_ascii() {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
         return None;
     }
     (0..s.len())
@@ -103,7 +103,10 @@ mod tests {
         assert_eq!(sql_literal(&Value::Text("it's".into())), "'it''s'");
         assert_eq!(sql_literal(&Value::Blob(vec![0, 255])), "X'00ff'");
         assert_eq!(sql_literal(&Value::Real(2.0)), "2.0");
-        assert_eq!(display_value(&Value::Vector(vec![1.0, 0.5, 2.0]), 2), "[1, 0.5, ... (3 dims)]");
+        assert_eq!(
+            display_value(&Value::Vector(vec![1.0, 0.5, 2.0]), 2),
+            "[1, 0.5, ... (3 dims)]"
+        );
         assert_eq!(unhex("00ff"), Some(vec![0, 255]));
         assert_eq!(unhex("0"), None);
     }

@@ -19,7 +19,11 @@ pub fn run_insert(
     rows: &[Vec<Expr>],
     params: &[Value],
 ) -> Result<usize> {
-    let ctx = EvalCtx { params, queries: &[], aggs: &[] };
+    let ctx = EvalCtx {
+        params,
+        queries: &[],
+        aggs: &[],
+    };
     let mut out = Vec::with_capacity(rows.len());
     for (r, exprs) in rows.iter().enumerate() {
         let mut values = vec![Value::Null; schema.columns.len()];
@@ -45,16 +49,23 @@ pub fn run_update(
 ) -> Result<usize> {
     let snap = db.snapshot(&schema.name)?;
     let qv = resolve_for(db, &snap, schema, queries, filter, params)?;
-    let ctx = EvalCtx { params, queries: &qv, aggs: &[] };
-    let pk = schema.primary_key.as_deref().and_then(|p| schema.column_index(p));
+    let ctx = EvalCtx {
+        params,
+        queries: &qv,
+        aggs: &[],
+    };
+    let pk = schema
+        .primary_key
+        .as_deref()
+        .and_then(|p| schema.column_index(p));
     let mut changed: Vec<(RowId, Row)> = Vec::new();
     let mut numbers = Vec::new();
     for r in snap.scan() {
         let (id, row) = r?;
-        if let Some(f) = filter {
-            if !f.eval_condition(id, &row, &ctx)? {
-                continue;
-            }
+        if let Some(f) = filter
+            && !f.eval_condition(id, &row, &ctx)?
+        {
+            continue;
         }
         let mut new = row.clone();
         new.embeddings.resize(new.values.len(), None);
@@ -102,7 +113,11 @@ pub fn run_delete(
 ) -> Result<usize> {
     let snap = db.snapshot(&schema.name)?;
     let qv = resolve_for(db, &snap, schema, queries, filter, params)?;
-    let ctx = EvalCtx { params, queries: &qv, aggs: &[] };
+    let ctx = EvalCtx {
+        params,
+        queries: &qv,
+        aggs: &[],
+    };
     let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let pred = |id: RowId, row: &Row| match filter {
         None => true,
@@ -153,7 +168,11 @@ pub fn coerce(schema: &TableSchema, c: usize, r: usize, v: Value) -> Result<Valu
         table: schema.name.clone(),
         column: col.name.clone(),
         row: r,
-        detail: format!("expected {}, got {}", crate::sql::ddl::type_name(col), sql_literal(v)),
+        detail: format!(
+            "expected {}, got {}",
+            crate::sql::ddl::type_name(col),
+            sql_literal(v)
+        ),
     };
     Ok(match (col.ty, v) {
         (_, Value::Null) => Value::Null,

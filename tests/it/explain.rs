@@ -6,7 +6,11 @@ fn setup() -> (tempfile::TempDir, Session) {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path().join("db")).unwrap();
     let mut s = db.session();
-    s.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, year INTEGER, emb VECTOR(2))", &[]).unwrap();
+    s.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, year INTEGER, emb VECTOR(2))",
+        &[],
+    )
+    .unwrap();
     s.execute(
         "INSERT INTO t (year, emb) VALUES (2010, [1, 0]), (2016, [0, 1]), (2020, [1, 1]), (2021, [0.5, 1])",
         &[],
@@ -27,7 +31,10 @@ fn explain(s: &mut Session, sql: &str) -> String {
 fn scan_with_filter_sort_and_limit() {
     let (_d, mut s) = setup();
     assert_eq!(
-        explain(&mut s, "SELECT id, year + 1 AS next FROM t WHERE year > 2015 AND id <> 3 ORDER BY year DESC LIMIT 2 OFFSET 1"),
+        explain(
+            &mut s,
+            "SELECT id, year + 1 AS next FROM t WHERE year > 2015 AND id <> 3 ORDER BY year DESC LIMIT 2 OFFSET 1"
+        ),
         "Limit: limit=2 offset=1\n\
          \x20 Projection: id, year + 1 AS next\n\
          \x20   Sort: year DESC\n\
@@ -49,7 +56,10 @@ fn aggregate_plan() {
 #[test]
 fn vector_search_plan_names_the_storage_path() {
     let (_d, mut s) = setup();
-    let plan = explain(&mut s, "SELECT id, similarity(emb, [1, 0]) AS score FROM t ORDER BY score LIMIT 3");
+    let plan = explain(
+        &mut s,
+        "SELECT id, similarity(emb, [1, 0]) AS score FROM t ORDER BY score LIMIT 3",
+    );
     let (sql_part, storage) = plan.split_once(" [path=").unwrap();
     let storage = format!("path={storage}");
     assert_eq!(
@@ -59,15 +69,24 @@ fn vector_search_plan_names_the_storage_path() {
          \x20   VectorSearch: table=t column=emb metric=cosine query=[1, 0] k=3"
     );
     assert!(storage.starts_with("path="), "{storage}");
-    assert!(storage.contains("ef=64") && storage.contains("est_rows=4"), "{storage}");
+    assert!(
+        storage.contains("ef=64") && storage.contains("est_rows=4"),
+        "{storage}"
+    );
 
     // A filter is pushed into the search, and the session settings show in the plan.
     s.execute("SET ef_search = 100", &[]).unwrap();
-    let plan = explain(&mut s, "SELECT id FROM t WHERE year > 2015 ORDER BY similarity(emb, [1, 0]) LIMIT 2");
+    let plan = explain(
+        &mut s,
+        "SELECT id FROM t WHERE year > 2015 ORDER BY similarity(emb, [1, 0]) LIMIT 2",
+    );
     assert!(plan.contains("k=2 filter=(year > 2015) [path="), "{plan}");
     assert!(plan.contains("ef=100"), "{plan}");
     s.execute("SET exact = true", &[]).unwrap();
-    let plan = explain(&mut s, "SELECT id FROM t ORDER BY similarity(emb, [1, 0]) LIMIT 2");
+    let plan = explain(
+        &mut s,
+        "SELECT id FROM t ORDER BY similarity(emb, [1, 0]) LIMIT 2",
+    );
     assert!(plan.contains("path=exact"), "{plan}");
 }
 
@@ -75,7 +94,10 @@ fn vector_search_plan_names_the_storage_path() {
 fn similarity_without_limit_or_ascending_is_a_sort() {
     let (_d, mut s) = setup();
     assert_eq!(
-        explain(&mut s, "SELECT id FROM t ORDER BY similarity(emb, [1, 0]) ASC LIMIT 1"),
+        explain(
+            &mut s,
+            "SELECT id FROM t ORDER BY similarity(emb, [1, 0]) ASC LIMIT 1"
+        ),
         "Limit: limit=1 offset=0\n\
          \x20 Projection: id\n\
          \x20   Sort: similarity(emb, [1, 0]) ASC\n\
@@ -92,17 +114,23 @@ fn similarity_without_limit_or_ascending_is_a_sort() {
 #[test]
 fn explain_of_writes_and_parameters() {
     let (_d, mut s) = setup();
-    assert_eq!(explain(&mut s, "INSERT INTO t (year) VALUES (1), (2)"), "Insert: table=t rows=2");
+    assert_eq!(
+        explain(&mut s, "INSERT INTO t (year) VALUES (1), (2)"),
+        "Insert: table=t rows=2"
+    );
     assert_eq!(
         explain(&mut s, "DELETE FROM t WHERE year < 2000 OR id = 1"),
         "Delete: table=t filter=(year < 2000 OR id = 1)"
     );
     let rows = s
-        .query("EXPLAIN SELECT id FROM t WHERE year > ? ORDER BY similarity(emb, $2) LIMIT 1", &[
-            Value::Integer(2015),
-            Value::Vector(vec![1.0, 0.0]),
-        ])
+        .query(
+            "EXPLAIN SELECT id FROM t WHERE year > ? ORDER BY similarity(emb, $2) LIMIT 1",
+            &[Value::Integer(2015), Value::Vector(vec![1.0, 0.0])],
+        )
         .unwrap();
     let text: Vec<String> = rows.iter().map(|r| r.get(0).unwrap()).collect();
-    assert!(text[2].contains("query=$2 k=1 filter=(year > $1)"), "{text:?}");
+    assert!(
+        text[2].contains("query=$2 k=1 filter=(year > $1)"),
+        "{text:?}"
+    );
 }

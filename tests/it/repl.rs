@@ -26,16 +26,40 @@ fn dash_c_runs_and_persists() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let db = db.to_str().unwrap();
-    let out = mmdb(&[db, "-c", "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, emb VECTOR(2)); INSERT INTO t (name, emb) VALUES ('a', [1, 0]), ('b', [0, 1]);"], None);
+    let out = mmdb(
+        &[
+            db,
+            "-c",
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, emb VECTOR(2)); INSERT INTO t (name, emb) VALUES ('a', [1, 0]), ('b', [0, 1]);",
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = mmdb(&[db, "-c", "SELECT id, name FROM t ORDER BY similarity(emb, [0, 1]) LIMIT 1;"], None);
+    let out = mmdb(
+        &[
+            db,
+            "-c",
+            "SELECT id, name FROM t ORDER BY similarity(emb, [0, 1]) LIMIT 1;",
+        ],
+        None,
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
         "+----+------+\n| id | name |\n+----+------+\n|  2 | b    |\n+----+------+\n1 row\n"
     );
     // The explicit subcommand does the same.
-    let out = mmdb(&["shell", db, "-c", ".mode csv", "-c", "SELECT name FROM t ORDER BY id;"], None);
+    let out = mmdb(
+        &[
+            "shell",
+            db,
+            "-c",
+            ".mode csv",
+            "-c",
+            "SELECT name FROM t ORDER BY id;",
+        ],
+        None,
+    );
     assert_eq!(text(&out.stdout), "name\na\nb\n");
 }
 
@@ -44,12 +68,19 @@ fn piped_script_stops_at_the_first_error_with_its_line() {
     let script = "CREATE TABLE t (a INTEGER);\nINSERT INTO t VALUES (1);\n\nSELECT a\n  FROM nope;\nSELECT 'never';\n";
     let out = mmdb(&[], Some(script));
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(text(&out.stderr).trim(), "Error: statement at line 4: no such table: nope");
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "Error: statement at line 4: no such table: nope"
+    );
     assert!(!text(&out.stdout).contains("never"));
 
     let out = mmdb(&[], Some("SELECT 1;\nSELECT * FROM WHERE;\n"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("SQL syntax error at line 2, column 15"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("SQL syntax error at line 2, column 15"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -64,9 +95,15 @@ fn dot_commands_in_scripts() {
     let out = mmdb(&[], Some(&script));
     assert!(out.status.success(), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
-    assert!(stdout.starts_with("t\nCREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT) WITH ("), "{stdout}");
+    assert!(
+        stdout.starts_with("t\nCREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT) WITH ("),
+        "{stdout}"
+    );
     assert!(stdout.contains("  id = 2\nname = two\n"), "{stdout}");
-    assert!(stdout.contains("[{\"id\":2,\"name\":\"two\"}]\n"), "{stdout}");
+    assert!(
+        stdout.contains("[{\"id\":2,\"name\":\"two\"}]\n"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Run Time: "), "{stdout}");
     assert!(!stdout.contains("after quit"), "{stdout}");
 
@@ -80,5 +117,8 @@ fn help_lists_the_subcommands() {
     let out = mmdb(&["--help"], None);
     assert!(out.status.success());
     let help = text(&out.stdout);
-    assert!(help.contains("shell") && help.contains("[DB]") && help.contains("--command"), "{help}");
+    assert!(
+        help.contains("shell") && help.contains("[DB]") && help.contains("--command"),
+        "{help}"
+    );
 }

@@ -22,8 +22,16 @@ fn session() -> (tempfile::TempDir, mmdb::Session) {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path().join("db")).unwrap();
     let mut s = db.session();
-    s.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, year INTEGER, emb VECTOR(3))", &[]).unwrap();
-    s.execute("INSERT INTO t (name, year, emb) VALUES ('a', 3, [1, 0, 0]), ('b', NULL, [0, 1, 0])", &[]).unwrap();
+    s.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, year INTEGER, emb VECTOR(3))",
+        &[],
+    )
+    .unwrap();
+    s.execute(
+        "INSERT INTO t (name, year, emb) VALUES ('a', 3, [1, 0, 0]), ('b', NULL, [0, 1, 0])",
+        &[],
+    )
+    .unwrap();
     (dir, s)
 }
 
@@ -63,13 +71,16 @@ fn mutate(seed: &str, muts: &[Mutation]) -> String {
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
-    let chars = prop::sample::select(vec!['(', ')', '[', ']', ',', '\'', ';', '?', '$', '-', '*', '.', 'X', '0', '9', ' ', 'é', '\n']);
+    let chars = prop::sample::select(vec![
+        '(', ')', '[', ']', ',', '\'', ';', '?', '$', '-', '*', '.', 'X', '0', '9', ' ', 'é', '\n',
+    ]);
     prop_oneof![
         any::<usize>().prop_map(Mutation::Delete),
         (any::<usize>(), chars).prop_map(|(i, c)| Mutation::Insert(i, c)),
         (any::<usize>(), any::<usize>()).prop_map(|(i, j)| Mutation::Swap(i, j)),
         any::<usize>().prop_map(Mutation::Truncate),
-        (any::<usize>(), any::<usize>(), any::<usize>()).prop_map(|(a, b, c)| Mutation::Splice(a, b, c)),
+        (any::<usize>(), any::<usize>(), any::<usize>())
+            .prop_map(|(a, b, c)| Mutation::Splice(a, b, c)),
     ]
 }
 
@@ -99,6 +110,9 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     let (_d, mut s) = session();
     let sql = format!("SELECT {}1{} FROM t", "(".repeat(5000), ")".repeat(5000));
     assert!(s.run(&sql, &[]).is_err());
-    let sql = format!("SELECT 1 FROM t WHERE {}", vec!["NOT"; 5000].join(" ") + " true");
+    let sql = format!(
+        "SELECT 1 FROM t WHERE {}",
+        vec!["NOT"; 5000].join(" ") + " true"
+    );
     assert!(s.run(&sql, &[]).is_err());
 }

@@ -19,13 +19,21 @@ const DIM: usize = 16;
 
 impl FakeEmbedder {
     pub fn new(name: &str) -> FakeEmbedder {
-        FakeEmbedder { identity: format!("{name} dim={DIM} fake") }
+        FakeEmbedder {
+            identity: format!("{name} dim={DIM} fake"),
+        }
     }
 
     fn words(text: &str) -> Vec<f32> {
         let mut v = vec![0.0; DIM];
-        for w in text.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
-            let h = w.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        for w in text
+            .to_lowercase()
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+        {
+            let h = w.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+                (h ^ b as u64).wrapping_mul(0x100000001b3)
+            });
             v[(h % DIM as u64) as usize] += 1.0;
         }
         if v.iter().all(|x| *x == 0.0) {
@@ -51,9 +59,14 @@ impl Embedder for FakeEmbedder {
             .map(|img| match img {
                 ImageSource::Path(p) => {
                     if !Path::new(p).exists() {
-                        return Err(Error::Image { source_name: p.clone(), detail: "no such file".into() });
+                        return Err(Error::Image {
+                            source_name: p.clone(),
+                            detail: "no such file".into(),
+                        });
                     }
-                    let stem = Path::new(p).file_stem().map(|s| s.to_string_lossy().into_owned());
+                    let stem = Path::new(p)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned());
                     Ok(Self::words(&stem.unwrap_or_default()))
                 }
                 ImageSource::Bytes(b) => Ok(Self::words(&String::from_utf8_lossy(b))),
@@ -65,8 +78,10 @@ impl Embedder for FakeEmbedder {
 /// Registers fake embedders on `db` for the default model, `fake` and `other` (a different
 /// identity, for mismatch tests).
 pub fn install_fakes(db: &Database) {
-    db.models().insert(DEFAULT_MODEL, Arc::new(FakeEmbedder::new(DEFAULT_MODEL)));
-    db.models().insert("fake", Arc::new(FakeEmbedder::new("fake")));
+    db.models()
+        .insert(DEFAULT_MODEL, Arc::new(FakeEmbedder::new(DEFAULT_MODEL)));
+    db.models()
+        .insert("fake", Arc::new(FakeEmbedder::new("fake")));
 }
 
 struct SltDb {
@@ -99,7 +114,10 @@ impl sqllogictest::DB for SltDb {
                         None => DefaultColumnType::Any,
                     })
                     .collect(),
-                rows: rows.iter().map(|r| r.values().iter().map(render).collect()).collect(),
+                rows: rows
+                    .iter()
+                    .map(|r| r.values().iter().map(render).collect())
+                    .collect(),
             },
             Output::Changed(n) => DBOutput::StatementComplete(n as u64),
             Output::Done => DBOutput::StatementComplete(0),
@@ -114,14 +132,22 @@ fn run_slt(name: &str) {
     // embedder only needs the files to exist).
     let images = Path::new(env!("CARGO_TARGET_TMPDIR")).join("slt-images");
     std::fs::create_dir_all(&images).unwrap();
-    for f in ["cat_on_sofa.jpg", "dog_in_park.jpg", "red_car.png", "cat_and_dog.jpg"] {
+    for f in [
+        "cat_on_sofa.jpg",
+        "dog_in_park.jpg",
+        "red_car.png",
+        "cat_and_dog.jpg",
+    ] {
         std::fs::write(images.join(f), b"not really an image").unwrap();
     }
     let mut runner = sqllogictest::Runner::new(|| async {
         let dir = tempfile::tempdir().unwrap();
         let db = Database::open(dir.path().join("db")).unwrap();
         install_fakes(&db);
-        Ok(SltDb { session: db.session(), _dir: dir })
+        Ok(SltDb {
+            session: db.session(),
+            _dir: dir,
+        })
     });
     runner.add_label("mmdb");
     runner.set_var("IMAGES".into(), images.to_string_lossy().into_owned());
@@ -139,7 +165,15 @@ macro_rules! slt {
     )*};
 }
 
-slt!(ddl, dml, select, aggregates, vector_search, embedded, errors);
+slt!(
+    ddl,
+    dml,
+    select,
+    aggregates,
+    vector_search,
+    embedded,
+    errors
+);
 
 /// The embedded API: parameters, typed access, prepared statements, sessions, models.
 mod api {
@@ -155,11 +189,23 @@ mod api {
     #[test]
     fn parameters_and_typed_access() {
         let (_d, db) = db();
-        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, emb VECTOR(2))", params![]).unwrap();
+        db.execute(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, emb VECTOR(2))",
+            params![],
+        )
+        .unwrap();
         let n = db
-            .execute("INSERT INTO t (name, score, emb) VALUES (?, ?, ?), ($4, $5, $6)", params![
-                "o'hara; DROP TABLE t", 1.5, vec![1.0f32, 0.0], "b", None::<f64>, vec![0.0f32, 1.0]
-            ])
+            .execute(
+                "INSERT INTO t (name, score, emb) VALUES (?, ?, ?), ($4, $5, $6)",
+                params![
+                    "o'hara; DROP TABLE t",
+                    1.5,
+                    vec![1.0f32, 0.0],
+                    "b",
+                    None::<f64>,
+                    vec![0.0f32, 1.0]
+                ],
+            )
             .unwrap();
         assert_eq!(n, 2);
         let rows = db
@@ -169,20 +215,32 @@ mod api {
             .unwrap();
         assert_eq!(rows.column_names(), ["id", "name", "score", "s"]);
         let types: Vec<_> = rows.columns().iter().map(|c| c.ty).collect();
-        assert_eq!(types, [Some(ColumnType::Integer), Some(ColumnType::Text), Some(ColumnType::Real), Some(ColumnType::Real)]);
+        assert_eq!(
+            types,
+            [
+                Some(ColumnType::Integer),
+                Some(ColumnType::Text),
+                Some(ColumnType::Real),
+                Some(ColumnType::Real)
+            ]
+        );
         assert_eq!(rows.len(), 2);
         let first = rows.get(0).unwrap();
         assert_eq!(first.get::<String>("name").unwrap(), "o'hara; DROP TABLE t");
         assert_eq!(first.get::<i64>(0).unwrap(), 1);
         assert!((first.get::<f64>("S").unwrap() - 1.0).abs() < 1e-6);
-        assert_eq!(rows.get(1).unwrap().get::<Option<f64>>("score").unwrap(), None);
+        assert_eq!(
+            rows.get(1).unwrap().get::<Option<f64>>("score").unwrap(),
+            None
+        );
         assert!(db.table_names().contains(&"t".to_string()));
     }
 
     #[test]
     fn prepared_statements_are_reusable() {
         let (_d, db) = db();
-        db.execute("CREATE TABLE t (k INTEGER, v TEXT)", params![]).unwrap();
+        db.execute("CREATE TABLE t (k INTEGER, v TEXT)", params![])
+            .unwrap();
         let mut ins = db.prepare("INSERT INTO t VALUES (?, ?)").unwrap();
         assert_eq!(ins.parameter_count(), 2);
         for i in 0..5 {
@@ -190,11 +248,16 @@ mod api {
         }
         let err = ins.execute(params![1]).unwrap_err().to_string();
         assert!(err.contains("takes 2 parameter(s), 1 given"), "{err}");
-        let mut q = db.prepare("SELECT v FROM t WHERE k >= $1 ORDER BY k").unwrap();
+        let mut q = db
+            .prepare("SELECT v FROM t WHERE k >= $1 ORDER BY k")
+            .unwrap();
         assert_eq!(q.query(params![3]).unwrap().len(), 2);
         assert_eq!(q.query(params![0]).unwrap().len(), 5);
         assert!(db.prepare("SELECT nope FROM t").is_err());
-        assert!(db.query("INSERT INTO t VALUES (9, 'x')", params![]).is_err());
+        assert!(
+            db.query("INSERT INTO t VALUES (9, 'x')", params![])
+                .is_err()
+        );
     }
 
     #[test]
@@ -211,19 +274,45 @@ mod api {
     #[test]
     fn model_errors_mismatch_and_text_parameters() {
         let (_d, db) = db();
-        db.execute("CREATE TABLE n (body EMBEDDED_TEXT) WITH (model = 'fake')", params![]).unwrap();
+        db.execute(
+            "CREATE TABLE n (body EMBEDDED_TEXT) WITH (model = 'fake')",
+            params![],
+        )
+        .unwrap();
         // No model registered: a clear model error naming the table.
-        let err = db.execute("INSERT INTO n VALUES ('hi')", params![]).unwrap_err();
-        assert!(matches!(err, Error::Model(ref m) if m.contains("table n")), "{err}");
+        let err = db
+            .execute("INSERT INTO n VALUES ('hi')", params![])
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Model(ref m) if m.contains("table n")),
+            "{err}"
+        );
         install_fakes(&db);
-        db.execute("INSERT INTO n VALUES ('hello there'), ('bye now')", params![]).unwrap();
-        let rows = db.query("SELECT body FROM n ORDER BY similarity(body, ?) LIMIT 1", params!["bye"]).unwrap();
+        db.execute(
+            "INSERT INTO n VALUES ('hello there'), ('bye now')",
+            params![],
+        )
+        .unwrap();
+        let rows = db
+            .query(
+                "SELECT body FROM n ORDER BY similarity(body, ?) LIMIT 1",
+                params!["bye"],
+            )
+            .unwrap();
         assert_eq!(rows.get(0).unwrap().get::<String>(0).unwrap(), "bye now");
         // A different model under the same name is refused, never mixed.
-        db.models().insert("fake", Arc::new(FakeEmbedder::new("another")));
-        let err = db.execute("INSERT INTO n VALUES ('x')", params![]).unwrap_err();
+        db.models()
+            .insert("fake", Arc::new(FakeEmbedder::new("another")));
+        let err = db
+            .execute("INSERT INTO n VALUES ('x')", params![])
+            .unwrap_err();
         assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
-        let err = db.query("SELECT body FROM n ORDER BY similarity(body, 'x') LIMIT 1", params![]).unwrap_err();
+        let err = db
+            .query(
+                "SELECT body FROM n ORDER BY similarity(body, 'x') LIMIT 1",
+                params![],
+            )
+            .unwrap_err();
         assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
     }
 
@@ -233,7 +322,8 @@ mod api {
         install_fakes(&db);
         let name = format!("mmdb_rel_{}.jpg", std::process::id());
         std::fs::write(&name, b"x").unwrap();
-        db.execute("CREATE TABLE p (image IMAGE)", params![]).unwrap();
+        db.execute("CREATE TABLE p (image IMAGE)", params![])
+            .unwrap();
         let res = db.execute("INSERT INTO p VALUES (?)", params![name.as_str()]);
         std::fs::remove_file(&name).unwrap();
         res.unwrap();
@@ -247,7 +337,11 @@ mod api {
     #[test]
     fn filtered_search_returns_k_rows_when_k_match() {
         let (_d, db) = db();
-        db.execute("CREATE TABLE v (id INTEGER PRIMARY KEY, bucket INTEGER, emb VECTOR(8))", params![]).unwrap();
+        db.execute(
+            "CREATE TABLE v (id INTEGER PRIMARY KEY, bucket INTEGER, emb VECTOR(8))",
+            params![],
+        )
+        .unwrap();
         let mut x = 12345u64;
         let mut rnd = move || {
             x ^= x << 13;
@@ -275,7 +369,11 @@ mod api {
             let mut s = db.session();
             s.execute("SET exact = true", params![]).unwrap();
             let exact = s.query(sql, params![q.clone()]).unwrap();
-            let ids = |r: &mmdb::Rows| r.iter().map(|x| x.get::<i64>(0).unwrap()).collect::<Vec<_>>();
+            let ids = |r: &mmdb::Rows| {
+                r.iter()
+                    .map(|x| x.get::<i64>(0).unwrap())
+                    .collect::<Vec<_>>()
+            };
             let (a, b) = (ids(&got), ids(&exact));
             let overlap = a.iter().filter(|i| b.contains(i)).count();
             assert!(overlap >= 9, "{sql}: recall {overlap}/10");
