@@ -302,6 +302,7 @@ impl Inner {
                             id: ls.seg.id(),
                             rows: ls.seg.len() as u64,
                             del_gen: ls.del_gen,
+                            vector_columns: ls.seg.vector_columns(),
                         })
                         .collect(),
                 })

@@ -99,7 +99,7 @@ fn load_state(path: &Path, manifest: &Manifest) -> Result<(Tables, crate::wal::R
             .map_err(|d| Error::corrupted(path.join(crate::segment::manifest::MANIFEST_FILE), d))?;
         let mut segments = Vec::with_capacity(entry.segments.len());
         for se in &entry.segments {
-            let seg = Segment::open(path, se.id, &schema)?;
+            let seg = Segment::open(path, se.id, &schema, &se.vector_columns)?;
             if seg.len() as u64 != se.rows {
                 return Err(Error::corrupted(
                     crate::segment::rows_path(path, se.id),

@@ -16,10 +16,12 @@ pub fn build_segment(
     rows: &[(RowId, &Row)],
 ) -> Result<Segment> {
     write_rows(&rows_path(dir, id), rows)?;
+    let mut vector_columns = Vec::new();
     for (c, col) in schema.columns.iter().enumerate() {
         if !col.has_vector() || col.dim == 0 {
             continue;
         }
+        vector_columns.push(c);
         let dim = col.dim as usize;
         let mut data = Vec::with_capacity(rows.len() * dim);
         let mut positions = Vec::with_capacity(rows.len());
@@ -37,5 +39,5 @@ pub fn build_segment(
         };
         vectors::write_graph(&graph_path(dir, id, c), &graph)?;
     }
-    Segment::open(dir, id, schema)
+    Segment::open(dir, id, schema, &vector_columns)
 }

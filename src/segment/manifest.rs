@@ -52,6 +52,10 @@ pub struct SegmentEntry {
     pub rows: u64,
     /// Generation of its deletion bitmap file; 0 = no deletions.
     pub del_gen: u64,
+    /// Columns with a vector file and graph in this segment (columns whose dimension was known
+    /// when the segment was built).
+    #[serde(default)]
+    pub vector_columns: Vec<usize>,
 }
 
 impl Manifest {

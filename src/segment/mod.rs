@@ -53,22 +53,37 @@ pub struct Segment {
 
 impl Segment {
     /// Opens segment `id` of a table with `schema` in `dir` (maps files; reads only headers and
-    /// the id index).
-    pub fn open(dir: &Path, id: u64, schema: &TableSchema) -> Result<Segment> {
+    /// the id index). `vector_columns` lists the columns that have vector files.
+    pub fn open(
+        dir: &Path,
+        id: u64,
+        schema: &TableSchema,
+        vector_columns: &[usize],
+    ) -> Result<Segment> {
         let rows = RowsFile::open(&rows_path(dir, id))?;
         let mut vectors = Vec::with_capacity(schema.columns.len());
         for (c, col) in schema.columns.iter().enumerate() {
-            vectors.push(if col.has_vector() && col.dim > 0 {
-                Some(VectorColumn::open(
-                    &vec_path(dir, id, c),
-                    &graph_path(dir, id, c),
-                    col.dim as usize,
-                )?)
-            } else {
-                None
-            });
+            if !vector_columns.contains(&c) {
+                vectors.push(None);
+                continue;
+            }
+            if !col.has_vector() || col.dim == 0 {
+                return Err(Error::corrupted(
+                    rows_path(dir, id),
+                    format!("segment lists vectors for column {c}, which has none"),
+                ));
+            }
+            let (v, g) = (vec_path(dir, id, c), graph_path(dir, id, c));
+            vectors.push(Some(VectorColumn::open(&v, &g, col.dim as usize)?));
         }
         Ok(Segment { id, rows, vectors })
+    }
+
+    /// Columns with vector files.
+    pub fn vector_columns(&self) -> Vec<usize> {
+        (0..self.vectors.len())
+            .filter(|&c| self.vectors[c].is_some())
+            .collect()
     }
 
     /// The segment id.

@@ -171,9 +171,15 @@ impl FramedFile {
                 "unsupported format version {hv}, expected {version}"
             )));
         }
+        if b[12..HEADER].iter().any(|&x| x != 0) {
+            return Err(bad("reserved header bytes are not zero".into()));
+        }
         let f = &b[b.len() - FOOTER..];
         if f[24..32] != magic {
             return Err(bad("bad magic in footer (file truncated?)".into()));
+        }
+        if u32le(&f[16..20]) != version || u32le(&f[20..24]) != 0 {
+            return Err(bad("footer version or reserved bytes do not match".into()));
         }
         let body_len = u64::from_le_bytes(f[..8].try_into().unwrap_or_default()) as usize;
         let n_blocks = u32le(&f[8..12]) as usize;

@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use super::{
-    HEADER, MAGIC, MAX_RECORD, RECORD_HEADER, VERSION, WalOp, decode_op, header_bytes, record_crc,
+    HEADER, MAGIC, MAX_RECORD, RECORD_HEADER, VERSION, WalOp, decode_op, header_bytes,
+    record_header,
 };
 use crate::{Error, Result};
 
@@ -129,8 +130,10 @@ fn read_record(b: &[u8], at: usize) -> std::result::Result<(u64, &[u8], usize), 
     }
     let h = &b[at..at + RECORD_HEADER];
     let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-    let crc = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
-    let seq = u64::from_le_bytes(h[8..16].try_into().unwrap_or_default());
+    let seq = u64::from_le_bytes(h[4..12].try_into().unwrap_or_default());
+    if crc32c::crc32c(&h[0..12]).to_le_bytes() != h[12..16] {
+        return Err(Damage::Bad("record header checksum mismatch".into()));
+    }
     if len as usize > MAX_RECORD {
         return Err(Damage::Bad(format!("impossible record length {len}")));
     }
@@ -139,13 +142,13 @@ fn read_record(b: &[u8], at: usize) -> std::result::Result<(u64, &[u8], usize), 
         return Err(Damage::Torn);
     }
     let payload = &b[at + RECORD_HEADER..end];
-    if record_crc(len, seq, payload) != crc {
-        // A bad checksum on the very last record, ending exactly at the end of the file, is what
+    if record_header(len, seq, payload) != h {
+        // A bad payload on the very last record, ending exactly at the end of the file, is what
         // an interrupted append leaves: torn. Followed by more data it is damage.
         return Err(if end == b.len() {
             Damage::Torn
         } else {
-            Damage::Bad("checksum mismatch".into())
+            Damage::Bad("payload checksum mismatch".into())
         });
     }
     Ok((seq, payload, end))
@@ -210,15 +213,19 @@ mod tests {
     }
 
     #[test]
-    fn flipped_byte_in_middle_is_corrupted() {
+    fn flipped_byte_before_the_last_record_is_corrupted() {
         let dir = tempfile::tempdir().unwrap();
         let p = write_n(dir.path(), 4);
-        let mut b = std::fs::read(&p).unwrap();
-        b[HEADER + RECORD_HEADER + 2] ^= 0x40;
-        std::fs::write(&p, &b).unwrap();
-        match recover(dir.path(), 0) {
-            Err(Error::Corrupted { path, .. }) => assert_eq!(path, p),
-            other => panic!("expected Corrupted, got {other:?}"),
+        let full = std::fs::read(&p).unwrap();
+        let last = full.len() - (full.len() - HEADER) / 4;
+        for at in HEADER..last {
+            let mut b = full.clone();
+            b[at] ^= 0x40;
+            std::fs::write(&p, &b).unwrap();
+            match recover(dir.path(), 0) {
+                Err(Error::Corrupted { path, .. }) => assert_eq!(path, p),
+                other => panic!("byte {at}: expected Corrupted, got {other:?}"),
+            }
         }
     }
 

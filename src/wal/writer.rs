@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{RECORD_HEADER, WalOp, encode_op, header_bytes, record_crc, wal_path};
+use super::{RECORD_HEADER, WalOp, encode_op, header_bytes, record_header, wal_path};
 use crate::storage::fsync_dir;
 use crate::{Error, Result};
 
@@ -94,10 +94,8 @@ impl WalWriter {
         self.buf.extend_from_slice(&[0u8; RECORD_HEADER]);
         encode_op(op, &mut self.buf);
         let payload_len = (self.buf.len() - RECORD_HEADER) as u32;
-        let crc = record_crc(payload_len, seq, &self.buf[RECORD_HEADER..]);
-        self.buf[0..4].copy_from_slice(&payload_len.to_le_bytes());
-        self.buf[4..8].copy_from_slice(&crc.to_le_bytes());
-        self.buf[8..16].copy_from_slice(&seq.to_le_bytes());
+        let h = record_header(payload_len, seq, &self.buf[RECORD_HEADER..]);
+        self.buf[..RECORD_HEADER].copy_from_slice(&h);
         (&*self.file)
             .write_all(&self.buf)
             .map_err(|e| Error::io(&self.path, e))?;
