@@ -251,7 +251,10 @@ fn readers_are_not_blocked_by_writes() {
         let snap = db.snapshot("items").unwrap();
         let n = snap.scan().count();
         assert_eq!(n, snap.row_count());
-        assert!(n >= last && n.is_multiple_of(10), "saw {n} rows after {last}");
+        assert!(
+            n >= last && n.is_multiple_of(10),
+            "saw {n} rows after {last}"
+        );
         last = n;
     }
     writer.join().unwrap();

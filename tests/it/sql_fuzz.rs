@@ -1,5 +1,7 @@
 //! Parser and planner robustness: random and mutated statements never panic.
 
+use std::sync::OnceLock;
+
 use mmdb::Database;
 use proptest::prelude::*;
 
@@ -18,21 +20,39 @@ const SEEDS: &[&str] = &[
     "SELECT similarity(image, image(X'00ff')) FROM t",
 ];
 
-fn session() -> (tempfile::TempDir, mmdb::Session) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path().join("db")).unwrap();
+/// One database shared by every case (cases may change it; only panics matter).
+fn session() -> ((), mmdb::Session) {
+    static DB: OnceLock<(tempfile::TempDir, Database)> = OnceLock::new();
+    let (_, db) = DB.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::builder()
+            .sync(mmdb::Sync::Off)
+            .open(dir.path().join("db"))
+            .unwrap();
+        (dir, db)
+    });
     let mut s = db.session();
+    // Recreate the table when a mutated statement dropped it.
     s.execute(
-        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, year INTEGER, emb VECTOR(3))",
+        "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, name TEXT, year INTEGER, emb VECTOR(3))",
         &[],
     )
     .unwrap();
-    s.execute(
-        "INSERT INTO t (name, year, emb) VALUES ('a', 3, [1, 0, 0]), ('b', NULL, [0, 1, 0])",
-        &[],
-    )
-    .unwrap();
-    (dir, s)
+    if s.query("SELECT count(*) FROM t", &[])
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .get::<i64>(0)
+        .unwrap()
+        < 2
+    {
+        s.execute(
+            "INSERT INTO t (name, year, emb) VALUES ('a', 3, [1, 0, 0]), ('b', NULL, [0, 1, 0])",
+            &[],
+        )
+        .unwrap();
+    }
+    ((), s)
 }
 
 #[derive(Debug, Clone)]
