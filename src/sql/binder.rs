@@ -90,7 +90,9 @@ impl<'a> Binder<'a> {
                 match op {
                     UnaryOperator::Not => Expr::Not(Box::new(inner)),
                     UnaryOperator::Minus => match inner {
-                        Expr::Literal(Value::Integer(i)) => Expr::Literal(Value::Integer(-i)),
+                        Expr::Literal(Value::Integer(i)) if i != i64::MIN => {
+                            Expr::Literal(Value::Integer(-i))
+                        }
                         Expr::Literal(Value::Real(r)) => Expr::Literal(Value::Real(-r)),
                         other => Expr::Neg(Box::new(other)),
                     },

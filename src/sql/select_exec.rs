@@ -245,6 +245,10 @@ fn query_columns(plan: &SelectPlan) -> Vec<Option<usize>> {
     };
     plan.projection.iter().for_each(|(e, _)| visit(e));
     plan.order_by.iter().for_each(|(e, _)| visit(e));
+    plan.aggregates
+        .iter()
+        .filter_map(|a| a.arg.as_ref())
+        .for_each(&mut visit);
     if let Some(f) = &plan.filter {
         visit(f);
     }
@@ -266,7 +270,11 @@ pub fn resolve_queries(
         .iter()
         .zip(cols)
         .map(|(arg, col)| {
-            let col = col.expect("every query comes from a similarity() call");
+            let Some(col) = col else {
+                return Err(Error::Sql(format!(
+                    "query {arg} is not used by any similarity()"
+                )));
+            };
             if placeholder {
                 let dim = schema.columns[col].dim.max(1) as usize;
                 return Ok(vec![0.0; dim]);

@@ -48,7 +48,9 @@ pub fn run_update(
     params: &[Value],
 ) -> Result<usize> {
     let snap = db.snapshot(&schema.name)?;
-    let qv = resolve_for(db, &snap, schema, queries, filter, params)?;
+    let mut used: Vec<&Expr> = assignments.iter().map(|(_, e)| e).collect();
+    used.extend(filter);
+    let qv = resolve_for(db, &snap, schema, queries, &used, params)?;
     let ctx = EvalCtx {
         params,
         queries: &qv,
@@ -112,7 +114,8 @@ pub fn run_delete(
     params: &[Value],
 ) -> Result<usize> {
     let snap = db.snapshot(&schema.name)?;
-    let qv = resolve_for(db, &snap, schema, queries, filter, params)?;
+    let used: Vec<&Expr> = filter.into_iter().collect();
+    let qv = resolve_for(db, &snap, schema, queries, &used, params)?;
     let ctx = EvalCtx {
         params,
         queries: &qv,
@@ -140,11 +143,11 @@ fn resolve_for(
     snap: &crate::TableSnapshot,
     schema: &TableSchema,
     queries: &[QueryArg],
-    filter: Option<&Expr>,
+    exprs: &[&Expr],
     params: &[Value],
 ) -> Result<Vec<Vec<f32>>> {
     let mut cols = vec![None; queries.len()];
-    if let Some(f) = filter {
+    for f in exprs {
         f.walk(&mut |x| {
             if let Expr::Similarity { column, query, .. } = x {
                 cols[*query].get_or_insert(*column);
