@@ -3,6 +3,7 @@
 //! NULL follows SQL's three-valued logic: comparisons with NULL are NULL and `WHERE` keeps a row
 //! only when its condition is true.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -215,16 +216,17 @@ impl Expr {
                 other => return Err(Error::Sql(format!("cannot negate {}", sql_literal(&other)))),
             },
             Expr::Binary(op, a, b) => binary(*op, a, b, id, row, ctx)?,
-            Expr::IsNull(e, not) => Value::Boolean(e.eval(id, row, ctx)?.is_null() != *not),
+            Expr::IsNull(e, not) => Value::Boolean(e.operand(id, row, ctx)?.is_null() != *not),
             Expr::InList(e, list, not) => {
-                let v = e.eval(id, row, ctx)?;
+                let v = e.operand(id, row, ctx)?;
+                let v = v.as_ref();
                 if v.is_null() {
                     return Ok(Value::Null);
                 }
                 let mut saw_null = false;
                 for item in list {
-                    let w = item.eval(id, row, ctx)?;
-                    match compare(&v, &w)? {
+                    let w = item.operand(id, row, ctx)?;
+                    match compare(v, &w)? {
                         Some(Ordering::Equal) => return Ok(Value::Boolean(!*not)),
                         None => saw_null = true,
                         _ => {}
@@ -237,9 +239,11 @@ impl Expr {
                 }
             }
             Expr::Between(e, lo, hi, not) => {
-                let v = e.eval(id, row, ctx)?;
-                let ge = compare(&v, &lo.eval(id, row, ctx)?)?.map(|o| o != Ordering::Less);
-                let le = compare(&v, &hi.eval(id, row, ctx)?)?.map(|o| o != Ordering::Greater);
+                let v = e.operand(id, row, ctx)?;
+                let ge =
+                    compare(&v, lo.operand(id, row, ctx)?.as_ref())?.map(|o| o != Ordering::Less);
+                let le = compare(&v, hi.operand(id, row, ctx)?.as_ref())?
+                    .map(|o| o != Ordering::Greater);
                 match and3(ge, le) {
                     Some(b) => Value::Boolean(b != *not),
                     None => Value::Null,
@@ -289,6 +293,19 @@ impl Expr {
                 call(*f, vals)?
             }
             Expr::Agg(n, _) => ctx.aggs.get(*n).cloned().unwrap_or(Value::Null),
+        })
+    }
+
+    /// Like [`eval`](Self::eval) but borrows columns and literals instead of cloning them: the
+    /// filter of a search runs on every candidate row, so comparisons should not allocate.
+    fn operand<'r>(&'r self, id: RowId, row: &'r Row, ctx: &EvalCtx<'_>) -> Result<Cow<'r, Value>> {
+        Ok(match self {
+            Expr::Literal(v) => Cow::Borrowed(v),
+            Expr::Column(i, _) => row
+                .values
+                .get(*i)
+                .map_or(Cow::Owned(Value::Null), Cow::Borrowed),
+            other => Cow::Owned(other.eval(id, row, ctx)?),
         })
     }
 
@@ -416,8 +433,9 @@ fn binary(op: BinOp, a: &Expr, b: &Expr, id: RowId, row: &Row, ctx: &EvalCtx<'_>
         };
         return Ok(out.map_or(Value::Null, Value::Boolean));
     }
-    let l = a.eval(id, row, ctx)?;
-    let r = b.eval(id, row, ctx)?;
+    let l = a.operand(id, row, ctx)?;
+    let r = b.operand(id, row, ctx)?;
+    let (l, r) = (l.as_ref(), r.as_ref());
     if l.is_null() || r.is_null() {
         return Ok(Value::Null);
     }
@@ -431,8 +449,8 @@ fn binary(op: BinOp, a: &Expr, b: &Expr, id: RowId, row: &Row, ctx: &EvalCtx<'_>
         BinOp::LtEq => cmp(|o| o != Ordering::Greater),
         BinOp::Gt => cmp(|o| o == Ordering::Greater),
         BinOp::GtEq => cmp(|o| o != Ordering::Less),
-        BinOp::Concat => Ok(Value::Text(format!("{}{}", text_of(&l), text_of(&r)))),
-        _ => arithmetic(op, &l, &r),
+        BinOp::Concat => Ok(Value::Text(format!("{}{}", text_of(l), text_of(r)))),
+        _ => arithmetic(op, l, r),
     }
 }
 
