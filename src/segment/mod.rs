@@ -111,7 +111,7 @@ impl Segment {
         let mut row = rows::to_row(self.rows.get(pos)?);
         if row.values.len() != schema.columns.len() {
             return Err(Error::corrupted(
-                PathBuf::from(format!("segment {}", self.id)),
+                self.rows.path(),
                 format!(
                     "row {pos} has {} values, schema has {} columns",
                     row.values.len(),
@@ -159,6 +159,9 @@ impl Segment {
         let Some(vc) = self.vectors.get(col).and_then(|v| v.as_ref()) else {
             return Ok(Vec::new());
         };
+        if vc.count() == 0 {
+            return Ok(Vec::new());
+        }
         let (vectors, rows, graph): (VectorsView<'_>, &[u32], GraphView<'_>) = vc.load()?;
         let filter = |i: u32| rows.get(i as usize).is_some_and(|&r| keep(r as usize));
         let hits = if exact {

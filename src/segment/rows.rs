@@ -144,6 +144,11 @@ impl RowsFile {
         Ok(rf)
     }
 
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         self.n

@@ -12,6 +12,9 @@ use crate::{Error, Result};
 /// Name of the lock file inside the database directory.
 pub const LOCK_FILE: &str = "LOCK";
 
+/// How long to retry a lock that names this process as holder (see `acquire`).
+const SELF_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// A held write lock; released on drop.
 #[derive(Debug)]
 pub struct WriteLock {
@@ -29,21 +32,33 @@ impl WriteLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let holder = match holder.trim() {
-                    "" => "unknown process".to_string(),
-                    pid => format!("pid {pid}"),
-                };
-                return Err(Error::Locked {
-                    path: dir.to_path_buf(),
-                    holder,
-                });
+        let start = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.seek(SeekFrom::Start(0));
+                    let _ = file.read_to_string(&mut holder);
+                    let holder = holder.trim().to_string();
+                    // A lock "held" by this very process right after it closed its database is
+                    // usually a child forked in between (by another thread) that still has the
+                    // descriptor until it calls exec: wait a little for that to pass.
+                    if holder == std::process::id().to_string() && start.elapsed() < SELF_WAIT {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        continue;
+                    }
+                    let holder = match holder.as_str() {
+                        "" => "unknown process".to_string(),
+                        pid => format!("pid {pid}"),
+                    };
+                    return Err(Error::Locked {
+                        path: dir.to_path_buf(),
+                        holder,
+                    });
+                }
+                Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
         }
         let pid = std::process::id().to_string();
         file.set_len(0)

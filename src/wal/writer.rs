@@ -19,6 +19,7 @@ pub enum Sync {
     Full,
     /// Group commit: a write returns after an fsync that may cover several concurrent writers'
     /// records, so concurrent writers share fsyncs. Survives power loss once acknowledged.
+    /// Readers may see a write a moment before it is acknowledged (while its fsync runs).
     Normal,
     /// No fsync: acknowledged writes survive a process crash, not an OS crash or power loss.
     Off,

@@ -281,3 +281,41 @@ fn database_is_send_sync_and_errors_name_things() {
         Err(Error::NoSuchTable(t)) if t == "nope"
     ));
 }
+
+#[test]
+fn read_only_opens_beside_a_busy_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::builder()
+        .sync(Sync::Off)
+        .memtable_max_bytes(8_000)
+        .max_segments(2)
+        .open(dir.path())
+        .unwrap();
+    db.create_table(schema(8)).unwrap();
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for b in 0..60 {
+                db.insert("items", (0..5).map(|i| row(b * 5 + i, 8)).collect())
+                    .unwrap();
+                if b % 10 == 9 {
+                    db.compact("items").unwrap();
+                }
+            }
+        })
+    };
+    let mut opens = 0;
+    while !writer.is_finished() || opens < 3 {
+        // Every open sees a whole number of batches, all readable, while checkpoints,
+        // compactions and WAL rotations replace files underneath.
+        let ro = Database::open_read_only(dir.path()).unwrap();
+        let snap = ro.snapshot("items").unwrap();
+        let rows: Vec<_> = snap.scan().collect::<mmdb::Result<_>>().unwrap();
+        assert_eq!(rows.len() % 5, 0, "saw a partial batch");
+        assert_eq!(rows.len(), snap.row_count());
+        opens += 1;
+    }
+    writer.join().unwrap();
+    let ro = Database::open_read_only(dir.path()).unwrap();
+    assert_eq!(ro.snapshot("items").unwrap().row_count(), 300);
+}
