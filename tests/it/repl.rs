@@ -122,3 +122,51 @@ fn help_lists_the_subcommands() {
         "{help}"
     );
 }
+
+/// The interactive path through a pseudo-terminal (util-linux `script`; skipped without it):
+/// multi-line input, errors without leaving, the banner of a temporary database, history, Ctrl-D.
+#[test]
+fn interactive_session_in_a_pty() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` command");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let history = home.path().join("hist");
+    let cmd = format!("{} ", env!("CARGO_BIN_EXE_mmdb"));
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("MMDB_HISTORY", &history)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
+    for chunk in [
+        "CREATE TABLE t (a INTEGER,\n b VECTOR(2));\n",
+        "INSERT INTO t VALUES (7, [1, 0]);\n",
+        "SELECT * FROM nope;\n",
+        "SELECT a FROM t;\n",
+        "\x04",
+    ] {
+        pause();
+        input.write_all(chunk.as_bytes()).unwrap();
+        input.flush().unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout).replace('\r', "");
+    assert!(stdout.contains("a temporary database at"), "{stdout}");
+    assert!(stdout.contains("Error: no such table: nope"), "{stdout}");
+    assert!(
+        stdout.contains("| 7 |") && stdout.contains("1 row"),
+        "{stdout}"
+    );
+    let hist = std::fs::read_to_string(&history).unwrap();
+    assert!(
+        hist.contains("CREATE TABLE t (a INTEGER,\\n b VECTOR(2));"),
+        "{hist}"
+    );
+}
