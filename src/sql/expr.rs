@@ -440,7 +440,7 @@ fn binary(op: BinOp, a: &Expr, b: &Expr, id: RowId, row: &Row, ctx: &EvalCtx<'_>
         return Ok(Value::Null);
     }
     let cmp = |want: fn(Ordering) -> bool| -> Result<Value> {
-        Ok(compare(&l, &r)?.map_or(Value::Null, |o| Value::Boolean(want(o))))
+        Ok(compare(l, r)?.map_or(Value::Null, |o| Value::Boolean(want(o))))
     };
     match op {
         BinOp::Eq => cmp(|o| o == Ordering::Equal),
