@@ -9,8 +9,10 @@ pub mod embed;
 mod error;
 pub mod index;
 mod memtable;
+pub mod repl;
 mod schema;
 mod segment;
+pub mod sql;
 mod storage;
 mod value;
 mod wal;
@@ -21,5 +23,6 @@ pub use db::{
 };
 pub use error::{Error, Result};
 pub use schema::{Column, HnswParams, TableSchema};
+pub use sql::{ColumnInfo, FromValue, Output, ResultRow, Rows, Session, Statement};
 pub use value::{ColumnType, ImageSource, Metric, Row, RowId, Value};
 pub use wal::Sync;

@@ -8,4 +8,8 @@ mod load_coco;
 mod model_prop;
 mod persistence;
 mod recall;
+mod explain;
+mod repl;
+mod sql_fuzz;
+mod sql_logic;
 mod wal_recovery;

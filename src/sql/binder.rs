@@ -1,0 +1,433 @@
+//! Binding: sqlparser expressions → [`Expr`], resolving names against one table's schema.
+
+use sqlparser::ast::{
+    self, BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments, UnaryOperator,
+};
+
+use crate::sql::expr::{BinOp, EvalCtx, Expr, Func};
+use crate::sql::plan::{AggFunc, Aggregate};
+use crate::sql::query_vec::{QueryArg, SimKind};
+use crate::sql::value_fmt::unhex;
+use crate::{Error, ImageSource, Result, Row, TableSchema, Value};
+
+/// Numbers the `?` / `$n` placeholders of one statement.
+#[derive(Debug, Default)]
+pub struct Params {
+    next: usize,
+    /// Number of parameters the statement takes (highest index + 1).
+    pub count: usize,
+}
+
+impl Params {
+    fn bind(&mut self, text: &str) -> Result<usize> {
+        let n = if text == "?" {
+            self.next += 1;
+            self.next - 1
+        } else if let Some(d) = text.strip_prefix('$').or_else(|| text.strip_prefix('?')) {
+            match d.parse::<usize>() {
+                Ok(n) if n >= 1 => n - 1,
+                _ => {
+                    return Err(Error::Sql(format!(
+                        "bad parameter {text}: use ? or $1, $2, ..."
+                    )));
+                }
+            }
+        } else {
+            return Err(Error::NotSupported(format!(
+                "named parameter {text}: use ? or $1"
+            )));
+        };
+        self.count = self.count.max(n + 1);
+        Ok(n)
+    }
+}
+
+/// Binds expressions of one statement.
+pub struct Binder<'a> {
+    /// The table in scope, if any.
+    pub schema: Option<&'a TableSchema>,
+    /// Placeholders seen so far.
+    pub params: &'a mut Params,
+    /// Query arguments of similarity()/distance().
+    pub queries: Vec<QueryArg>,
+    /// Aggregates found; `None` where aggregates are not allowed.
+    pub aggregates: Option<Vec<Aggregate>>,
+}
+
+impl<'a> Binder<'a> {
+    /// A binder for `schema` (or none), sharing `params`.
+    pub fn new(schema: Option<&'a TableSchema>, params: &'a mut Params) -> Self {
+        Binder {
+            schema,
+            params,
+            queries: Vec::new(),
+            aggregates: None,
+        }
+    }
+
+    /// Binds `e`.
+    pub fn bind(&mut self, e: &ast::Expr) -> Result<Expr> {
+        use ast::Expr as A;
+        Ok(match e {
+            A::Identifier(id) => self.column(&id.value)?,
+            A::CompoundIdentifier(parts) => match parts.as_slice() {
+                [t, c]
+                    if self
+                        .schema
+                        .is_some_and(|s| s.name.eq_ignore_ascii_case(&t.value)) =>
+                {
+                    self.column(&c.value)?
+                }
+                _ => {
+                    let name: Vec<&str> = parts.iter().map(|p| p.value.as_str()).collect();
+                    return Err(Error::Sql(format!("unknown column {}", name.join("."))));
+                }
+            },
+            A::Value(v) => self.value(&v.value)?,
+            A::Nested(e) => self.bind(e)?,
+            A::UnaryOp { op, expr } => {
+                let inner = self.bind(expr)?;
+                match op {
+                    UnaryOperator::Not => Expr::Not(Box::new(inner)),
+                    UnaryOperator::Minus => match inner {
+                        Expr::Literal(Value::Integer(i)) if i != i64::MIN => {
+                            Expr::Literal(Value::Integer(-i))
+                        }
+                        Expr::Literal(Value::Real(r)) => Expr::Literal(Value::Real(-r)),
+                        other => Expr::Neg(Box::new(other)),
+                    },
+                    UnaryOperator::Plus => inner,
+                    other => return Err(Error::NotSupported(format!("operator {other}"))),
+                }
+            }
+            A::BinaryOp { left, op, right } => {
+                let op = match op {
+                    BinaryOperator::Plus => BinOp::Add,
+                    BinaryOperator::Minus => BinOp::Sub,
+                    BinaryOperator::Multiply => BinOp::Mul,
+                    BinaryOperator::Divide => BinOp::Div,
+                    BinaryOperator::Modulo => BinOp::Mod,
+                    BinaryOperator::StringConcat => BinOp::Concat,
+                    BinaryOperator::Eq => BinOp::Eq,
+                    BinaryOperator::NotEq => BinOp::NotEq,
+                    BinaryOperator::Lt => BinOp::Lt,
+                    BinaryOperator::LtEq => BinOp::LtEq,
+                    BinaryOperator::Gt => BinOp::Gt,
+                    BinaryOperator::GtEq => BinOp::GtEq,
+                    BinaryOperator::And => BinOp::And,
+                    BinaryOperator::Or => BinOp::Or,
+                    other => return Err(Error::NotSupported(format!("operator {other}"))),
+                };
+                Expr::Binary(op, Box::new(self.bind(left)?), Box::new(self.bind(right)?))
+            }
+            A::IsNull(e) => Expr::IsNull(Box::new(self.bind(e)?), false),
+            A::IsNotNull(e) => Expr::IsNull(Box::new(self.bind(e)?), true),
+            A::In {
+                expr,
+                target,
+                negated,
+                ..
+            } => match target {
+                ast::InTarget::List(list) => {
+                    let list = list.iter().map(|x| self.bind(x)).collect::<Result<_>>()?;
+                    Expr::InList(Box::new(self.bind(expr)?), list, *negated)
+                }
+                _ => {
+                    return Err(Error::NotSupported(
+                        "subqueries (IN with a subquery)".into(),
+                    ));
+                }
+            },
+            A::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => Expr::Between(
+                Box::new(self.bind(expr)?),
+                Box::new(self.bind(low)?),
+                Box::new(self.bind(high)?),
+                *negated,
+            ),
+            A::Like {
+                negated,
+                any: false,
+                expr,
+                pattern,
+                escape_char: None,
+            }
+            | A::ILike {
+                negated,
+                any: false,
+                expr,
+                pattern,
+                escape_char: None,
+            } => Expr::Like(
+                Box::new(self.bind(expr)?),
+                Box::new(self.bind(pattern)?),
+                *negated,
+            ),
+            A::Array(arr) => Expr::Vector(
+                arr.elem
+                    .iter()
+                    .map(|x| self.bind(x))
+                    .collect::<Result<_>>()?,
+            ),
+            A::Function(f) => self.function(f)?,
+            A::Subquery(_) | A::Exists { .. } => {
+                return Err(Error::NotSupported("subqueries".into()));
+            }
+            other => return Err(Error::NotSupported(format!("expression {other}"))),
+        })
+    }
+
+    fn column(&self, name: &str) -> Result<Expr> {
+        let Some(schema) = self.schema else {
+            return Err(Error::Sql(format!(
+                "unknown column {name} (no table in FROM)"
+            )));
+        };
+        match schema.column_index(name) {
+            Some(i) => Ok(Expr::Column(i, schema.columns[i].name.clone())),
+            None if name.eq_ignore_ascii_case("rowid") => Ok(Expr::RowId),
+            None => Err(Error::NoSuchColumn {
+                table: schema.name.clone(),
+                column: name.to_string(),
+            }),
+        }
+    }
+
+    fn value(&mut self, v: &ast::Value) -> Result<Expr> {
+        use ast::Value as V;
+        Ok(Expr::Literal(match v {
+            V::Number(n, _) => parse_number(n)?,
+            V::SingleQuotedString(s) | V::DoubleQuotedString(s) => Value::Text(s.clone()),
+            V::Boolean(b) => Value::Boolean(*b),
+            V::Null => Value::Null,
+            V::HexStringLiteral(h) => {
+                Value::Blob(unhex(h).ok_or_else(|| Error::Sql(format!("bad blob literal X'{h}'")))?)
+            }
+            V::Placeholder(p) => return Ok(Expr::Param(self.params.bind(p)?)),
+            other => return Err(Error::NotSupported(format!("literal {other}"))),
+        }))
+    }
+
+    fn function(&mut self, f: &ast::Function) -> Result<Expr> {
+        let name = f.name.to_string().to_ascii_lowercase();
+        if f.over.is_some() {
+            return Err(Error::NotSupported("window functions".into()));
+        }
+        if f.filter.is_some() || !f.within_group.is_empty() {
+            return Err(Error::NotSupported(format!(
+                "FILTER / WITHIN GROUP on {name}()"
+            )));
+        }
+        let (args, star, distinct) = match &f.args {
+            FunctionArguments::None => (Vec::new(), false, false),
+            FunctionArguments::Subquery(_) => return Err(Error::NotSupported("subqueries".into())),
+            FunctionArguments::List(list) => {
+                if !list.clauses.is_empty() {
+                    return Err(Error::NotSupported(format!("clauses in {name}()")));
+                }
+                let mut args = Vec::new();
+                let mut star = false;
+                for a in &list.args {
+                    match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => args.push(e),
+                        FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => star = true,
+                        other => return Err(Error::NotSupported(format!("argument {other}"))),
+                    }
+                }
+                (args, star, list.duplicate_treatment.is_some())
+            }
+        };
+        if distinct {
+            return Err(Error::NotSupported(format!("DISTINCT in {name}()")));
+        }
+        let agg = match name.as_str() {
+            "count" => Some(AggFunc::Count),
+            "sum" => Some(AggFunc::Sum),
+            "avg" => Some(AggFunc::Avg),
+            "min" => Some(AggFunc::Min),
+            "max" => Some(AggFunc::Max),
+            _ => None,
+        };
+        if let Some(func) = agg {
+            let arg = match (star, args.as_slice()) {
+                (true, []) if func == AggFunc::Count => None,
+                (false, [a]) => Some(self.bind_inside_aggregate(a)?),
+                _ => return Err(Error::Sql(format!("{name}() takes one argument"))),
+            };
+            let aggregate = Aggregate { func, arg };
+            let text = aggregate.to_string();
+            let Some(list) = self.aggregates.as_mut() else {
+                return Err(Error::Sql(format!("aggregate {text} is not allowed here")));
+            };
+            list.push(aggregate);
+            return Ok(Expr::Agg(list.len() - 1, text));
+        }
+        if star {
+            return Err(Error::Sql(format!("{name}(*) is not a function")));
+        }
+        match name.as_str() {
+            "similarity" | "distance" => {
+                let kind = if name == "similarity" {
+                    SimKind::Similarity
+                } else {
+                    SimKind::Distance
+                };
+                self.similarity(kind, &args)
+            }
+            "image" => match args.as_slice() {
+                [a] => Ok(Expr::Literal(Value::Image(image_source(a)?))),
+                _ => Err(Error::Sql(
+                    "image() takes one argument: a path or X'..' bytes".into(),
+                )),
+            },
+            _ => {
+                let Some(func) = Func::by_name(&name) else {
+                    return Err(Error::Sql(format!("unknown function {name}()")));
+                };
+                let args = args.iter().map(|a| self.bind(a)).collect::<Result<_>>()?;
+                Ok(Expr::Func(func, args))
+            }
+        }
+    }
+
+    fn bind_inside_aggregate(&mut self, e: &ast::Expr) -> Result<Expr> {
+        let saved = self.aggregates.take();
+        let out = self.bind(e);
+        self.aggregates = saved;
+        out
+    }
+
+    fn similarity(&mut self, kind: SimKind, args: &[&ast::Expr]) -> Result<Expr> {
+        let fname = kind.name();
+        let [col, q] = args else {
+            return Err(Error::Sql(format!(
+                "{fname}() takes two arguments: a column and a query"
+            )));
+        };
+        let (column, name) = match self.bind(col)? {
+            Expr::Column(i, n) => (i, n),
+            other => {
+                return Err(Error::Sql(format!(
+                    "the first argument of {fname}() must be a column, got {other}"
+                )));
+            }
+        };
+        let schema = self
+            .schema
+            .expect("a column was bound, so a table is in scope");
+        let c = &schema.columns[column];
+        if !c.has_vector() {
+            return Err(Error::Sql(format!(
+                "{fname}(): column {}.{name} is {} and has no vector (use VECTOR, IMAGE or EMBEDDED_TEXT)",
+                schema.name, c.ty
+            )));
+        }
+        let arg = self.query_arg(fname, q)?;
+        let query = match self.queries.iter().position(|a| *a == arg) {
+            Some(i) => i,
+            None => {
+                self.queries.push(arg.clone());
+                self.queries.len() - 1
+            }
+        };
+        Ok(Expr::Similarity {
+            column,
+            name,
+            metric: c.metric,
+            query,
+            arg,
+            kind,
+        })
+    }
+
+    fn query_arg(&mut self, fname: &str, q: &ast::Expr) -> Result<QueryArg> {
+        use ast::Expr as A;
+        let bad = || {
+            Error::Sql(format!(
+                "the query of {fname}() must be a text, image('path'), image(X'..'), a vector \
+                 [..], a parameter or row(id); got {q}"
+            ))
+        };
+        if let A::Function(f) = q {
+            let fname2 = f.name.to_string().to_ascii_lowercase();
+            let inner = match &f.args {
+                FunctionArguments::List(l) => match l.args.as_slice() {
+                    [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] => e,
+                    _ => return Err(bad()),
+                },
+                _ => return Err(bad()),
+            };
+            return match fname2.as_str() {
+                "image" => Ok(QueryArg::Image(image_source(inner)?)),
+                "row" => match const_eval(&self.bind(inner)?)? {
+                    Value::Integer(id) if id >= 0 => Ok(QueryArg::Row(id as u64)),
+                    _ => Err(Error::Sql(
+                        "row() takes a row id (a non-negative integer)".into(),
+                    )),
+                },
+                _ => Err(bad()),
+            };
+        }
+        match self.bind(q)? {
+            Expr::Param(n) => Ok(QueryArg::Param(n)),
+            Expr::Literal(Value::Text(t)) => Ok(QueryArg::Text(t)),
+            Expr::Literal(Value::Blob(b)) => Ok(QueryArg::Image(ImageSource::Bytes(b))),
+            e @ Expr::Vector(_) => match const_eval(&e)? {
+                Value::Vector(v) => Ok(QueryArg::Vector(v)),
+                _ => Err(bad()),
+            },
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Evaluates an expression that must not read a row or parameters.
+pub fn const_eval(e: &Expr) -> Result<Value> {
+    if e.reads_row() {
+        return Err(Error::Sql(format!("{e} must be a constant")));
+    }
+    e.eval(0, &Row::default(), &EvalCtx::EMPTY)
+}
+
+/// The argument of `image(...)`: a path string (made absolute against the current directory) or
+/// blob bytes.
+fn image_source(e: &ast::Expr) -> Result<ImageSource> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(p) => Ok(ImageSource::Path(absolute_path(p)?)),
+            ast::Value::HexStringLiteral(h) => {
+                Ok(ImageSource::Bytes(unhex(h).ok_or_else(|| {
+                    Error::Sql(format!("bad blob literal X'{h}'"))
+                })?))
+            }
+            _ => Err(Error::Sql(format!(
+                "image() takes a path or X'..' bytes, got {e}"
+            ))),
+        },
+        _ => Err(Error::Sql(format!(
+            "image() takes a path or X'..' bytes, got {e}"
+        ))),
+    }
+}
+
+/// Resolves a relative image path against the current directory (stored paths are absolute).
+pub fn absolute_path(p: &str) -> Result<String> {
+    if p.is_empty() {
+        return Err(Error::InvalidArgument("empty image path".into()));
+    }
+    let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
+    Ok(abs.to_string_lossy().into_owned())
+}
+
+fn parse_number(n: &str) -> Result<Value> {
+    if let Ok(i) = n.parse::<i64>() {
+        return Ok(Value::Integer(i));
+    }
+    n.parse::<f64>()
+        .map(Value::Real)
+        .map_err(|_| Error::Sql(format!("bad number {n}")))
+}

@@ -1,0 +1,158 @@
+//! Embedding at the SQL layer: fills `Row::embeddings` of IMAGE / EMBEDDED_TEXT columns before rows
+//! reach the storage engine, and turns text / image arguments of `similarity()` into vectors.
+//!
+//! The model is the table's `model` option or [`DEFAULT_MODEL`]; its identity is recorded with the
+//! table on first use, and a different identity later is [`Error::ModelMismatch`].
+
+use std::sync::Arc;
+
+use crate::embed::{DEFAULT_MODEL, Embedder};
+use crate::{ColumnType, Database, Error, ImageSource, Result, Row, TableSchema, Value};
+
+/// Whether column `i` gets its vector from the model.
+pub fn is_embedded(schema: &TableSchema, i: usize) -> bool {
+    let c = &schema.columns[i];
+    c.embedded && matches!(c.ty, ColumnType::Image | ColumnType::Text)
+}
+
+/// The table's embedder, checked against the identity recorded with the table (recording it on
+/// first use when `record` is set).
+pub fn embedder_for(
+    db: &Database,
+    schema: &TableSchema,
+    record: bool,
+) -> Result<Arc<dyn Embedder>> {
+    let spec = schema.model.as_deref().unwrap_or(DEFAULT_MODEL);
+    let e = db.models().get(spec).map_err(|err| match err {
+        Error::Model(m) => Error::Model(format!("table {}: {m}", schema.name)),
+        other => other,
+    })?;
+    match &schema.model_identity {
+        Some(id) if id != e.identity() => {
+            return Err(Error::ModelMismatch {
+                table: schema.name.clone(),
+                expected: id.clone(),
+                actual: e.identity().to_string(),
+            });
+        }
+        Some(_) => {}
+        None if record => {
+            let dim = u32::try_from(e.dim())
+                .map_err(|_| Error::Model(format!("model {spec}: dimension too large")))?;
+            db.set_model_identity(&schema.name, e.identity(), dim)?;
+        }
+        None => {}
+    }
+    Ok(e)
+}
+
+/// Computes the embeddings of the embedded columns `cols` (all embedded columns when `None`) of
+/// `rows`; `row_numbers[i]` is how row `i` is named in errors.
+pub fn embed_rows(
+    db: &Database,
+    schema: &TableSchema,
+    rows: &mut [Row],
+    cols: Option<&[usize]>,
+    row_numbers: &[usize],
+) -> Result<()> {
+    let targets: Vec<usize> = (0..schema.columns.len())
+        .filter(|&i| is_embedded(schema, i) && cols.is_none_or(|c| c.contains(&i)))
+        .filter(|&i| rows.iter().any(|r| !r.values[i].is_null()))
+        .collect();
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let e = embedder_for(db, schema, true)?;
+    for row in rows.iter_mut() {
+        row.embeddings.resize(row.values.len(), None);
+    }
+    for col in targets {
+        let cname = &schema.columns[col].name;
+        let which: Vec<usize> = (0..rows.len())
+            .filter(|&r| !rows[r].values[col].is_null())
+            .collect();
+        let results = match schema.columns[col].ty {
+            ColumnType::Image => {
+                let imgs: Vec<ImageSource> = which
+                    .iter()
+                    .map(|&r| match &rows[r].values[col] {
+                        Value::Image(s) => s.clone(),
+                        other => unreachable!("coerced IMAGE value is {other:?}"),
+                    })
+                    .collect();
+                e.embed_images(&imgs)
+            }
+            _ => {
+                let texts: Vec<String> = which
+                    .iter()
+                    .map(|&r| match &rows[r].values[col] {
+                        Value::Text(s) => s.clone(),
+                        other => unreachable!("coerced TEXT value is {other:?}"),
+                    })
+                    .collect();
+                e.embed_texts(&texts)
+            }
+        };
+        if results.len() != which.len() {
+            return Err(Error::Model(format!(
+                "model returned {} embeddings for {} values",
+                results.len(),
+                which.len()
+            )));
+        }
+        for (&r, res) in which.iter().zip(results) {
+            let n = row_numbers.get(r).copied().unwrap_or(r);
+            let v = res.map_err(|err| row_error(err, &schema.name, cname, n))?;
+            if v.len() != e.dim() {
+                return Err(Error::Model(format!(
+                    "{}.{cname} row {n}: model returned {} dimensions, expected {}",
+                    schema.name,
+                    v.len(),
+                    e.dim()
+                )));
+            }
+            rows[r].embeddings[col] = Some(v);
+        }
+    }
+    Ok(())
+}
+
+/// Names the row in a per-row embedding error.
+fn row_error(err: Error, table: &str, col: &str, row: usize) -> Error {
+    match err {
+        Error::Image {
+            source_name,
+            detail,
+        } => Error::Image {
+            source_name,
+            detail: format!("{detail} (row {row} of {table}.{col})"),
+        },
+        other => Error::Model(format!("{table}.{col} row {row}: {other}")),
+    }
+}
+
+/// Embeds one text query for `similarity()` on a column of `schema`.
+pub fn embed_query_text(db: &Database, schema: &TableSchema, text: &str) -> Result<Vec<f32>> {
+    let e = embedder_for(db, schema, false)?;
+    one(e.embed_texts(&[text.to_string()]), "query text")
+}
+
+/// Embeds one image query for `similarity()` on a column of `schema`.
+pub fn embed_query_image(
+    db: &Database,
+    schema: &TableSchema,
+    img: &ImageSource,
+) -> Result<Vec<f32>> {
+    let e = embedder_for(db, schema, false)?;
+    one(e.embed_images(std::slice::from_ref(img)), "query image")
+}
+
+fn one(mut v: Vec<Result<Vec<f32>>>, what: &str) -> Result<Vec<f32>> {
+    if v.len() != 1 {
+        return Err(Error::Model(format!(
+            "model returned {} results for one {what}",
+            v.len()
+        )));
+    }
+    v.remove(0)
+}

@@ -1,0 +1,26 @@
+//! SQL: parse (a [`sqlparser`] wrapper) → bind/plan → execute against the storage engine.
+//!
+//! The dialect is documented in `docs/sql.md`. Data flows: [`parser`] splits and parses,
+//! `planner` (with `binder` for expressions and `ddl` for CREATE TABLE) builds a [`plan::Plan`],
+//! `select_exec` / `write_exec` run it (with `embedding` filling vectors), [`Session`] ties it
+//! together and `api` puts `execute` / `query` / `prepare` on [`crate::Database`].
+
+mod api;
+mod binder;
+mod ddl;
+mod embedding;
+mod expr;
+pub mod parser;
+pub mod plan;
+mod planner;
+mod query_vec;
+mod rows;
+mod select_exec;
+mod session;
+mod value_fmt;
+mod write_exec;
+
+pub use api::Statement;
+pub use rows::{ColumnInfo, FromValue, ResultRow, RowIndex, Rows};
+pub use session::{Output, ScriptError, Session, Settings, schema_sql};
+pub use value_fmt::{display_value, sql_literal};

@@ -1,0 +1,113 @@
+//! How values print (SQL literals for plans, display text for the REPL) and convert from Rust
+//! types for parameters.
+
+use crate::{ImageSource, Value};
+
+/// The value as SQL source text: `'it''s'`, `X'00ff'`, `[0.5, 1]`, `NULL`.
+pub fn sql_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Text(s) => format!("'{}'", s.replace('\'', "''")),
+        Value::Blob(b) => format!("X'{}'", hex(b)),
+        Value::Image(ImageSource::Path(p)) => format!("image('{}')", p.replace('\'', "''")),
+        Value::Image(ImageSource::Bytes(b)) => format!("image(X'{}')", hex(b)),
+        other => display_value(other, usize::MAX),
+    }
+}
+
+/// The value as shown in results; vectors show at most `max_items` components.
+pub fn display_value(v: &Value, max_items: usize) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(r) => format_real(*r),
+        Value::Text(s) => s.clone(),
+        Value::Boolean(b) => b.to_string(),
+        Value::Blob(b) => format!("X'{}'", hex(b)),
+        Value::Image(ImageSource::Path(p)) => p.clone(),
+        Value::Image(ImageSource::Bytes(b)) => format!("<image {} bytes>", b.len()),
+        Value::Vector(v) => {
+            let shown: Vec<String> = v.iter().take(max_items).map(|x| format!("{x}")).collect();
+            if v.len() > max_items {
+                format!("[{}, ... ({} dims)]", shown.join(", "), v.len())
+            } else {
+                format!("[{}]", shown.join(", "))
+            }
+        }
+    }
+}
+
+/// Reals print with a decimal point or exponent so they read back as REAL.
+fn format_real(r: f64) -> String {
+    if r.is_finite() && r == r.trunc() && r.abs() < 1e15 {
+        format!("{r:.1}")
+    } else {
+        format!("{r}")
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Decodes the digits of an `X'..'` literal.
+pub fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.is_ascii() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+macro_rules! value_from {
+    ($($t:ty => $v:expr),* $(,)?) => {$(
+        impl From<$t> for Value {
+            fn from(x: $t) -> Value {
+                let f: fn($t) -> Value = $v;
+                f(x)
+            }
+        }
+    )*};
+}
+
+value_from! {
+    i64 => Value::Integer,
+    i32 => |x| Value::Integer(x.into()),
+    u32 => |x| Value::Integer(x.into()),
+    f64 => Value::Real,
+    f32 => |x| Value::Real(x.into()),
+    bool => Value::Boolean,
+    String => Value::Text,
+    &str => |x| Value::Text(x.to_string()),
+    Vec<u8> => Value::Blob,
+    &[u8] => |x| Value::Blob(x.to_vec()),
+    Vec<f32> => Value::Vector,
+    &[f32] => |x| Value::Vector(x.to_vec()),
+    ImageSource => Value::Image,
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(x: Option<T>) -> Value {
+        x.map_or(Value::Null, Into::into)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literals_round_trip_in_spirit() {
+        assert_eq!(sql_literal(&Value::Text("it's".into())), "'it''s'");
+        assert_eq!(sql_literal(&Value::Blob(vec![0, 255])), "X'00ff'");
+        assert_eq!(sql_literal(&Value::Real(2.0)), "2.0");
+        assert_eq!(
+            display_value(&Value::Vector(vec![1.0, 0.5, 2.0]), 2),
+            "[1, 0.5, ... (3 dims)]"
+        );
+        assert_eq!(unhex("00ff"), Some(vec![0, 255]));
+        assert_eq!(unhex("0"), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! INSERT, UPDATE and DELETE: values are coerced to column types, embedded columns are embedded,
+//! and each statement is one atomic storage batch.
+
+use parking_lot::Mutex;
+
+use crate::sql::binder::absolute_path;
+use crate::sql::embedding::{embed_rows, is_embedded};
+use crate::sql::expr::{EvalCtx, Expr};
+use crate::sql::query_vec::QueryArg;
+use crate::sql::select_exec::resolve_query;
+use crate::sql::value_fmt::sql_literal;
+use crate::{ColumnType, Database, Error, ImageSource, Result, Row, RowId, TableSchema, Value};
+
+/// Runs an INSERT; returns the number of rows inserted.
+pub fn run_insert(
+    db: &Database,
+    schema: &TableSchema,
+    columns: &[usize],
+    rows: &[Vec<Expr>],
+    params: &[Value],
+) -> Result<usize> {
+    let ctx = EvalCtx {
+        params,
+        queries: &[],
+        aggs: &[],
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for (r, exprs) in rows.iter().enumerate() {
+        let mut values = vec![Value::Null; schema.columns.len()];
+        for (&c, e) in columns.iter().zip(exprs) {
+            let v = e.eval(0, &Row::default(), &ctx)?;
+            values[c] = coerce(schema, c, r, v)?;
+        }
+        out.push(Row::new(values));
+    }
+    let numbers: Vec<usize> = (0..out.len()).collect();
+    embed_rows(db, schema, &mut out, None, &numbers)?;
+    Ok(db.insert(&schema.name, out)?.len())
+}
+
+/// Runs an UPDATE; returns the number of rows changed.
+pub fn run_update(
+    db: &Database,
+    schema: &TableSchema,
+    assignments: &[(usize, Expr)],
+    filter: Option<&Expr>,
+    queries: &[QueryArg],
+    params: &[Value],
+) -> Result<usize> {
+    let snap = db.snapshot(&schema.name)?;
+    let mut used: Vec<&Expr> = assignments.iter().map(|(_, e)| e).collect();
+    used.extend(filter);
+    let qv = resolve_for(db, &snap, schema, queries, &used, params)?;
+    let ctx = EvalCtx {
+        params,
+        queries: &qv,
+        aggs: &[],
+    };
+    let pk = schema
+        .primary_key
+        .as_deref()
+        .and_then(|p| schema.column_index(p));
+    let mut changed: Vec<(RowId, Row)> = Vec::new();
+    let mut numbers = Vec::new();
+    for r in snap.scan() {
+        let (id, row) = r?;
+        if let Some(f) = filter
+            && !f.eval_condition(id, &row, &ctx)?
+        {
+            continue;
+        }
+        let mut new = row.clone();
+        new.embeddings.resize(new.values.len(), None);
+        for (c, e) in assignments {
+            let v = coerce(schema, *c, changed.len(), e.eval(id, &row, &ctx)?)?;
+            if Some(*c) == pk && v != row.values[*c] {
+                return Err(Error::NotSupported(format!(
+                    "changing the primary key {}.{} (row {id})",
+                    schema.name, schema.columns[*c].name
+                )));
+            }
+            if is_embedded(schema, *c) {
+                new.embeddings[*c] = None;
+            }
+            new.values[*c] = v;
+        }
+        numbers.push(id as usize);
+        changed.push((id, new));
+    }
+    let embedded: Vec<usize> = assignments
+        .iter()
+        .map(|(c, _)| *c)
+        .filter(|&c| is_embedded(schema, c))
+        .collect();
+    if !embedded.is_empty() {
+        let mut rows: Vec<Row> = changed.iter().map(|(_, r)| r.clone()).collect();
+        embed_rows(db, schema, &mut rows, Some(&embedded), &numbers)?;
+        for ((_, slot), row) in changed.iter_mut().zip(rows) {
+            *slot = row;
+        }
+    }
+    if changed.is_empty() {
+        return Ok(0);
+    }
+    db.update(&schema.name, changed)
+}
+
+/// Runs a DELETE; returns the number of rows deleted.
+pub fn run_delete(
+    db: &Database,
+    schema: &TableSchema,
+    filter: Option<&Expr>,
+    queries: &[QueryArg],
+    params: &[Value],
+) -> Result<usize> {
+    let snap = db.snapshot(&schema.name)?;
+    let used: Vec<&Expr> = filter.into_iter().collect();
+    let qv = resolve_for(db, &snap, schema, queries, &used, params)?;
+    let ctx = EvalCtx {
+        params,
+        queries: &qv,
+        aggs: &[],
+    };
+    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let pred = |id: RowId, row: &Row| match filter {
+        None => true,
+        Some(f) => f.eval_condition(id, row, &ctx).unwrap_or_else(|e| {
+            first_error.lock().get_or_insert(e);
+            false
+        }),
+    };
+    let n = db.delete_where(&schema.name, &pred)?;
+    match first_error.into_inner() {
+        // The predicate failed on some row: the rows it accepted before are already deleted in
+        // one batch; report the error so the caller knows the statement did not fully apply.
+        Some(e) => Err(e),
+        None => Ok(n),
+    }
+}
+
+fn resolve_for(
+    db: &Database,
+    snap: &crate::TableSnapshot,
+    schema: &TableSchema,
+    queries: &[QueryArg],
+    exprs: &[&Expr],
+    params: &[Value],
+) -> Result<Vec<Vec<f32>>> {
+    let mut cols = vec![None; queries.len()];
+    for f in exprs {
+        f.walk(&mut |x| {
+            if let Expr::Similarity { column, query, .. } = x {
+                cols[*query].get_or_insert(*column);
+            }
+        });
+    }
+    queries
+        .iter()
+        .zip(cols)
+        .map(|(q, c)| match c {
+            Some(c) => resolve_query(db, snap, schema, c, q, params),
+            None => Ok(Vec::new()),
+        })
+        .collect()
+}
+
+/// Converts a value to the type of column `c` (row `r` names it in errors).
+pub fn coerce(schema: &TableSchema, c: usize, r: usize, v: Value) -> Result<Value> {
+    let col = &schema.columns[c];
+    let mismatch = |v: &Value| Error::TypeMismatch {
+        table: schema.name.clone(),
+        column: col.name.clone(),
+        row: r,
+        detail: format!(
+            "expected {}, got {}",
+            crate::sql::ddl::type_name(col),
+            sql_literal(v)
+        ),
+    };
+    Ok(match (col.ty, v) {
+        (_, Value::Null) => Value::Null,
+        (ColumnType::Integer, Value::Integer(i)) => Value::Integer(i),
+        (ColumnType::Integer, Value::Real(x)) if x.fract() == 0.0 && x.abs() < 9.2e18 => {
+            Value::Integer(x as i64)
+        }
+        (ColumnType::Real, Value::Real(x)) => Value::Real(x),
+        (ColumnType::Real, Value::Integer(i)) => Value::Real(i as f64),
+        (ColumnType::Text, Value::Text(s)) => Value::Text(s),
+        (ColumnType::Boolean, Value::Boolean(b)) => Value::Boolean(b),
+        (ColumnType::Boolean, Value::Integer(i @ (0 | 1))) => Value::Boolean(i == 1),
+        (ColumnType::Blob, Value::Blob(b)) => Value::Blob(b),
+        (ColumnType::Image, Value::Text(p)) => Value::Image(ImageSource::Path(absolute_path(&p)?)),
+        (ColumnType::Image, Value::Blob(b)) => Value::Image(ImageSource::Bytes(b)),
+        (ColumnType::Image, Value::Image(ImageSource::Path(p))) => {
+            Value::Image(ImageSource::Path(absolute_path(&p)?))
+        }
+        (ColumnType::Image, Value::Image(s)) => Value::Image(s),
+        (ColumnType::Vector(n), Value::Vector(v)) => {
+            if v.len() != n as usize {
+                return Err(Error::TypeMismatch {
+                    table: schema.name.clone(),
+                    column: col.name.clone(),
+                    row: r,
+                    detail: format!("expected VECTOR({n}), got {} dimensions", v.len()),
+                });
+            }
+            Value::Vector(v)
+        }
+        (_, other) => return Err(mismatch(&other)),
+    })
+}

@@ -1,0 +1,172 @@
+//! The `mmdb` binary: `-c`, piped scripts, exit codes, dot-commands.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn mmdb(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmdb"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn dash_c_runs_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let out = mmdb(
+        &[
+            db,
+            "-c",
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, emb VECTOR(2)); INSERT INTO t (name, emb) VALUES ('a', [1, 0]), ('b', [0, 1]);",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let out = mmdb(
+        &[
+            db,
+            "-c",
+            "SELECT id, name FROM t ORDER BY similarity(emb, [0, 1]) LIMIT 1;",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "+----+------+\n| id | name |\n+----+------+\n|  2 | b    |\n+----+------+\n1 row\n"
+    );
+    // The explicit subcommand does the same.
+    let out = mmdb(
+        &[
+            "shell",
+            db,
+            "-c",
+            ".mode csv",
+            "-c",
+            "SELECT name FROM t ORDER BY id;",
+        ],
+        None,
+    );
+    assert_eq!(text(&out.stdout), "name\na\nb\n");
+}
+
+#[test]
+fn piped_script_stops_at_the_first_error_with_its_line() {
+    let script = "CREATE TABLE t (a INTEGER);\nINSERT INTO t VALUES (1);\n\nSELECT a\n  FROM nope;\nSELECT 'never';\n";
+    let out = mmdb(&[], Some(script));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "Error: statement at line 4: no such table: nope"
+    );
+    assert!(!text(&out.stdout).contains("never"));
+
+    let out = mmdb(&[], Some("SELECT 1;\nSELECT * FROM WHERE;\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("SQL syntax error at line 2, column 15"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn dot_commands_in_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let script_file = dir.path().join("more.sql");
+    std::fs::write(&script_file, "INSERT INTO t VALUES (2, 'two');\n").unwrap();
+    let script = format!(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT);\n.read {}\n.tables\n.schema t\n.mode line\nSELECT * FROM t;\n.mode json\nSELECT * FROM t;\n.timer on\nSELECT 1 AS one;\n.quit\nSELECT 'after quit';\n",
+        script_file.display()
+    );
+    let out = mmdb(&[], Some(&script));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with("t\nCREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT) WITH ("),
+        "{stdout}"
+    );
+    assert!(stdout.contains("  id = 2\nname = two\n"), "{stdout}");
+    assert!(
+        stdout.contains("[{\"id\":2,\"name\":\"two\"}]\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("Run Time: "), "{stdout}");
+    assert!(!stdout.contains("after quit"), "{stdout}");
+
+    let out = mmdb(&[], Some(".mode fancy\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("usage: .mode table|csv|json|line"));
+}
+
+#[test]
+fn help_lists_the_subcommands() {
+    let out = mmdb(&["--help"], None);
+    assert!(out.status.success());
+    let help = text(&out.stdout);
+    assert!(
+        help.contains("shell") && help.contains("[DB]") && help.contains("--command"),
+        "{help}"
+    );
+}
+
+/// The interactive path through a pseudo-terminal (util-linux `script`; skipped without it):
+/// multi-line input, errors without leaving, the banner of a temporary database, history, Ctrl-D.
+#[test]
+fn interactive_session_in_a_pty() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` command");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let history = home.path().join("hist");
+    let cmd = format!("{} ", env!("CARGO_BIN_EXE_mmdb"));
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("MMDB_HISTORY", &history)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(300));
+    for chunk in [
+        "CREATE TABLE t (a INTEGER,\n b VECTOR(2));\n",
+        "INSERT INTO t VALUES (7, [1, 0]);\n",
+        "SELECT * FROM nope;\n",
+        "SELECT a FROM t;\n",
+        "\x04",
+    ] {
+        pause();
+        input.write_all(chunk.as_bytes()).unwrap();
+        input.flush().unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout).replace('\r', "");
+    assert!(stdout.contains("a temporary database at"), "{stdout}");
+    assert!(stdout.contains("Error: no such table: nope"), "{stdout}");
+    assert!(
+        stdout.contains("| 7 |") && stdout.contains("1 row"),
+        "{stdout}"
+    );
+    let hist = std::fs::read_to_string(&history).unwrap();
+    assert!(
+        hist.contains("CREATE TABLE t (a INTEGER,\\n b VECTOR(2));"),
+        "{hist}"
+    );
+}
