@@ -2,11 +2,12 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod demo;
+pub mod embed;
 mod error;
+mod index;
 mod schema;
 mod value;
-pub mod embed;
-mod index;
 
 pub use error::{Error, Result};
 pub use schema::{Column, HnswParams, TableSchema};
