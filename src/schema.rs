@@ -27,7 +27,10 @@ impl HnswParams {
     /// Checks the parameters are in range.
     pub fn validate(&self) -> Result<()> {
         if !(2..=128).contains(&self.m) {
-            return Err(Error::InvalidSchema(format!("m must be in 2..=128, got {}", self.m)));
+            return Err(Error::InvalidSchema(format!(
+                "m must be in 2..=128, got {}",
+                self.m
+            )));
         }
         if !(1..=10_000).contains(&self.ef_construction) {
             return Err(Error::InvalidSchema(format!(
@@ -139,13 +142,22 @@ impl TableSchema {
             return Err(Error::InvalidSchema("empty table name".into()));
         }
         if self.columns.is_empty() {
-            return Err(Error::InvalidSchema(format!("table {} has no columns", self.name)));
+            return Err(Error::InvalidSchema(format!(
+                "table {} has no columns",
+                self.name
+            )));
         }
         for (i, c) in self.columns.iter().enumerate() {
             if c.name.is_empty() {
-                return Err(Error::InvalidSchema(format!("column {i} of {} has no name", self.name)));
+                return Err(Error::InvalidSchema(format!(
+                    "column {i} of {} has no name",
+                    self.name
+                )));
             }
-            if self.columns[..i].iter().any(|o| o.name.eq_ignore_ascii_case(&c.name)) {
+            if self.columns[..i]
+                .iter()
+                .any(|o| o.name.eq_ignore_ascii_case(&c.name))
+            {
                 return Err(Error::InvalidSchema(format!(
                     "duplicate column {} in table {}",
                     c.name, self.name

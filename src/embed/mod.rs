@@ -45,7 +45,9 @@ impl Default for ModelRegistry {
 impl std::fmt::Debug for ModelRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<String> = self.loaded.lock().keys().cloned().collect();
-        f.debug_struct("ModelRegistry").field("loaded", &names).finish()
+        f.debug_struct("ModelRegistry")
+            .field("loaded", &names)
+            .finish()
     }
 }
 

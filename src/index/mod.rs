@@ -72,7 +72,11 @@ pub fn search_exact(
 
 /// Builds the HNSW graph over `vectors` and returns its serialised form.
 /// STUB until the index work lands: an empty graph (searches fall back to exact).
-pub fn build_graph(vectors: VectorsView<'_>, metric: Metric, params: &HnswParams) -> Result<Vec<u8>> {
+pub fn build_graph(
+    vectors: VectorsView<'_>,
+    metric: Metric,
+    params: &HnswParams,
+) -> Result<Vec<u8>> {
     let _ = (vectors, metric, params);
     Ok(Vec::new())
 }

@@ -86,6 +86,8 @@ fn first_caption_names_the_scene() {
         if let Some(position) = scene["position"].as_str() {
             let named = match position {
                 "center" => caption.contains("cent") || caption.contains("middle"),
+                "top" => caption.contains("top") || caption.contains("upper"),
+                "bottom" => caption.contains("bottom") || caption.contains("lower"),
                 side => caption.contains(side),
             };
             assert!(named, "{caption} vs {scene}");
