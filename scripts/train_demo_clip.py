@@ -41,7 +41,9 @@ STD = [0.26862954, 0.26130258, 0.27577711]
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="COCO-format folder (images/, annotations/)")
-    p.add_argument("--out", required=True, help="output model folder")
+    p.add_argument("--out", help="output model folder (training)")
+    p.add_argument("--evaluate", metavar="MODEL",
+                   help="no training: print the Recall@K of a saved model on the val split of --data")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=450)
     p.add_argument("--batch", type=int, default=128)
@@ -189,9 +191,26 @@ def param_groups(model, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def evaluate(args):
+    model = CLIPModel.from_pretrained(args.evaluate)
+    tok = Tokenizer.from_file(os.path.join(args.evaluate, "tokenizer.json"))
+    processor = CLIPImageProcessorPil.from_pretrained(args.evaluate)
+    images, caps = load_split(args.data, "val")
+    ids, mask = encode_text(tok, caps, model.config.text_config.max_position_embeddings)
+    vi, vt = embed(model, preprocess(processor, args.data, images), ids, mask)
+    metrics = recall(vi, vt, len(caps[0]))
+    metrics.update(attribute_match(vi, vt, images, len(caps[0])))
+    print(json.dumps({"model": args.evaluate, "data": args.data, "val_images": len(images),
+                      "metrics": {k: round(v, 2) for k, v in metrics.items()}}, indent=2))
+
+
 def main():
     args = parse_args()
     torch.set_num_threads(args.threads)
+    if args.evaluate:
+        return evaluate(args)
+    if not args.out:
+        raise SystemExit("--out is required for training")
     random.seed(args.seed)
     np.random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -272,7 +291,7 @@ def main():
         sched.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
-        if step % 50 == 0 or step == args.steps - 1:
+        if step % 25 == 0 or step == args.steps - 1:
             rate = (step + 1) / (time.time() - t_train)
             print(f"step {step} loss {loss.item():.3f} scale {model.logit_scale.exp().item():.1f} "
                   f"lr {sched.get_last_lr()[0]:.2e} {rate:.2f} steps/s", flush=True)

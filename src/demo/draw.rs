@@ -38,7 +38,7 @@ fn background(scene: &Scene, side: u32, rng: &mut impl Rng) -> RgbImage {
     } else {
         base + 45
     };
-    let period = rng.random_range(8..=12) as i32;
+    let period: i32 = rng.random_range(8..=12);
     let orientation = rng.random_range(0..3);
     let mut img = RgbImage::new(side, side);
     for (x, y, px) in img.enumerate_pixels_mut() {
@@ -102,8 +102,8 @@ fn fill(img: &mut RgbImage, object: &Placed, shape: usize, rgb: [u8; 3]) {
             if inside > 0 {
                 let a = inside as f32 / (SUPERSAMPLE * SUPERSAMPLE) as f32;
                 let px = img.get_pixel_mut(x, y);
-                for c in 0..3 {
-                    px.0[c] = (a * rgb[c] as f32 + (1.0 - a) * px.0[c] as f32).round() as u8;
+                for (out, &paint) in px.0.iter_mut().zip(&rgb) {
+                    *out = (a * paint as f32 + (1.0 - a) * *out as f32).round() as u8;
                 }
             }
         }

@@ -22,7 +22,11 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn same_seed_same_bytes_other_seed_differs() {
-    let (a, b, c) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, b, c) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
     generate(a.path(), 12, 42, 0.25).unwrap();
     generate(b.path(), 12, 42, 0.25).unwrap();
     generate(c.path(), 12, 43, 0.25).unwrap();
@@ -31,7 +35,10 @@ fn same_seed_same_bytes_other_seed_differs() {
     assert_eq!(sa, sb, "same seed must give identical files");
     assert_eq!(sa.keys().collect::<Vec<_>>(), sc.keys().collect::<Vec<_>>());
     let differing = sa.iter().filter(|(k, v)| sc[*k] != **v).count();
-    assert!(differing >= 12, "another seed changed only {differing} of 14 files");
+    assert!(
+        differing >= 12,
+        "another seed changed only {differing} of 14 files"
+    );
 }
 
 #[test]
@@ -54,18 +61,35 @@ fn writes_valid_coco_captions() {
             assert!(image_ids.insert(id), "image id {id} repeated");
             assert_eq!(image["width"].as_u64(), Some(IMAGE_SIDE as u64));
             assert_eq!(image["height"].as_u64(), Some(IMAGE_SIDE as u64));
-            let file = dir.path().join("images").join(image["file_name"].as_str().unwrap());
+            let file = dir
+                .path()
+                .join("images")
+                .join(image["file_name"].as_str().unwrap());
             let decoded = image::open(&file).unwrap();
-            assert_eq!((decoded.width(), decoded.height()), (IMAGE_SIDE, IMAGE_SIDE));
+            assert_eq!(
+                (decoded.width(), decoded.height()),
+                (IMAGE_SIDE, IMAGE_SIDE)
+            );
             per_image.insert(id, 0);
         }
         for ann in json["annotations"].as_array().unwrap() {
-            assert!(caption_ids.insert(ann["id"].as_u64().unwrap()), "caption id repeated");
+            assert!(
+                caption_ids.insert(ann["id"].as_u64().unwrap()),
+                "caption id repeated"
+            );
             let caption = ann["caption"].as_str().unwrap();
-            assert!(caption.split(' ').count() >= 3, "caption too short: {caption}");
-            *per_image.get_mut(&ann["image_id"].as_u64().unwrap()).expect("caption of a known image") += 1;
+            assert!(
+                caption.split(' ').count() >= 3,
+                "caption too short: {caption}"
+            );
+            *per_image
+                .get_mut(&ann["image_id"].as_u64().unwrap())
+                .expect("caption of a known image") += 1;
         }
-        assert!(per_image.values().all(|&n| n == CAPTIONS_PER_IMAGE), "{per_image:?}");
+        assert!(
+            per_image.values().all(|&n| n == CAPTIONS_PER_IMAGE),
+            "{per_image:?}"
+        );
     }
     assert_eq!(image_ids.len(), 10);
 }
@@ -81,8 +105,14 @@ fn first_caption_names_the_scene() {
         let scene = &image["scene"];
         let first = anns.iter().find(|a| a["image_id"] == image["id"]).unwrap();
         let caption = first["caption"].as_str().unwrap();
-        assert!(caption.contains(scene["colour"].as_str().unwrap()), "{caption} vs {scene}");
-        assert!(caption.contains(scene["shape"].as_str().unwrap()), "{caption} vs {scene}");
+        assert!(
+            caption.contains(scene["colour"].as_str().unwrap()),
+            "{caption} vs {scene}"
+        );
+        assert!(
+            caption.contains(scene["shape"].as_str().unwrap()),
+            "{caption} vs {scene}"
+        );
         if let Some(position) = scene["position"].as_str() {
             let named = match position {
                 "center" => caption.contains("cent") || caption.contains("middle"),
@@ -101,10 +131,16 @@ fn rejects_bad_arguments() {
     let zero = generate(dir.path(), 0, 0, 0.1).unwrap_err();
     assert!(matches!(zero, mmdb::Error::InvalidArgument(_)), "{zero}");
     let fraction = generate(dir.path(), 5, 0, 1.5).unwrap_err();
-    assert!(matches!(fraction, mmdb::Error::InvalidArgument(_)), "{fraction}");
+    assert!(
+        matches!(fraction, mmdb::Error::InvalidArgument(_)),
+        "{fraction}"
+    );
     // An output path that is a file: an I/O error naming it, no panic.
     let file = dir.path().join("plain-file");
     fs::write(&file, b"x").unwrap();
     let io = generate(&file, 2, 0, 0.0).unwrap_err();
-    assert!(matches!(io, mmdb::Error::Io { .. }) && io.to_string().contains("plain-file"), "{io}");
+    assert!(
+        matches!(io, mmdb::Error::Io { .. }) && io.to_string().contains("plain-file"),
+        "{io}"
+    );
 }
