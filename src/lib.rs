@@ -5,6 +5,7 @@
 mod catalog;
 pub mod coco;
 mod db;
+pub mod demo;
 pub mod embed;
 mod error;
 pub mod index;

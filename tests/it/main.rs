@@ -13,3 +13,4 @@ mod repl;
 mod sql_fuzz;
 mod sql_logic;
 mod wal_recovery;
+mod demo_data;
