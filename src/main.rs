@@ -26,6 +26,64 @@ struct Cli {
 enum Command {
     /// Open the SQL shell (what `mmdb [DB_PATH]` does).
     Shell(ShellArgs),
+    /// The tour: generate demo scenes, bulk-load them with the bundled model, run similarity SQL,
+    /// print Recall@K.
+    Demo(DemoArgs),
+    /// Generate the synthetic demo scenes as a COCO captions dataset.
+    DemoData(DemoDataArgs),
+    /// Bulk-load a COCO captions dataset (captions JSON + image folder).
+    LoadCoco(mmdb::coco::cli::LoadCocoArgs),
+    /// Import precomputed embeddings in the clip-retrieval layout (img_emb/*.npy + metadata).
+    ImportNpy(mmdb::coco::cli::ImportNpyArgs),
+    /// Text->image and image->text Recall@K over a loaded COCO-format set.
+    BenchRecall(mmdb::coco::cli::BenchRecallArgs),
+    /// Print embeddings of texts and images as JSON lines.
+    Embed(EmbedArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Working folder for the generated data and the database.
+    #[arg(long, default_value = "mmdb-demo")]
+    dir: PathBuf,
+    /// Scenes to generate.
+    #[arg(long, default_value_t = 400)]
+    images: usize,
+    /// Generator seed.
+    #[arg(long, default_value_t = 2024)]
+    seed: u64,
+    /// Model (folder or hub id) [default: the bundled demo model].
+    #[arg(long, default_value = mmdb::demo::DEMO_MODEL_SPEC)]
+    model: String,
+}
+
+#[derive(Args)]
+struct DemoDataArgs {
+    /// Output folder (images/ and annotations/ go under it).
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of scenes.
+    #[arg(long, default_value_t = 1000)]
+    images: usize,
+    /// Seed: the same seed gives the same bytes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Fraction of the scenes (the last ones) in the val split.
+    #[arg(long, default_value_t = 0.1)]
+    val_fraction: f64,
+}
+
+#[derive(Args)]
+struct EmbedArgs {
+    /// Model: a folder in Hugging Face layout, a hub id, or `mmdb-demo-clip`.
+    #[arg(long, default_value = mmdb::embed::DEFAULT_MODEL)]
+    model: String,
+    /// A text to embed (repeatable).
+    #[arg(long = "text")]
+    texts: Vec<String>,
+    /// An image file to embed (repeatable).
+    #[arg(long = "image")]
+    images: Vec<PathBuf>,
 }
 
 #[derive(Args)]
@@ -42,6 +100,46 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Shell(args)) => shell(args),
         None => shell(cli.shell),
+        Some(Command::Demo(a)) => report(mmdb::demo::run_tour(
+            &mmdb::demo::TourOptions {
+                dir: a.dir,
+                images: a.images,
+                seed: a.seed,
+                model: a.model,
+            },
+            &mut std::io::stdout(),
+        )),
+        Some(Command::DemoData(a)) => report(
+            mmdb::demo::generate(&a.out, a.images, a.seed, a.val_fraction).map(|s| {
+                println!(
+                    "wrote {} train + {} val images and {} captions to {}",
+                    s.train_images,
+                    s.val_images,
+                    s.captions,
+                    s.out_dir.display()
+                )
+            }),
+        ),
+        Some(Command::LoadCoco(a)) => report(mmdb::coco::cli::run_load_coco(&a)),
+        Some(Command::ImportNpy(a)) => report(mmdb::coco::cli::run_import_npy(&a)),
+        Some(Command::BenchRecall(a)) => report(mmdb::coco::cli::run_bench_recall(&a)),
+        Some(Command::Embed(a)) => report(mmdb::embed::run_embed(
+            &a.model,
+            &a.texts,
+            &a.images,
+            &mut std::io::stdout(),
+        )),
+    }
+}
+
+/// Prints an error the way every subcommand does and turns it into the exit code.
+fn report(result: mmdb::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -41,7 +41,7 @@ pub use clip::{ClipEmbedder, DEFAULT_MAX_BATCH, l2_normalize};
 pub use config::{ModelConfig, TextPooling};
 pub use pool::{EmbedPool, Lane, PoolOptions};
 pub use preprocess::{CLIP_MEAN, CLIP_STD, DEFAULT_MAX_PIXELS, Preprocess};
-pub use resolve::{DEMO_MODEL, cache_dirs, resolve_model};
+pub use resolve::{DEMO_MODEL, DEMO_MODEL_NAME, cache_dirs, resolve_model};
 pub use tokenize::ClipTokenizer;
 
 /// The model used when a table names none.

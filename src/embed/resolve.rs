@@ -17,8 +17,16 @@ pub const OPTIONAL_FILES: [&str; 1] = ["preprocessor_config.json"];
 /// The small demo model bundled with mmdb (relative to the repository root).
 pub const DEMO_MODEL: &str = "fixtures/models/mmdb-demo-clip";
 
-/// The folder holding the model named by `spec`.
+/// The name that resolves to the bundled demo model.
+pub const DEMO_MODEL_NAME: &str = "mmdb-demo-clip";
+
+/// The folder holding the model named by `spec`. [`DEMO_MODEL_NAME`] names the bundled demo model
+/// in this source tree (so a table created with it keeps working from any current directory).
 pub fn resolve_model(spec: &str) -> Result<PathBuf> {
+    if spec == DEMO_MODEL_NAME {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_MODEL);
+        return check_folder(&dir, spec);
+    }
     resolve_in(spec, &cache_dirs(), offline())
 }
 
