@@ -39,7 +39,13 @@ fn demo_model_reaches_its_stated_recall() {
     let images = test["images"].as_u64().unwrap() as usize;
     mmdb::demo::generate(data.path(), images, seed, 1.0).unwrap();
 
-    let model = ClipEmbedder::load_dir(&model_dir, "mmdb-demo-clip", &candle_core::Device::Cpu, candle_core::DType::F32).unwrap();
+    let model = ClipEmbedder::load_dir(
+        &model_dir,
+        "mmdb-demo-clip",
+        &candle_core::Device::Cpu,
+        candle_core::DType::F32,
+    )
+    .unwrap();
     let coco: Json = serde_json::from_slice(
         &std::fs::read(data.path().join("annotations/captions_val.json")).unwrap(),
     )
@@ -53,7 +59,10 @@ fn demo_model_reaches_its_stated_recall() {
     let sources: Vec<ImageSource> = entries
         .iter()
         .map(|im| {
-            let path = data.path().join("images").join(im["file_name"].as_str().unwrap());
+            let path = data
+                .path()
+                .join("images")
+                .join(im["file_name"].as_str().unwrap());
             ImageSource::Path(path.to_string_lossy().into_owned())
         })
         .collect();
@@ -66,8 +75,16 @@ fn demo_model_reaches_its_stated_recall() {
             (a["caption"].as_str().unwrap().to_string(), owner)
         })
         .unzip();
-    let img: Vec<Vec<f32>> = model.embed_images(&sources).into_iter().map(|r| r.unwrap()).collect();
-    let txt: Vec<Vec<f32>> = model.embed_texts(&texts).into_iter().map(|r| r.unwrap()).collect();
+    let img: Vec<Vec<f32>> = model
+        .embed_images(&sources)
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+    let txt: Vec<Vec<f32>> = model
+        .embed_texts(&texts)
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
 
     for k in [1usize, 5, 10] {
         // CLIP_benchmark: text->image hit if the caption's image is in the top k; image->text hit
