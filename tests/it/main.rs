@@ -5,6 +5,7 @@ mod clip;
 mod corruption;
 mod crash;
 mod demo_data;
+mod demo_model;
 mod demo_tour;
 mod explain;
 mod load_coco;
