@@ -170,9 +170,21 @@ fn run_shell(
 ) -> ExitCode {
     let mut shell = Shell::new(db, std::io::stdout());
     // -c: run each command; piped stdin: run it as a script. Both stop at the first error.
-    let script = if !commands.is_empty() {
-        Some(commands.join("\n"))
-    } else if !std::io::stdin().is_terminal() {
+    // Each -c is a script of its own, so `-c "SELECT 1" -c "SELECT 2"` needs no ';' between them.
+    if !commands.is_empty() {
+        for cmd in commands {
+            match shell.run_script(cmd, 1) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Quit) => break,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        return ExitCode::SUCCESS;
+    }
+    let script = if !std::io::stdin().is_terminal() {
         let mut text = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut text) {
             eprintln!("Error: reading stdin: {e}");

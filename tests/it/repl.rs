@@ -61,6 +61,21 @@ fn dash_c_runs_and_persists() {
         None,
     );
     assert_eq!(text(&out.stdout), "name\na\nb\n");
+    // Repeated -c without a trailing ';' are separate statements.
+    let out = mmdb(
+        &[
+            db,
+            "-c",
+            ".mode csv",
+            "-c",
+            "SELECT name FROM t WHERE id = 1",
+            "-c",
+            "SELECT name FROM t WHERE id = 2",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "name\na\nname\nb\n");
 }
 
 #[test]
