@@ -7,8 +7,8 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::sql::query_vec::{QueryArg, SimKind, row_vector, score, widen_score};
-use crate::sql::value_fmt::sql_literal;
+use crate::sql::query_vec::{QueryArg, SimKind, row_vector, score};
+use crate::sql::value_fmt::{sql_literal, widen_f32};
 use crate::{ColumnType, Error, ImageSource, Metric, Result, Row, RowId, Value};
 
 /// A binary operator.
@@ -283,7 +283,7 @@ impl Expr {
                         v.len()
                     )));
                 }
-                Value::Real(widen_score(score(*metric, *kind, v, q)))
+                Value::Real(widen_f32(score(*metric, *kind, v, q)))
             }
             Expr::Func(f, args) => {
                 let vals = args

@@ -95,16 +95,6 @@ pub fn score(metric: Metric, kind: SimKind, v: &[f32], q: &[f32]) -> f32 {
     }
 }
 
-/// An f32 score as the f64 whose shortest decimal form is the f32's own (0.10353075 rather than
-/// 0.10353074967861176): `as f64` keeps the binary value, whose extra digits are noise. The map
-/// is monotonic, so ordering by the widened score matches ordering by the f32.
-pub fn widen_score(x: f32) -> f64 {
-    if !x.is_finite() {
-        return x as f64;
-    }
-    x.to_string().parse().unwrap_or(x as f64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,21 +109,5 @@ mod tests {
             score(Metric::Dot, SimKind::Similarity, &[2.0, 1.0], &b),
             2.0
         );
-    }
-
-    #[test]
-    fn widened_scores_print_like_the_f32() {
-        let x = 0.103_530_75_f32;
-        assert_eq!((x as f64).to_string(), "0.10353074967861176");
-        assert_eq!(widen_score(x).to_string(), "0.10353075");
-        assert_eq!(widen_score(1.0), 1.0);
-        assert!(widen_score(f32::NAN).is_nan());
-        // monotonic over neighbouring f32s
-        let mut y = 0.3_f32;
-        for _ in 0..1000 {
-            let z = f32::from_bits(y.to_bits() + 1);
-            assert!(widen_score(y) < widen_score(z));
-            y = z;
-        }
     }
 }

@@ -46,6 +46,16 @@ fn format_real(r: f64) -> String {
     }
 }
 
+/// An f32 (a score, a vector component) as the f64 whose shortest decimal form is the f32's own (0.10353075 rather than
+/// 0.10353074967861176): `as f64` keeps the binary value, whose extra digits are noise. The map
+/// is monotonic, so ordering by the widened value matches ordering by the f32.
+pub fn widen_f32(x: f32) -> f64 {
+    if !x.is_finite() {
+        return x as f64;
+    }
+    x.to_string().parse().unwrap_or(x as f64)
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -109,5 +119,21 @@ mod tests {
         );
         assert_eq!(unhex("00ff"), Some(vec![0, 255]));
         assert_eq!(unhex("0"), None);
+    }
+
+    #[test]
+    fn widened_scores_print_like_the_f32() {
+        let x = 0.103_530_75_f32;
+        assert_eq!((x as f64).to_string(), "0.10353074967861176");
+        assert_eq!(widen_f32(x).to_string(), "0.10353075");
+        assert_eq!(widen_f32(1.0), 1.0);
+        assert!(widen_f32(f32::NAN).is_nan());
+        // monotonic over neighbouring f32s
+        let mut y = 0.3_f32;
+        for _ in 0..1000 {
+            let z = f32::from_bits(y.to_bits() + 1);
+            assert!(widen_f32(y) < widen_f32(z));
+            y = z;
+        }
     }
 }
