@@ -201,6 +201,10 @@ impl<W: Write> Shell<W> {
                 let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
                 let flow = self.run_script(&text, 1).map_err(|e| match e.error {
                     Error::SqlSyntax { .. } => Error::Sql(format!("{path}: {e}")),
+                    // Not "SQL error: f: ...: SQL error: ..." twice.
+                    Error::Sql(m) => {
+                        Error::Sql(format!("{path}: statement at line {}: {m}", e.line))
+                    }
                     other => Error::Sql(format!("{path}: statement at line {}: {other}", e.line)),
                 })?;
                 return Ok(flow);

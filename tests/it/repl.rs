@@ -185,3 +185,16 @@ fn interactive_session_in_a_pty() {
         "{hist}"
     );
 }
+
+#[test]
+fn read_names_the_file_and_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let script_file = dir.path().join("bad.sql");
+    std::fs::write(&script_file, "SELECT 1;\nSELECT bogus(1);\n").unwrap();
+    let out = mmdb(&[], Some(&format!(".read {}\n", script_file.display())));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.sql: statement at line 2"), "{err}");
+    assert!(err.contains("unknown function bogus()"), "{err}");
+    assert_eq!(err.matches("SQL error").count(), 1, "{err}");
+}
