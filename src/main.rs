@@ -178,11 +178,11 @@ fn run_shell(
                 Ok(Flow::Quit) => break,
                 Err(e) => {
                     eprintln!("Error: {e}");
-                    return ExitCode::FAILURE;
+                    return close(shell, ExitCode::FAILURE);
                 }
             }
         }
-        return ExitCode::SUCCESS;
+        return close(shell, ExitCode::SUCCESS);
     }
     let script = if !std::io::stdin().is_terminal() {
         let mut text = String::new();
@@ -195,13 +195,14 @@ fn run_shell(
         None
     };
     if let Some(text) = script {
-        return match shell.run_script(&text, 1) {
+        let code = match shell.run_script(&text, 1) {
             Ok(Flow::Continue | Flow::Quit) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("Error: {e}");
                 ExitCode::FAILURE
             }
         };
+        return close(shell, code);
     }
     let what = if temporary {
         format!(
@@ -215,7 +216,20 @@ fn run_shell(
         "mmdb {} — {what}\nEnter \".help\" for usage hints.",
         env!("CARGO_PKG_VERSION")
     );
-    interactive(&mut shell)
+    let code = interactive(&mut shell);
+    close(shell, code)
+}
+
+/// Closes the shell's database (flushing recent rows to a segment) and returns `code`, or
+/// failure when the close fails.
+fn close(shell: Shell<std::io::Stdout>, code: ExitCode) -> ExitCode {
+    match shell.close() {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!("Error: closing the database: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(feature = "repl")]

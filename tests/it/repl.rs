@@ -35,6 +35,15 @@ fn dash_c_runs_and_persists() {
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Leaving the shell closes the database: the rows are in a segment, not only in the WAL.
+    let segs = std::fs::read_dir(db)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".rows")
+        })
+        .count();
+    assert_eq!(segs, 1);
     let out = mmdb(
         &[
             db,
