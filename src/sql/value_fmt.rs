@@ -38,8 +38,14 @@ pub fn display_value(v: &Value, max_items: usize) -> String {
 }
 
 /// Reals print with a decimal point or exponent so they read back as REAL.
+/// Very large and very small magnitudes use an exponent (1e20, 2.5e-10), as Rust's plain `{}`
+/// would print all 21 digits of 1e20 or ten zeros before 2.5e-10.
 fn format_real(r: f64) -> String {
-    if r.is_finite() && r == r.trunc() && r.abs() < 1e15 {
+    if !r.is_finite() {
+        format!("{r}")
+    } else if r != 0.0 && (r.abs() >= 1e15 || r.abs() < 1e-5) {
+        format!("{r:e}")
+    } else if r == r.trunc() {
         format!("{r:.1}")
     } else {
         format!("{r}")
@@ -118,6 +124,18 @@ mod tests {
             "[1, 0.5, ... (3 dims)]"
         );
         assert_eq!(unhex("00ff"), Some(vec![0, 255]));
+        for (r, shown) in [
+            (1e20, "1e20"),
+            (-2.5e-10, "-2.5e-10"),
+            (0.0, "0.0"),
+            (14.0, "14.0"),
+            (0.5, "0.5"),
+            (123456.789, "123456.789"),
+            (0.00001, "0.00001"),
+        ] {
+            assert_eq!(display_value(&Value::Real(r), 4), shown);
+            assert_eq!(shown.parse::<f64>().unwrap(), r);
+        }
         assert_eq!(unhex("0"), None);
     }
 
