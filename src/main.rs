@@ -170,9 +170,21 @@ fn run_shell(
 ) -> ExitCode {
     let mut shell = Shell::new(db, std::io::stdout());
     // -c: run each command; piped stdin: run it as a script. Both stop at the first error.
-    let script = if !commands.is_empty() {
-        Some(commands.join("\n"))
-    } else if !std::io::stdin().is_terminal() {
+    // Each -c is a script of its own, so `-c "SELECT 1" -c "SELECT 2"` needs no ';' between them.
+    if !commands.is_empty() {
+        for cmd in commands {
+            match shell.run_script(cmd, 1) {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Quit) => break,
+                Err(e) => {
+                    eprintln!("Error: {e}");
+                    return close(shell, ExitCode::FAILURE);
+                }
+            }
+        }
+        return close(shell, ExitCode::SUCCESS);
+    }
+    let script = if !std::io::stdin().is_terminal() {
         let mut text = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut text) {
             eprintln!("Error: reading stdin: {e}");
@@ -183,13 +195,14 @@ fn run_shell(
         None
     };
     if let Some(text) = script {
-        return match shell.run_script(&text, 1) {
+        let code = match shell.run_script(&text, 1) {
             Ok(Flow::Continue | Flow::Quit) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("Error: {e}");
                 ExitCode::FAILURE
             }
         };
+        return close(shell, code);
     }
     let what = if temporary {
         format!(
@@ -203,7 +216,20 @@ fn run_shell(
         "mmdb {} — {what}\nEnter \".help\" for usage hints.",
         env!("CARGO_PKG_VERSION")
     );
-    interactive(&mut shell)
+    let code = interactive(&mut shell);
+    close(shell, code)
+}
+
+/// Closes the shell's database (flushing recent rows to a segment) and returns `code`, or
+/// failure when the close fails.
+fn close(shell: Shell<std::io::Stdout>, code: ExitCode) -> ExitCode {
+    match shell.close() {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!("Error: closing the database: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(feature = "repl")]

@@ -22,6 +22,13 @@ impl Database {
         if opts.read_only {
             return open_read_only(path, opts);
         }
+        if path.exists() && !path.is_dir() {
+            // create_dir_all would say only "File exists".
+            return Err(Error::InvalidArgument(format!(
+                "database path {} is a file, not a database directory",
+                path.display()
+            )));
+        }
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let path = path.canonicalize().map_err(|e| Error::io(path, e))?;
         let lock = WriteLock::acquire(&path)?;

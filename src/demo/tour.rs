@@ -102,6 +102,7 @@ pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
 
     w(out, "\n== 3. Similarity search in SQL".to_string())?;
     let sample = first_image(&db, &data)?;
+    let (lo, hi) = filter_ids(opts.images);
     let queries = [
         (
             "Text -> image: the most similar images first",
@@ -122,7 +123,7 @@ pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
             "With a WHERE filter (pushed into the vector search)",
             format!(
                 "SELECT id, file_name, similarity(image, 'a large blue square') AS score FROM {TABLE} \
-                 WHERE id BETWEEN 100 AND 199 ORDER BY similarity(image, 'a large blue square') LIMIT 5"
+                 WHERE id BETWEEN {lo} AND {hi} ORDER BY similarity(image, 'a large blue square') LIMIT 5"
             ),
         ),
         (
@@ -161,6 +162,13 @@ pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
             + &db_dir.display().to_string(),
     )?;
     db.close()
+}
+
+/// Image ids for the filtered query: the second quarter of the scenes (ids are 1..=images), so
+/// the filter matches rows whatever `--images` is (a fixed 100..199 matched none of 60 scenes).
+fn filter_ids(images: usize) -> (usize, usize) {
+    let lo = images / 4 + 1;
+    (lo, (images / 2).max(lo))
 }
 
 /// The path of the first loaded image, used as the image query.
@@ -202,4 +210,19 @@ fn with_caption(db: &Database, rows: crate::Rows) -> Result<crate::Rows> {
     caption_col.ty = Some(crate::ColumnType::Text);
     columns.push(caption_col);
     Ok(crate::Rows::new(columns, values))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filter_matches_some_scenes() {
+        assert_eq!(filter_ids(400), (101, 200));
+        assert_eq!(filter_ids(60), (16, 30));
+        for n in 1..100 {
+            let (lo, hi) = filter_ids(n);
+            assert!(1 <= lo && lo <= hi && hi <= n, "{n}: {lo}..{hi}");
+        }
+    }
 }

@@ -59,7 +59,8 @@ pub fn write_lines(
         let line = match r {
             Ok(v) => json!({
                 "kind": kind, "input": input, "model": embedder.identity(),
-                "dim": v.len(), "embedding": v,
+                // json! widens f32 to f64 as is (0.1308678686618805): print the f32's digits.
+                "dim": v.len(), "embedding": v.iter().map(|x| crate::sql::widen_f32(*x)).collect::<Vec<f64>>(),
             }),
             Err(e) => {
                 let line = json!({"kind": kind, "input": input, "error": e.to_string()});
@@ -71,4 +72,34 @@ pub fn write_lines(
     }
     out.flush().map_err(|e| Error::io("<output>", e))?;
     first_err.map_or(Ok(()), Err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed;
+
+    impl Embedder for Fixed {
+        fn identity(&self) -> &str {
+            "fixed"
+        }
+        fn dim(&self) -> usize {
+            2
+        }
+        fn embed_texts(&self, texts: &[String]) -> Vec<Result<Vec<f32>>> {
+            texts.iter().map(|_| Ok(vec![0.130_867_87, 1.0])).collect()
+        }
+        fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
+            images.iter().map(|_| Ok(vec![0.0, 1.0])).collect()
+        }
+    }
+
+    #[test]
+    fn embeddings_print_with_their_f32_digits() {
+        let mut out = Vec::new();
+        write_lines(&Fixed, &["a cat".into()], &[], &mut out).unwrap();
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.contains("\"embedding\":[0.13086787,1.0]"), "{line}");
+    }
 }

@@ -142,9 +142,10 @@ impl Preprocess {
 
     /// Decodes encoded image `bytes`; `name` names the image in errors.
     pub fn decode_bytes(&self, name: &str, bytes: &[u8]) -> Result<RgbImage> {
+        // Decoder messages can end in a newline (zune-jpeg's do); keep the error on one line.
         let err = |detail: String| Error::Image {
             source_name: name.to_string(),
-            detail,
+            detail: detail.trim_end().to_string(),
         };
         let reader = ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
@@ -310,6 +311,12 @@ mod tests {
             .unwrap();
         let truncated = ImageSource::Bytes(png[..png.len() / 2].to_vec());
         assert!(p.run(&truncated).is_err());
+        let mut jpg = Vec::new();
+        RgbImage::new(97, 61)
+            .write_to(&mut Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
+            .unwrap();
+        let e = p.run(&ImageSource::Bytes(jpg[..300].to_vec())).unwrap_err();
+        assert!(!e.to_string().contains('\n'), "{e:?}");
         let small = Preprocess {
             max_pixels: 1000,
             ..p.clone()

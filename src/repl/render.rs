@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::sql::display_value;
+use crate::sql::{display_value, widen_f32};
 use crate::{ImageSource, Rows, Value};
 
 /// How results are printed (`.mode`).
@@ -144,7 +144,7 @@ pub fn json_value(v: &Value) -> serde_json::Value {
         Value::Blob(_) | Value::Image(_) => J::from(display_value(v, 0)),
         Value::Vector(x) => J::Array(
             x.iter()
-                .map(|f| serde_json::Number::from_f64(*f as f64).map_or(J::Null, J::Number))
+                .map(|f| serde_json::Number::from_f64(widen_f32(*f)).map_or(J::Null, J::Number))
                 .collect(),
         ),
     }
@@ -253,5 +253,17 @@ mod tests {
             render(&sample(), Mode::Line).lines().next(),
             Some("  id = 1")
         );
+    }
+
+    #[test]
+    fn json_vectors_show_the_f32_digits() {
+        let rows = Rows::new(
+            vec![ColumnInfo {
+                name: "v".into(),
+                ty: None,
+            }],
+            vec![vec![Value::Vector(vec![0.707_106_77, 1.0])]],
+        );
+        assert_eq!(render(&rows, Mode::Json), "[{\"v\":[0.70710677,1.0]}]\n");
     }
 }

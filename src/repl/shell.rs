@@ -201,6 +201,10 @@ impl<W: Write> Shell<W> {
                 let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
                 let flow = self.run_script(&text, 1).map_err(|e| match e.error {
                     Error::SqlSyntax { .. } => Error::Sql(format!("{path}: {e}")),
+                    // Not "SQL error: f: ...: SQL error: ..." twice.
+                    Error::Sql(m) => {
+                        Error::Sql(format!("{path}: statement at line {}: {m}", e.line))
+                    }
                     other => Error::Sql(format!("{path}: statement at line {}: {other}", e.line)),
                 })?;
                 return Ok(flow);
@@ -223,10 +227,17 @@ impl<W: Write> Shell<W> {
     /// Replaces the database with the one at `path` (created if missing). Settings reset.
     pub fn open(&mut self, path: &Path) -> Result<(), Error> {
         let db = Database::open(path)?;
-        self.session = db.session();
+        let old = std::mem::replace(&mut self.session, db.session());
         // Keep the same interrupt flag, so an installed Ctrl-C handler still reaches queries.
         self.session.set_interrupt_handle(self.interrupt.clone());
-        Ok(())
+        // Like leaving the shell: the old database's recent rows go to a segment.
+        old.database().clone().close()
+    }
+
+    /// Closes the database cleanly (memtable flushed to a segment, WAL synced), as a shell does
+    /// on exit; a database that is only dropped replays its whole WAL on every open.
+    pub fn close(self) -> Result<(), Error> {
+        self.session.database().clone().close()
     }
 
     fn print(&mut self, s: &str) {

@@ -427,7 +427,10 @@ fn parse_number(n: &str) -> Result<Value> {
     if let Ok(i) = n.parse::<i64>() {
         return Ok(Value::Integer(i));
     }
-    n.parse::<f64>()
-        .map(Value::Real)
-        .map_err(|_| Error::Sql(format!("bad number {n}")))
+    match n.parse::<f64>() {
+        Ok(r) if r.is_finite() => Ok(Value::Real(r)),
+        // 1e400 would otherwise be stored as inf without a word.
+        Ok(_) => Err(Error::Sql(format!("number {n} is out of range for REAL"))),
+        Err(_) => Err(Error::Sql(format!("bad number {n}"))),
+    }
 }

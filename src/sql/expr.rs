@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::fmt;
 
 use crate::sql::query_vec::{QueryArg, SimKind, row_vector, score};
-use crate::sql::value_fmt::sql_literal;
+use crate::sql::value_fmt::{sql_literal, widen_f32};
 use crate::{ColumnType, Error, ImageSource, Metric, Result, Row, RowId, Value};
 
 /// A binary operator.
@@ -283,7 +283,7 @@ impl Expr {
                         v.len()
                     )));
                 }
-                Value::Real(score(*metric, *kind, v, q) as f64)
+                Value::Real(widen_f32(score(*metric, *kind, v, q)))
             }
             Expr::Func(f, args) => {
                 let vals = args

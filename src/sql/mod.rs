@@ -23,4 +23,4 @@ mod write_exec;
 pub use api::Statement;
 pub use rows::{ColumnInfo, FromValue, ResultRow, RowIndex, Rows};
 pub use session::{Output, ScriptError, Session, Settings, schema_sql};
-pub use value_fmt::{display_value, sql_literal};
+pub use value_fmt::{display_value, sql_literal, widen_f32};

@@ -77,7 +77,8 @@ pub fn score(metric: Metric, kind: SimKind, v: &[f32], q: &[f32]) -> f32 {
             if nv == 0.0 || nq == 0.0 {
                 0.0
             } else {
-                dot / (nv * nq)
+                // Rounding can give 1.0000001 for a vector against itself.
+                (dot / (nv * nq)).clamp(-1.0, 1.0)
             }
         }
         Metric::Dot => dot,
@@ -109,5 +110,19 @@ mod tests {
             score(Metric::Dot, SimKind::Similarity, &[2.0, 1.0], &b),
             2.0
         );
+        // Clamped: f32 rounding must not show a cosine above 1.
+        // (this vector against itself gives 1.0000001 unclamped)
+        let v = [
+            0.125_730_22_f32,
+            -0.132_104_86,
+            0.640_422_6,
+            0.104_900_11,
+            -0.535_669_4,
+            0.361_595_06,
+            1.304,
+            0.947_080_97,
+        ];
+        assert_eq!(score(Metric::Cosine, SimKind::Similarity, &v, &v), 1.0);
+        assert_eq!(score(Metric::Cosine, SimKind::Distance, &v, &v), 0.0);
     }
 }

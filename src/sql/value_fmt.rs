@@ -38,12 +38,28 @@ pub fn display_value(v: &Value, max_items: usize) -> String {
 }
 
 /// Reals print with a decimal point or exponent so they read back as REAL.
+/// Very large and very small magnitudes use an exponent (1e20, 2.5e-10), as Rust's plain `{}`
+/// would print all 21 digits of 1e20 or ten zeros before 2.5e-10.
 fn format_real(r: f64) -> String {
-    if r.is_finite() && r == r.trunc() && r.abs() < 1e15 {
+    if !r.is_finite() {
+        format!("{r}")
+    } else if r != 0.0 && (r.abs() >= 1e15 || r.abs() < 1e-5) {
+        format!("{r:e}")
+    } else if r == r.trunc() {
         format!("{r:.1}")
     } else {
         format!("{r}")
     }
+}
+
+/// An f32 (a score, a vector component) as the f64 whose shortest decimal form is the f32's own (0.10353075 rather than
+/// 0.10353074967861176): `as f64` keeps the binary value, whose extra digits are noise. The map
+/// is monotonic, so ordering by the widened value matches ordering by the f32.
+pub fn widen_f32(x: f32) -> f64 {
+    if !x.is_finite() {
+        return x as f64;
+    }
+    x.to_string().parse().unwrap_or(x as f64)
 }
 
 fn hex(b: &[u8]) -> String {
@@ -108,6 +124,34 @@ mod tests {
             "[1, 0.5, ... (3 dims)]"
         );
         assert_eq!(unhex("00ff"), Some(vec![0, 255]));
+        for (r, shown) in [
+            (1e20, "1e20"),
+            (-2.5e-10, "-2.5e-10"),
+            (0.0, "0.0"),
+            (14.0, "14.0"),
+            (0.5, "0.5"),
+            (123456.789, "123456.789"),
+            (0.00001, "0.00001"),
+        ] {
+            assert_eq!(display_value(&Value::Real(r), 4), shown);
+            assert_eq!(shown.parse::<f64>().unwrap(), r);
+        }
         assert_eq!(unhex("0"), None);
+    }
+
+    #[test]
+    fn widened_scores_print_like_the_f32() {
+        let x = 0.103_530_75_f32;
+        assert_eq!((x as f64).to_string(), "0.10353074967861176");
+        assert_eq!(widen_f32(x).to_string(), "0.10353075");
+        assert_eq!(widen_f32(1.0), 1.0);
+        assert!(widen_f32(f32::NAN).is_nan());
+        // monotonic over neighbouring f32s
+        let mut y = 0.3_f32;
+        for _ in 0..1000 {
+            let z = f32::from_bits(y.to_bits() + 1);
+            assert!(widen_f32(y) < widen_f32(z));
+            y = z;
+        }
     }
 }

@@ -319,3 +319,18 @@ fn read_only_opens_beside_a_busy_writer() {
     let ro = Database::open_read_only(dir.path()).unwrap();
     assert_eq!(ro.snapshot("items").unwrap().row_count(), 300);
 }
+
+#[test]
+fn opening_a_file_as_a_database_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes.txt");
+    std::fs::write(&file, "hello").unwrap();
+    let e = Database::open(&file).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("is a file, not a database directory"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("notes.txt"), "{e}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "hello");
+}

@@ -35,6 +35,15 @@ fn dash_c_runs_and_persists() {
         None,
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Leaving the shell closes the database: the rows are in a segment, not only in the WAL.
+    let segs = std::fs::read_dir(db)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with(".rows")
+        })
+        .count();
+    assert_eq!(segs, 1);
     let out = mmdb(
         &[
             db,
@@ -61,6 +70,21 @@ fn dash_c_runs_and_persists() {
         None,
     );
     assert_eq!(text(&out.stdout), "name\na\nb\n");
+    // Repeated -c without a trailing ';' are separate statements.
+    let out = mmdb(
+        &[
+            db,
+            "-c",
+            ".mode csv",
+            "-c",
+            "SELECT name FROM t WHERE id = 1",
+            "-c",
+            "SELECT name FROM t WHERE id = 2",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "name\na\nname\nb\n");
 }
 
 #[test]
@@ -169,4 +193,17 @@ fn interactive_session_in_a_pty() {
         hist.contains("CREATE TABLE t (a INTEGER,\\n b VECTOR(2));"),
         "{hist}"
     );
+}
+
+#[test]
+fn read_names_the_file_and_line_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let script_file = dir.path().join("bad.sql");
+    std::fs::write(&script_file, "SELECT 1;\nSELECT bogus(1);\n").unwrap();
+    let out = mmdb(&[], Some(&format!(".read {}\n", script_file.display())));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("bad.sql: statement at line 2"), "{err}");
+    assert!(err.contains("unknown function bogus()"), "{err}");
+    assert_eq!(err.matches("SQL error").count(), 1, "{err}");
 }
