@@ -13,7 +13,7 @@ that mmdb loads exactly like real CLIP weights:
 
 Usage:
     python3 scripts/train_demo_clip.py --data /tmp/demo --out fixtures/models/mmdb-demo-clip \
-        --steps 2000 --seed 0
+        --steps 4000 --seed 0
 
 Deterministic for a given seed and step count on CPU (the loss curve was identical with 1 and
 2 threads).
@@ -46,7 +46,7 @@ def parse_args():
     p.add_argument("--evaluate", metavar="MODEL",
                    help="no training: print the Recall@K of a saved model on the val split of --data")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--weight-decay", type=float, default=0.1)
