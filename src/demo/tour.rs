@@ -155,7 +155,7 @@ pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
     w(out, format!("{report}"))?;
     w(
         out,
-        "These numbers come from a 2 MB model trained on synthetic shapes; real CLIP weights \
+        "These numbers come from a 5 MB model trained on synthetic shapes; real CLIP weights \
          (e.g. --model openai/clip-vit-base-patch32) give real photo search. Try the REPL:\n  \
          cargo run --release -- "
             .to_string()
