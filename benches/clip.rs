@@ -6,8 +6,8 @@
 //! `python3 benches/clip_torch.py DIR --threads N`.
 //!
 //! Measures: image encoding at batch 1/8/32 (preprocessed pixels, model only), text encoding at
-//! batch 1, and the end-to-end pool path (decode + preprocess + encode of 64 image blobs), with one
-//! bulk worker on all cores and with one single-threaded worker per core.
+//! batch 1, and the end-to-end pool path (decode + preprocess + encode of 64 image blobs), with the
+//! default (one single-threaded worker per core) and with one bulk worker on all cores.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -65,22 +65,22 @@ fn bench(c: &mut Criterion) {
         b.iter(|| m.encode_ids(std::slice::from_ref(&ids)).unwrap())
     });
 
-    // End to end through the pool (decode + preprocess + encode), cache off: the default (one
-    // bulk worker using every core) and data parallel (one single-threaded worker per core).
+    // End to end through the pool (decode + preprocess + encode), cache off: the default (data
+    // parallel: one single-threaded worker per core) and one bulk worker using every core.
     let blobs: Vec<ImageSource> = images
         .iter()
         .cycle()
         .take(64)
         .map(|p| ImageSource::Bytes(std::fs::read(p).unwrap()))
         .collect();
-    let data_parallel = PoolOptions {
-        bulk_workers_per_device: threads,
-        bulk_worker_threads: 1,
+    let one_worker = PoolOptions {
+        bulk_workers_per_device: 1,
+        bulk_worker_threads: 0,
         ..PoolOptions::default()
     };
     for (name, opts) in [
-        ("default", PoolOptions::default()),
-        ("data_parallel", data_parallel),
+        ("default_data_parallel", PoolOptions::default()),
+        ("one_worker_all_threads", one_worker),
     ] {
         let opts = PoolOptions {
             cache_entries: 0,

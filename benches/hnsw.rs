@@ -1,10 +1,12 @@
-//! HNSW bench: build time, recall@10 and QPS of mmdb's graph search against hnsw_rs's own search.
+//! HNSW bench: build time, recall@10 and QPS of mmdb's graph (built by mmdb, and by hnsw_rs).
 //!
 //! `cargo bench --bench hnsw` (release). Sizes come from the environment so the same binary runs
 //! the 1M case later:
 //! - `MMDB_BENCH_N` (100000), `MMDB_BENCH_DIM` (512), `MMDB_BENCH_QUERIES` (1000),
 //! - `MMDB_BENCH_M` (16), `MMDB_BENCH_EFC` (200), `MMDB_BENCH_EFS` ("16,32,64,128,256"),
-//! - `MMDB_BENCH_PEER` (1): also build hnsw_rs on its own and time its search (0 skips it),
+//! - `MMDB_BENCH_PEER` (1): also build the graph with hnsw_rs and search it with mmdb's search
+//!   (0 skips it): same search, other graph, which tells graph quality from search speed,
+//! - `MMDB_BENCH_FILTERS` (1): the filtered searches at 50%, 10%, 1% (0 skips them),
 //! - `MMDB_BENCH_DUMP` (unset): a directory to write `base.f32`, `queries.f32`, `gt.u32` and
 //!   `meta.json` into, for `benches/hnswlib_peer.py`.
 //!
@@ -15,9 +17,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use hnsw_rs::anndists::dist::DistL2;
-use hnsw_rs::hnsw::Hnsw;
-use mmdb::index::{GraphView, VectorsView, build_graph, search_exact, search_graph};
+use mmdb::index::{
+    GraphBuilder, GraphView, VectorsView, build_graph_with, search_exact, search_graph,
+};
 use mmdb::{HnswParams, Metric};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -139,6 +141,7 @@ fn main() {
         .filter_map(|s| s.trim().parse().ok())
         .collect();
     let peer = env_or("MMDB_BENCH_PEER", 1) != 0;
+    let filters = env_or("MMDB_BENCH_FILTERS", 1) != 0;
     println!(
         "hnsw bench: n {n}, dim {dim}, queries {nq}, {params:?}, threads {}",
         rayon::current_num_threads()
@@ -159,61 +162,57 @@ fn main() {
         dump(Path::new(&dir), &base, &queries, &truth, n, nq, dim);
     }
 
-    let (bytes, wall, cpu) = timed(|| build_graph(v, Metric::Cosine, &params).expect("build"));
-    println!(
-        "mmdb build_graph: wall {wall:.1} s, CPU {cpu:.1} s, {} bytes",
-        bytes.len()
-    );
-    let (graph, wall, _) =
-        timed(|| GraphView::parse(&bytes, Path::new("bench.hnsw")).expect("parse"));
-    println!(
-        "GraphView::parse (checks every word): {:.2} ms, {} layers",
-        wall * 1e3,
-        graph.layers()
-    );
-    for &ef in &efs {
-        measure(&format!("mmdb ef {ef}"), &qs, &truth, |q| {
-            ids(search_graph(&graph, v, Metric::Cosine, q, K, ef, None))
-        });
+    let mut builders = vec![("mmdb", GraphBuilder::Mmdb)];
+    if peer {
+        builders.push(("hnsw_rs", GraphBuilder::HnswRs));
     }
-    for (pct, modulo) in [(50u32, 2u32), (10, 10), (1, 100)] {
-        let keep = move |i: u32| i.wrapping_mul(2_654_435_761).is_multiple_of(modulo);
-        let ftruth: Vec<Vec<u32>> = qs
-            .par_iter()
-            .map(|q| ids(search_exact(v, Metric::Cosine, q, K, Some(&keep))))
-            .collect();
-        for ef in [64usize, 128] {
-            measure(&format!("mmdb filter {pct}% ef {ef}"), &qs, &ftruth, |q| {
-                ids(search_graph(
-                    &graph,
-                    v,
-                    Metric::Cosine,
-                    q,
-                    K,
-                    ef,
-                    Some(&keep),
-                ))
+    for (name, builder) in builders {
+        let (bytes, wall, cpu) =
+            timed(|| build_graph_with(v, Metric::Cosine, &params, builder).expect("build"));
+        let (graph, parse, _) =
+            timed(|| GraphView::parse(&bytes, Path::new("bench.hnsw")).expect("parse"));
+        let edges: usize = (0..n as u32).map(|i| graph.neighbours(0, i).count()).sum();
+        println!(
+            "{name} build: wall {wall:.1} s, CPU {cpu:.1} s, {} bytes, {} layers, mean layer-0 degree {:.1}, parse {:.2} ms",
+            bytes.len(),
+            graph.layers(),
+            edges as f64 / n.max(1) as f64,
+            parse * 1e3,
+        );
+        for &ef in &efs {
+            measure(&format!("{name} graph, ef {ef}"), &qs, &truth, |q| {
+                ids(search_graph(&graph, v, Metric::Cosine, q, K, ef, None))
             });
         }
-        measure(&format!("exact filter {pct}%"), &qs, &ftruth, |q| {
-            ids(search_exact(v, Metric::Cosine, q, K, Some(&keep)))
-        });
-    }
-
-    if peer {
-        let (hnsw, wall, cpu) = timed(|| {
-            let h = Hnsw::<f32, DistL2>::new(params.m, n, 16, params.ef_construction, DistL2 {});
-            let items: Vec<(&[f32], usize)> = (0..n).map(|i| (v.get(i), i)).collect();
-            h.parallel_insert_slice(&items);
-            h
-        });
-        println!("hnsw_rs alone (DistL2, parallel insert): wall {wall:.1} s, CPU {cpu:.1} s");
-        for &ef in &efs {
-            measure(&format!("hnsw_rs search ef {ef}"), &qs, &truth, |q| {
-                hnsw.search(q, K, ef)
-                    .iter()
-                    .map(|nb| nb.d_id as u32)
-                    .collect()
+        if !filters || builder != GraphBuilder::Mmdb {
+            continue;
+        }
+        for (pct, modulo) in [(50u32, 2u32), (10, 10), (1, 100)] {
+            let keep = move |i: u32| i.wrapping_mul(2_654_435_761).is_multiple_of(modulo);
+            let ftruth: Vec<Vec<u32>> = qs
+                .par_iter()
+                .map(|q| ids(search_exact(v, Metric::Cosine, q, K, Some(&keep))))
+                .collect();
+            for ef in [64usize, 128] {
+                measure(
+                    &format!("{name} filter {pct}% ef {ef}"),
+                    &qs,
+                    &ftruth,
+                    |q| {
+                        ids(search_graph(
+                            &graph,
+                            v,
+                            Metric::Cosine,
+                            q,
+                            K,
+                            ef,
+                            Some(&keep),
+                        ))
+                    },
+                );
+            }
+            measure(&format!("exact filter {pct}%"), &qs, &ftruth, |q| {
+                ids(search_exact(v, Metric::Cosine, q, K, Some(&keep)))
             });
         }
     }

@@ -141,6 +141,7 @@ fn open_case(dir: &Path, dim: usize) {
         ef: None,
         exact: false,
         filter: None,
+        filter_columns: None,
     };
     let start = Instant::now();
     snap.search(&req).unwrap();

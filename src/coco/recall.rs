@@ -186,6 +186,7 @@ fn run(
                 ef,
                 exact,
                 filter: None,
+                filter_columns: None,
             };
             Ok(images.search(&req)?.iter().position(|h| h.id == *image))
         })
@@ -194,7 +195,7 @@ fn run(
         .images
         .par_iter()
         .map(|(id, v)| {
-            let req = SearchRequest { column: caption_col, query: v, k: kmax, ef, exact, filter: None };
+            let req = SearchRequest { column: caption_col, query: v, k: kmax, ef, exact, filter: None, filter_columns: None };
             let hits = captions.search(&req)?;
             Ok(hits.iter().position(|h| {
                 matches!(h.row.values.get(image_id_col), Some(Value::Integer(i)) if *i as RowId == *id)

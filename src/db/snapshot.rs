@@ -88,4 +88,14 @@ impl TableSnapshot {
     pub(super) fn segment_row(&self, s: usize, pos: usize) -> Result<Row> {
         self.segments[s].seg.row(pos, &self.schema)
     }
+
+    /// [`segment_row`](Self::segment_row) with only the columns in `want` (`None`: all).
+    pub(super) fn segment_row_columns(
+        &self,
+        s: usize,
+        pos: usize,
+        want: Option<&[usize]>,
+    ) -> Result<Row> {
+        self.segments[s].seg.row_columns(pos, &self.schema, want)
+    }
 }

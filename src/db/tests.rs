@@ -32,6 +32,7 @@ fn query<'a>(q: &'a [f32], k: usize) -> SearchRequest<'a> {
         ef: None,
         exact: false,
         filter: None,
+        filter_columns: None,
     }
 }
 
@@ -209,4 +210,47 @@ fn filtered_search_returns_k_when_k_match() {
             .starts_with("VectorSearch: column=v k=6 path=filtered-exact"),
         "{plan}"
     );
+}
+
+#[test]
+fn filter_reads_only_the_named_columns_and_finds_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path()).unwrap();
+    db.create_table(schema()).unwrap();
+    db.insert(
+        "t",
+        (0..400)
+            .map(|i| row(&(i % 4).to_string(), [i as f32, 1.0, 0.5]))
+            .collect(),
+    )
+    .unwrap();
+    db.checkpoint().unwrap();
+    let snap = db.snapshot("t").unwrap();
+    let all = |_: RowId, r: &Row| r.values[1] == Value::Text("2".into());
+    let projected = |_: RowId, r: &Row| {
+        // Only `name` (1) was asked for: the rest is Null, no embeddings or vectors.
+        assert_eq!(r.values[0], Value::Null, "id not read");
+        assert_eq!(r.values[2], Value::Null, "vector not read");
+        r.values[1] == Value::Text("2".into())
+    };
+    for exact in [false, true] {
+        let whole = SearchRequest {
+            filter: Some(&all),
+            exact,
+            ..query(&[1.0, 0.0, 0.0], 10)
+        };
+        let named = SearchRequest {
+            filter: Some(&projected),
+            filter_columns: Some(&[1]),
+            ..whole
+        };
+        let (a, b) = (snap.search(&whole).unwrap(), snap.search(&named).unwrap());
+        assert_eq!(a.len(), 10);
+        assert_eq!(a, b, "exact={exact}");
+        assert!(
+            b.iter()
+                .all(|h| matches!(h.row.values[2], Value::Vector(_))),
+            "result rows are whole"
+        );
+    }
 }

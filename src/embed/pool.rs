@@ -53,11 +53,14 @@ pub struct PoolOptions {
     pub cache_entries: usize,
     /// Compute in f16 on GPUs (CPUs always use f32). Default true.
     pub half_on_gpu: bool,
-    /// Bulk workers per device, each running whole batches (data parallel). Default 1.
+    /// Bulk workers per device, each running whole batches (data parallel). Default 0: automatic,
+    /// which on a CPU device is one single-threaded worker per available core and on a GPU one
+    /// worker. Data parallel wins on CPUs because candle parallelises only its matmuls (its
+    /// element-wise ops run on one thread): on 2 cores, ViT-B/32, bulk image rows went from 12.8
+    /// (one worker on both cores) to 14.6 images/s (`benches/clip.rs`).
     pub bulk_workers_per_device: usize,
     /// Threads of each bulk worker's own compute pool; 0 uses the global rayon pool. Default 0.
-    /// On CPUs, `bulk_workers_per_device = cores` with `1` here scales bulk throughput with the
-    /// cores: candle parallelises only its matmuls, its element-wise ops run on one thread.
+    /// Only read when `bulk_workers_per_device` is set (the automatic CPU setting uses 1).
     pub bulk_worker_threads: usize,
 }
 
@@ -71,7 +74,7 @@ impl Default for PoolOptions {
             preprocess_threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
             cache_entries: 10_000,
             half_on_gpu: true,
-            bulk_workers_per_device: 1,
+            bulk_workers_per_device: 0,
             bulk_worker_threads: 0,
         }
     }
@@ -168,10 +171,18 @@ impl EmbedPool {
         let (query_tx, query_rx) = bounded::<Job>(cap);
         let cache = Arc::new(Mutex::new(Cache::new(opts.cache_entries)));
         let mut workers = Vec::new();
-        let n_devices = replicas.len();
+        let mut bulk_workers = 0;
         for (i, r) in replicas.into_iter().enumerate() {
-            let bulk = (0..opts.bulk_workers_per_device.max(1))
-                .map(|_| ("bulk", &bulk_rx, opts.bulk_worker_threads));
+            let (n_bulk, bulk_threads) = match opts.bulk_workers_per_device {
+                0 if r.device().is_cpu() => (
+                    std::thread::available_parallelism().map_or(1, |n| n.get()),
+                    1,
+                ),
+                0 => (1, 0),
+                n => (n, opts.bulk_worker_threads),
+            };
+            bulk_workers += n_bulk;
+            let bulk = (0..n_bulk).map(|_| ("bulk", &bulk_rx, bulk_threads));
             for (w, (lane, rx, threads)) in bulk.chain([("query", &query_rx, 0)]).enumerate() {
                 let compute = match threads {
                     0 => None,
@@ -206,7 +217,7 @@ impl EmbedPool {
             cache,
             preprocess_pool,
             max_batch: opts.max_batch.max(1),
-            bulk_workers: n_devices * opts.bulk_workers_per_device.max(1),
+            bulk_workers,
         })
     }
 

@@ -1,5 +1,9 @@
-//! Building a segment's graph: validate, insert into `hnsw_rs` in parallel, extract its layers into
-//! a [`GraphLayers`] and serialise.
+//! Building a segment's graph: validate, build the layers, make layer 0 reachable, serialise.
+//!
+//! Two builders ([`GraphBuilder`]): mmdb's own parallel insertion (`insert`, the default) and
+//! hnsw_rs's, whose layers are extracted into a [`GraphLayers`]. mmdb's reaches hnswlib's recall at
+//! hnswlib's build cost; hnsw_rs's graph loses recall as segments grow (see `insert` for numbers).
+//! The hnsw_rs path stays for comparison (`benches/hnsw.rs`) and as a second opinion in tests.
 //!
 //! A second pass re-selecting every node's neighbours with the HNSW heuristic over its out- and
 //! in-neighbours (hnsw_rs prunes overflowing lists by distance only, hnswlib by the heuristic) was
@@ -8,9 +12,10 @@
 //! or 0.912/0.973/0.999 (heuristic, free slots refilled), so it was dropped: at that size the graph
 //! is not what costs hnsw_rs its recall, its one-hop upper-layer descent is (see `search`).
 //!
-//! hnsw_rs is only a builder here. Its distances run on "build vectors" under its `DistL2`
-//! (SIMD, and it cannot panic on finite input, unlike `DistDot`, which asserts on vectors that are
-//! normalised only to within 2e-6):
+//! With hnsw_rs, its distances are mmdb's own squared L2 kernel
+//! ([`BuildDistance`]: runtime-dispatched SIMD, AVX-512 where the CPU has it, which hnsw_rs's
+//! `simdeez` kernels do not use; and it cannot panic on finite input, unlike hnsw_rs's `DistDot`,
+//! which asserts on vectors that are normalised only to within 2e-6), on "build vectors":
 //! - cosine: the stored (normalised) vectors; L2 order equals cosine order on the unit sphere;
 //! - L2: the vectors as they are;
 //! - dot: each vector gets one extra coordinate `sqrt(C - |x|²)`, `C` the largest squared norm,
@@ -18,11 +23,12 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use hnsw_rs::anndists::dist::DistL2;
+use hnsw_rs::anndists::dist::Distance;
 use hnsw_rs::hnsw::Hnsw;
 
+use super::insert::BuildScore;
 use super::layout::{GraphLayers, Layer, MAX_LAYERS};
-use super::{VectorsView, connect};
+use super::{VectorsView, connect, insert};
 use crate::{Error, HnswParams, Metric, Result};
 
 /// How far from 1 the norm of a cosine vector may be (they are normalised when stored).
@@ -70,11 +76,32 @@ pub fn validate_vectors(vectors: VectorsView<'_>, metric: Metric) -> Result<()> 
     Ok(())
 }
 
-/// Builds the HNSW graph over `vectors` and returns its serialised form (see `layout`).
+/// Which code builds the graph.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GraphBuilder {
+    /// mmdb's parallel insertion (hnswlib's algorithm). The default.
+    #[default]
+    Mmdb,
+    /// hnsw_rs's parallel insertion, layers copied out.
+    HnswRs,
+}
+
+/// Builds the HNSW graph over `vectors` with mmdb's builder and returns its serialised form
+/// (see `layout`).
 pub fn build_graph(
     vectors: VectorsView<'_>,
     metric: Metric,
     params: &HnswParams,
+) -> Result<Vec<u8>> {
+    build_graph_with(vectors, metric, params, GraphBuilder::Mmdb)
+}
+
+/// [`build_graph`] with a chosen builder.
+pub fn build_graph_with(
+    vectors: VectorsView<'_>,
+    metric: Metric,
+    params: &HnswParams,
+    builder: GraphBuilder,
 ) -> Result<Vec<u8>> {
     params.validate()?;
     if vectors.data.is_empty() {
@@ -82,22 +109,48 @@ pub fn build_graph(
     }
     validate_vectors(vectors, metric)?;
     let build = BuildVectors::new(vectors, metric);
-    let graph =
-        catch_unwind(AssertUnwindSafe(|| build_layers(build.view(), params))).map_err(|p| {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            Error::InvalidArgument(format!(
-                "HNSW build of {} vectors failed: {msg}",
-                vectors.len()
-            ))
-        })?;
+    let score = match metric {
+        Metric::Cosine => BuildScore::Dot,
+        Metric::L2 | Metric::Dot => BuildScore::NegL2,
+    };
+    let run = || {
+        let v = build.view();
+        let mut g = match builder {
+            GraphBuilder::Mmdb => {
+                insert::build_layers(v, score, params.m, params.ef_construction, LEVEL_SEED)
+            }
+            GraphBuilder::HnswRs => {
+                let mut g = build_layers(v, params);
+                if let Some(layer0) = g.layers.first_mut() {
+                    connect::add_reverse_edges(&mut layer0.adj, 2 * params.m);
+                }
+                g
+            }
+        };
+        let entry = g.entry;
+        if let Some(layer0) = g.layers.first_mut() {
+            connect::connect_layer0(&mut layer0.adj, entry, v);
+        }
+        g
+    };
+    let graph = catch_unwind(AssertUnwindSafe(run)).map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Error::InvalidArgument(format!(
+            "HNSW build of {} vectors failed: {msg}",
+            vectors.len()
+        ))
+    })?;
     Ok(graph.encode())
 }
 
-/// The vectors hnsw_rs sees (see the module doc): borrowed, or augmented for the dot metric.
+/// Seed of the node levels (the same for every segment: levels depend only on the node count).
+const LEVEL_SEED: u64 = 0x6d6d_6462_4853_5721;
+
+/// The vectors the builder sees (see the module doc): borrowed, or augmented for the dot metric.
 struct BuildVectors<'a> {
     borrowed: VectorsView<'a>,
     owned: Vec<f32>,
@@ -139,6 +192,17 @@ impl<'a> BuildVectors<'a> {
     }
 }
 
+/// Squared L2 for hnsw_rs. Squaring keeps the order of distances, which is all HNSW insertion
+/// compares (candidate lists and the neighbour heuristic's `d(e, r) < d(e, q)`).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct BuildDistance;
+
+impl Distance<f32> for BuildDistance {
+    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
+        super::l2_sq(va, vb)
+    }
+}
+
 /// Runs hnsw_rs and extracts its layers; may panic inside hnsw_rs (the caller catches it).
 fn build_layers(vectors: VectorsView<'_>, params: &HnswParams) -> GraphLayers {
     let n = vectors.len();
@@ -146,7 +210,13 @@ fn build_layers(vectors: VectorsView<'_>, params: &HnswParams) -> GraphLayers {
     let mut levels = vec![0u8; n];
     let mut lists: Vec<Vec<Vec<u32>>> = vec![Vec::new(); n];
     if n > 1 {
-        let hnsw = Hnsw::<f32, DistL2>::new(m, n, MAX_LAYERS, params.ef_construction, DistL2 {});
+        let hnsw = Hnsw::<f32, BuildDistance>::new(
+            m,
+            n,
+            MAX_LAYERS,
+            params.ef_construction,
+            BuildDistance,
+        );
         // The first point alone: inserted in parallel with others, it may be left unlinked.
         hnsw.insert_slice((vectors.get(0), 0));
         let items: Vec<(&[f32], usize)> = (1..n).map(|i| (vectors.get(i), i)).collect();
@@ -187,10 +257,6 @@ fn build_layers(vectors: VectorsView<'_>, params: &HnswParams) -> GraphLayers {
         .last()
         .and_then(|l| l.nodes.first().copied())
         .unwrap_or(0);
-    if let Some(layer0) = layers.first_mut() {
-        connect::add_reverse_edges(&mut layer0.adj, m0);
-        connect::connect_layer0(&mut layer0.adj, entry, vectors);
-    }
     GraphLayers {
         n: n as u32,
         entry,

@@ -6,8 +6,6 @@
 //! search can never return, so each one gets an incoming edge: from a reachable out-neighbour when
 //! it has one, else from its nearest reachable node (an exact scan; rare).
 
-use hnsw_rs::anndists::dist::{DistL2, Distance};
-
 use super::VectorsView;
 
 /// Adds edges to `adj` (layer 0, global ids) until all nodes are reachable from `entry`.
@@ -34,7 +32,7 @@ pub(super) fn connect_layer0(adj: &mut [Vec<u32>], entry: u32, vectors: VectorsV
         }
         // No unreached node points into the reached part: link each to its nearest reached node.
         for &u in &unreached {
-            let d = |v: usize| DistL2.eval(vectors.get(u as usize), vectors.get(v));
+            let d = |v: usize| super::l2_sq(vectors.get(u as usize), vectors.get(v));
             let nearest = (0..n)
                 .filter(|&v| reached[v])
                 .min_by(|&a, &b| d(a).total_cmp(&d(b)))

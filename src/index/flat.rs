@@ -3,6 +3,8 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use multiversion::multiversion;
+
 use super::distance::{public_score, raw_score};
 use super::{LocalFilter, Scored, VectorsView};
 use crate::Metric;
@@ -18,6 +20,23 @@ pub fn search_exact(
     if k == 0 {
         return Vec::new();
     }
+    into_results(scan(vectors, metric, query, k, filter), metric, k)
+}
+
+/// The scan, compiled once per SIMD target (see `distance`).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma",
+    "x86_64+sse4.2",
+    "aarch64+neon"
+))]
+fn scan<'a>(
+    vectors: VectorsView<'a>,
+    metric: Metric,
+    query: &[f32],
+    k: usize,
+    filter: Option<LocalFilter<'a>>,
+) -> Vec<Scored> {
     // Min-heap of the best k so far: the root is the one to evict.
     let mut top: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(k + 1);
     let n = u32::try_from(vectors.len()).unwrap_or(u32::MAX);
@@ -33,7 +52,7 @@ pub fn search_exact(
             top.push(Reverse(s));
         }
     }
-    into_results(top.into_iter().map(|r| r.0).collect(), metric, k)
+    top.into_iter().map(|r| r.0).collect()
 }
 
 /// Sorts best first, keeps `k`, converts scores to the public scale.

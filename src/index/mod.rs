@@ -5,8 +5,8 @@
 //! `-distance`.
 //!
 //! API contract used by `segment`:
-//! - [`build_graph`] builds the HNSW graph of `n` vectors with `hnsw_rs` (parallel insertion) and
-//!   returns it in mmdb's own layout (see `layout`);
+//! - [`build_graph`] builds the HNSW graph of `n` vectors (parallel insertion, see `insert`) and
+//!   returns it in mmdb's own layout (see `layout`); [`build_graph_with`] can use `hnsw_rs` instead;
 //! - [`GraphView::parse`] checks those bytes and reads them in place (from an mmap) without copying;
 //! - [`search_graph`] and [`search_exact`] answer top-k queries with an optional filter.
 //!
@@ -19,11 +19,12 @@ mod build;
 mod connect;
 mod distance;
 mod flat;
+mod insert;
 mod layout;
 mod search;
 mod visited;
 
-pub use build::{build_graph, validate_vectors};
+pub use build::{GraphBuilder, build_graph, build_graph_with, validate_vectors};
 pub use distance::{dot, l2_sq, score};
 pub use flat::search_exact;
 pub use layout::GraphView;

@@ -19,6 +19,8 @@ pub(super) struct Scratch {
     pub candidates: BinaryHeap<Scored>,
     /// Best results so far, worst on top.
     pub results: BinaryHeap<Reverse<Scored>>,
+    /// Unvisited neighbours of the node being expanded.
+    pub fresh: Vec<u32>,
 }
 
 impl Scratch {

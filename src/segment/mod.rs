@@ -108,7 +108,19 @@ impl Segment {
 
     /// The row at `pos`, with its vectors and embeddings filled in.
     pub fn row(&self, pos: usize, schema: &TableSchema) -> Result<Row> {
-        let mut row = rows::to_row(self.rows.get(pos)?);
+        self.row_columns(pos, schema, None)
+    }
+
+    /// The row at `pos` with only the columns in `want` filled in (values, vectors, embeddings);
+    /// the others are `Null` without embeddings. `None`: every column, as [`row`](Self::row).
+    /// This is what a filter reads: skipping the vectors it does not test is most of the cost.
+    pub fn row_columns(
+        &self,
+        pos: usize,
+        schema: &TableSchema,
+        want: Option<&[usize]>,
+    ) -> Result<Row> {
+        let mut row = rows::to_row(self.rows.get(pos)?, want);
         if row.values.len() != schema.columns.len() {
             return Err(Error::corrupted(
                 self.rows.path(),
@@ -121,6 +133,9 @@ impl Segment {
         }
         for (c, vc) in self.vectors.iter().enumerate() {
             let Some(vc) = vc else { continue };
+            if want.is_some_and(|w| !w.contains(&c)) {
+                continue;
+            }
             let rows = vc.rows()?;
             let Ok(i) = rows.binary_search(&(pos as u32)) else {
                 continue;

@@ -183,24 +183,31 @@ impl RowsFile {
     }
 }
 
-/// Converts an archived row to a [`Row`] with `n` columns; vectors are left as `Null` for the
-/// caller to fill from the vector files.
-pub fn to_row(r: &ArchivedStoredRow) -> Row {
+/// Converts an archived row to a [`Row`]; vectors are left as `Null` for the caller to fill from
+/// the vector files. With `want`, only the values of those columns are converted (the others stay
+/// `Null`): no strings or blobs are copied for columns nobody reads.
+pub fn to_row(r: &ArchivedStoredRow, want: Option<&[usize]>) -> Row {
     let values: Vec<Value> = r
         .values
         .iter()
-        .map(|v| match v {
-            ArchivedStoredValue::Null | ArchivedStoredValue::InVectorFile => Value::Null,
-            ArchivedStoredValue::Integer(i) => Value::Integer(i.to_native()),
-            ArchivedStoredValue::Real(f) => Value::Real(f.to_native()),
-            ArchivedStoredValue::Text(s) => Value::Text(s.as_str().to_string()),
-            ArchivedStoredValue::Boolean(b) => Value::Boolean(*b),
-            ArchivedStoredValue::Blob(b) => Value::Blob(b.as_slice().to_vec()),
-            ArchivedStoredValue::ImagePath(p) => {
-                Value::Image(ImageSource::Path(p.as_str().to_string()))
+        .enumerate()
+        .map(|(c, v)| {
+            if want.is_some_and(|w| !w.contains(&c)) {
+                return Value::Null;
             }
-            ArchivedStoredValue::ImageBytes(b) => {
-                Value::Image(ImageSource::Bytes(b.as_slice().to_vec()))
+            match v {
+                ArchivedStoredValue::Null | ArchivedStoredValue::InVectorFile => Value::Null,
+                ArchivedStoredValue::Integer(i) => Value::Integer(i.to_native()),
+                ArchivedStoredValue::Real(f) => Value::Real(f.to_native()),
+                ArchivedStoredValue::Text(s) => Value::Text(s.as_str().to_string()),
+                ArchivedStoredValue::Boolean(b) => Value::Boolean(*b),
+                ArchivedStoredValue::Blob(b) => Value::Blob(b.as_slice().to_vec()),
+                ArchivedStoredValue::ImagePath(p) => {
+                    Value::Image(ImageSource::Path(p.as_str().to_string()))
+                }
+                ArchivedStoredValue::ImageBytes(b) => {
+                    Value::Image(ImageSource::Bytes(b.as_slice().to_vec()))
+                }
             }
         })
         .collect();

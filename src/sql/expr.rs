@@ -360,6 +360,18 @@ impl Expr {
         found
     }
 
+    /// The table columns this expression reads (values, vectors or embeddings), ascending.
+    pub fn columns(&self) -> Vec<usize> {
+        let mut cols = Vec::new();
+        self.walk(&mut |e| match e {
+            Expr::Column(c, _) | Expr::Similarity { column: c, .. } => cols.push(*c),
+            _ => {}
+        });
+        cols.sort_unstable();
+        cols.dedup();
+        cols
+    }
+
     /// Calls `f` on this expression and every sub-expression.
     pub fn walk(&self, f: &mut dyn FnMut(&Expr)) {
         f(self);

@@ -52,6 +52,7 @@ pub fn run_select(
             Vec::new()
         } else {
             let filter: &(dyn Fn(RowId, &Row) -> bool + Sync) = &keep;
+            let filter_columns = plan.filter.as_ref().map(Expr::columns);
             let req = SearchRequest {
                 column: vs.column,
                 query: &queries[vs.query],
@@ -59,6 +60,7 @@ pub fn run_select(
                 ef: settings.ef_search,
                 exact: settings.exact,
                 filter: plan.filter.as_ref().map(|_| filter),
+                filter_columns: filter_columns.as_deref(),
             };
             snap.search(&req)?
                 .into_iter()

@@ -8,7 +8,7 @@ use sqlparser::ast;
 
 use crate::sql::binder::Params;
 use crate::sql::ddl::{create_sql, type_name};
-use crate::sql::expr::EvalCtx;
+use crate::sql::expr::{EvalCtx, Expr};
 use crate::sql::parser::{parse_script, parse_statement};
 use crate::sql::plan::{Plan, SelectPlan, Setting};
 use crate::sql::planner::{Catalog, plan};
@@ -276,6 +276,7 @@ impl Session {
                         .is_none_or(|f| f.eval_condition(id, row, &ctx).unwrap_or(false))
                 };
                 let filter: &(dyn Fn(RowId, &Row) -> bool + Sync) = &keep;
+                let filter_columns = s.filter.as_ref().map(Expr::columns);
                 let req = SearchRequest {
                     column: vs.column,
                     query: &queries[vs.query],
@@ -283,6 +284,7 @@ impl Session {
                     ef: self.settings.ef_search,
                     exact: self.settings.exact,
                     filter: s.filter.as_ref().map(|_| filter),
+                    filter_columns: filter_columns.as_deref(),
                 };
                 let plan = snap.plan_search(&req);
                 // The storage plan repeats column and k; keep its path, ef and estimates.

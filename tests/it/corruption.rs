@@ -26,6 +26,7 @@ fn read_all(dir: &Path) -> Result<usize> {
             ef: None,
             exact,
             filter: None,
+            filter_columns: None,
         })?;
         assert_eq!(hits.len(), 5);
     }

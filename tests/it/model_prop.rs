@@ -83,6 +83,7 @@ fn check(db: &Database, model: &BTreeMap<RowId, i64>) -> Result<(), TestCaseErro
                 ef: Some(200),
                 exact,
                 filter: None,
+                filter_columns: None,
             })
             .unwrap();
         prop_assert_eq!(hits.len(), model.len().min(3));

@@ -69,6 +69,7 @@ fn searches(db: &Database) -> Vec<Vec<(RowId, i64)>> {
                 ef: Some(1000),
                 exact,
                 filter,
+                filter_columns: None,
             };
             let hits: Vec<SearchHit> = snap.search(&req).unwrap();
             out.push(
@@ -195,6 +196,7 @@ fn catalog_persists() {
             ef: None,
             exact: false,
             filter: None,
+            filter_columns: None,
         })
         .unwrap();
     assert_eq!(hits.len(), 1);

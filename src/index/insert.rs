@@ -1,0 +1,408 @@
+//! HNSW construction by parallel insertion, as in Malkov & Yashunin (2018), algorithms 1-4, and
+//! hnswlib: every node draws a level, descends greedily from the entry point to its level, then on
+//! each of its layers runs a beam search of width `ef_construction`, keeps `m` neighbours chosen by
+//! the heuristic (a candidate is kept only if it is closer to the new node than to every neighbour
+//! kept before it) and links both ways, shrinking an overflowing list with the same heuristic
+//! (capacity `m` above layer 0, `2m` on layer 0).
+//!
+//! Why mmdb builds its own graphs rather than keep hnsw_rs's (which it did first): cost. On
+//! 100,000 clustered 512-d vectors (`benches/hnsw.rs`, 2 cores), this builder took 73 CPU-s,
+//! hnswlib 46 and hnsw_rs 208 (4.5x hnswlib, against a target of at most 2x). Searched by the same
+//! code, this graph's recall@10 matches hnswlib's at every ef (0.883 / 0.972 / 0.997 at ef
+//! 16 / 32 / 64, hnswlib 0.877 / 0.970 / 0.997); hnsw_rs's graph, whose lists mmdb pads with
+//! reverse edges, is denser (mean layer-0 degree 23 against 19) and reaches a little more recall
+//! per ef at about the same queries per CPU-second.
+//!
+//! Concurrency: insertions run on rayon threads. Each node's neighbour lists sit behind their own
+//! mutex, held only to copy or replace a list (never while computing distances), so threads block
+//! each other only on the same node. A search may see a half-inserted node with some lists still
+//! empty; that only costs it candidates. The entry point changes under a mutex when a node comes
+//! with a higher level. Levels come from a seeded generator, so the level structure is
+//! reproducible; the edges depend on thread timing, as with every parallel HNSW builder.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use multiversion::multiversion;
+use parking_lot::Mutex;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::Scored;
+use super::VectorsView;
+use super::distance::{dot_kernel, l2_sq_kernel};
+use super::layout::{GraphLayers, Layer, MAX_LAYERS};
+
+/// How the builder compares build vectors: larger is closer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BuildScore {
+    /// Dot product (unit vectors: cosine).
+    Dot,
+    /// Negative squared L2 distance.
+    NegL2,
+}
+
+/// One node's neighbour lists, `links[l]` for each layer `l` it is on.
+type Links = Mutex<Vec<Vec<u32>>>;
+
+struct Builder<'a> {
+    vectors: VectorsView<'a>,
+    score: BuildScore,
+    m: usize,
+    m0: usize,
+    ef: usize,
+    levels: Vec<u8>,
+    links: Vec<Links>,
+    /// Entry point and the top layer.
+    entry: Mutex<(u32, u8)>,
+}
+
+/// Builds the graph of all `vectors`. `seed` fixes the levels.
+pub(super) fn build_layers(
+    vectors: VectorsView<'_>,
+    score: BuildScore,
+    m: usize,
+    ef_construction: usize,
+    seed: u64,
+) -> GraphLayers {
+    let n = vectors.len();
+    let levels = draw_levels(n, m, seed);
+    let links = levels
+        .iter()
+        .map(|&l| {
+            Mutex::new(
+                (0..=l as usize)
+                    .map(|layer| Vec::with_capacity(if layer == 0 { 2 * m } else { m }))
+                    .collect(),
+            )
+        })
+        .collect();
+    let b = Builder {
+        vectors,
+        score,
+        m,
+        m0: 2 * m,
+        ef: ef_construction.max(m),
+        entry: Mutex::new((0, levels.first().copied().unwrap_or(0))),
+        levels,
+        links,
+    };
+    (1..n as u32)
+        .into_par_iter()
+        .for_each(|q| SCRATCH.with(|s| insert(&b, q, &mut s.borrow_mut())));
+    b.into_layers()
+}
+
+/// Level of each node: `floor(-ln(u) / ln(m))`, capped below [`MAX_LAYERS`].
+fn draw_levels(n: usize, m: usize, seed: u64) -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let ml = 1.0 / (m.max(2) as f64).ln();
+    (0..n)
+        .map(|_| {
+            let u: f64 = rng.random_range(f64::MIN_POSITIVE..1.0);
+            ((-u.ln() * ml) as usize).min(MAX_LAYERS - 1) as u8
+        })
+        .collect()
+}
+
+/// Per-thread build scratch: visited stamps, heaps, a copy of a neighbour list.
+#[derive(Default)]
+struct Scratch {
+    marks: Vec<u32>,
+    epoch: u32,
+    candidates: BinaryHeap<Scored>,
+    results: BinaryHeap<Reverse<Scored>>,
+    list: Vec<u32>,
+}
+
+impl Scratch {
+    fn reset(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            self.marks.iter_mut().for_each(|m| *m = 0);
+            self.epoch = 1;
+        }
+        self.candidates.clear();
+        self.results.clear();
+    }
+
+    #[inline(always)]
+    fn visit(&mut self, id: u32) -> bool {
+        match self.marks.get_mut(id as usize) {
+            Some(m) if *m != self.epoch => {
+                *m = self.epoch;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Inserts node `q`, compiled once per SIMD target (see `distance`).
+#[multiversion(targets(
+    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
+    "x86_64+avx2+fma",
+    "x86_64+sse4.2",
+    "aarch64+neon"
+))]
+fn insert<'a>(b: &Builder<'a>, q: u32, s: &mut Scratch) {
+    let level = b.levels[q as usize] as usize;
+    // A node that raises the top layer keeps the entry lock for its whole insertion (as hnswlib
+    // does), so no other node links into the new layers before the entry point moves there.
+    let guard = b.entry.lock();
+    let (entry, top) = (guard.0, guard.1 as usize);
+    let mut raising = (level > top).then_some(guard);
+    let mut cur = Scored::new(b.score(q, entry), entry);
+    for l in (level + 1..=top).rev() {
+        cur = b.greedy(q, cur, l, s);
+    }
+    for l in (0..=level.min(top)).rev() {
+        let found = b.search_layer(q, cur, l, s);
+        let Some(&best) = found.first() else { continue };
+        let chosen = b.select(q, &found, b.m);
+        b.links[q as usize].lock()[l] = chosen.clone();
+        for &e in &chosen {
+            b.link(e, q, l);
+        }
+        cur = best;
+    }
+    if let Some(entry) = raising.as_mut() {
+        **entry = (q, level as u8);
+    }
+}
+
+impl Builder<'_> {
+    #[inline(always)]
+    fn score(&self, a: u32, b: u32) -> f32 {
+        let (x, y) = (self.vectors.get(a as usize), self.vectors.get(b as usize));
+        match self.score {
+            BuildScore::Dot => dot_kernel(x, y),
+            BuildScore::NegL2 => -l2_sq_kernel(x, y),
+        }
+    }
+
+    /// Loads one value per cache line of vector `id` (see `search`).
+    #[inline(always)]
+    fn touch(&self, id: u32) {
+        let v = self.vectors.get(id as usize);
+        let mut i = 0;
+        while i < v.len() {
+            std::hint::black_box(v[i]);
+            i += 16;
+        }
+    }
+
+    #[inline(always)]
+    fn copy_list(&self, node: u32, l: usize, out: &mut Vec<u32>) {
+        out.clear();
+        if let Some(list) = self.links[node as usize].lock().get(l) {
+            out.extend_from_slice(list);
+        }
+    }
+
+    /// Walks layer `l` from `cur` to a local optimum for `q`.
+    #[inline(always)]
+    fn greedy(&self, q: u32, mut cur: Scored, l: usize, s: &mut Scratch) -> Scored {
+        let mut list = std::mem::take(&mut s.list);
+        loop {
+            let mut moved = false;
+            self.copy_list(cur.id, l, &mut list);
+            for &nb in &list {
+                let c = Scored::new(self.score(q, nb), nb);
+                if c > cur {
+                    cur = c;
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        s.list = list;
+        cur
+    }
+
+    /// Beam search of width `ef` on layer `l` from `start`; the nodes found, best first.
+    #[inline(always)]
+    fn search_layer(&self, q: u32, start: Scored, l: usize, s: &mut Scratch) -> Vec<Scored> {
+        s.reset(self.levels.len());
+        s.visit(q);
+        s.visit(start.id);
+        s.candidates.push(start);
+        s.results.push(Reverse(start));
+        let mut list = std::mem::take(&mut s.list);
+        while let Some(c) = s.candidates.pop() {
+            if s.results.len() >= self.ef && s.results.peek().is_some_and(|w| c < w.0) {
+                break;
+            }
+            self.copy_list(c.id, l, &mut list);
+            // Unvisited first, their vectors loaded together, then the distances (see `search`).
+            list.retain(|&nb| s.visit(nb));
+            for &nb in &list {
+                self.touch(nb);
+            }
+            for &nb in &list {
+                let e = Scored::new(self.score(q, nb), nb);
+                if s.results.len() >= self.ef && s.results.peek().is_some_and(|w| e < w.0) {
+                    continue;
+                }
+                s.candidates.push(e);
+                s.results.push(Reverse(e));
+                if s.results.len() > self.ef {
+                    s.results.pop();
+                }
+            }
+        }
+        s.list = list;
+        let mut found: Vec<Scored> = s.results.drain().map(|r| r.0).collect();
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        found
+    }
+
+    /// The neighbour heuristic: from `candidates` (best first, scored against `base`), keep a
+    /// candidate only if it is closer to `base` than to every one kept so far; at most `max`.
+    #[inline(always)]
+    fn select(&self, base: u32, candidates: &[Scored], max: usize) -> Vec<u32> {
+        let mut kept: Vec<u32> = Vec::with_capacity(max);
+        for c in candidates {
+            if kept.len() >= max {
+                break;
+            }
+            if c.id == base {
+                continue;
+            }
+            // A loop, not `all(closure)`: closures lose the target features (see `search`).
+            let mut good = true;
+            for &r in &kept {
+                if self.score(c.id, r) > c.score {
+                    good = false;
+                    break;
+                }
+            }
+            if good {
+                kept.push(c.id);
+            }
+        }
+        kept
+    }
+
+    /// Adds `q` to `e`'s list on layer `l`, shrinking it with the heuristic when full.
+    #[inline(always)]
+    fn link(&self, e: u32, q: u32, l: usize) {
+        let cap = if l == 0 { self.m0 } else { self.m };
+        let mut links = self.links[e as usize].lock();
+        let Some(list) = links.get_mut(l) else { return };
+        if list.contains(&q) {
+            return;
+        }
+        if list.len() < cap {
+            list.push(q);
+            return;
+        }
+        let mut cands: Vec<Scored> = Vec::with_capacity(list.len() + 1);
+        for &x in list.iter().chain([&q]) {
+            cands.push(Scored::new(self.score(e, x), x));
+        }
+        cands.sort_unstable_by(|a, b| b.cmp(a));
+        *list = self.select(e, &cands, cap);
+    }
+
+    fn into_layers(self) -> GraphLayers {
+        let n = self.levels.len();
+        let top = self.levels.iter().copied().max().unwrap_or(0) as usize;
+        let lists: Vec<Vec<Vec<u32>>> = self.links.into_iter().map(Mutex::into_inner).collect();
+        let mut layers = Vec::with_capacity(top + 1);
+        for l in 0..=top {
+            let nodes: Vec<u32> = (0..n as u32)
+                .filter(|&i| self.levels[i as usize] as usize >= l)
+                .collect();
+            let adj = nodes
+                .iter()
+                .map(|&g| lists[g as usize].get(l).cloned().unwrap_or_default())
+                .collect();
+            layers.push(Layer { nodes, adj });
+        }
+        let (entry, _) = self.entry.into_inner();
+        GraphLayers {
+            n: n as u32,
+            entry,
+            m: self.m as u32,
+            m0: self.m0 as u32,
+            layers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut out = Vec::with_capacity(n * dim);
+        for _ in 0..n {
+            let v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            out.extend(v.iter().map(|x| x / norm));
+        }
+        out
+    }
+
+    #[test]
+    fn graph_respects_levels_and_capacities() {
+        let (n, dim, m) = (3000, 16, 8);
+        let data = unit_vectors(n, dim, 7);
+        let v = VectorsView { data: &data, dim };
+        let g = build_layers(v, BuildScore::Dot, m, 64, 1);
+        let levels = draw_levels(n, m, 1);
+        assert_eq!(levels, draw_levels(n, m, 1), "levels are seeded");
+        assert_eq!(g.layers.len(), *levels.iter().max().unwrap() as usize + 1);
+        assert_eq!(levels[g.entry as usize] as usize, g.layers.len() - 1);
+        for (l, layer) in g.layers.iter().enumerate() {
+            let cap = if l == 0 { 2 * m } else { m };
+            for (&node, adj) in layer.nodes.iter().zip(&layer.adj) {
+                assert!(levels[node as usize] as usize >= l);
+                assert!(
+                    adj.len() <= cap,
+                    "layer {l} node {node}: {} > {cap}",
+                    adj.len()
+                );
+                for &nb in adj {
+                    assert_ne!(nb, node, "no self loops");
+                    assert!(levels[nb as usize] as usize >= l, "neighbour on the layer");
+                }
+            }
+        }
+        // Every node but the first got linked on layer 0.
+        let linked = g.layers[0].adj.iter().filter(|a| !a.is_empty()).count();
+        assert_eq!(linked, n);
+    }
+
+    #[test]
+    fn heuristic_keeps_identical_vectors_linked() {
+        // 50 copies of one vector plus distinct ones: copies must not prune each other away.
+        let dim = 4;
+        let mut data = vec![];
+        for _ in 0..50 {
+            data.extend([1.0f32, 0.0, 0.0, 0.0]);
+        }
+        data.extend(unit_vectors(200, dim, 3));
+        let v = VectorsView { data: &data, dim };
+        let g = build_layers(v, BuildScore::Dot, 8, 32, 2);
+        for copy in 0..50 {
+            assert!(
+                !g.layers[0].adj[copy].is_empty(),
+                "copy {copy} has neighbours"
+            );
+        }
+    }
+}
