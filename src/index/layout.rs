@@ -78,6 +78,17 @@ impl<'a> GraphView<'a> {
     /// Checks and borrows graph bytes; `path` names the file in errors. Reads every word once
     /// (sequentially), allocates nothing.
     pub fn parse(bytes: &'a [u8], path: &Path) -> Result<GraphView<'a>> {
+        Self::parse_with(bytes, path, true)
+    }
+
+    /// Borrows graph bytes that [`parse`](Self::parse) already accepted: checks the header and the
+    /// layer table (a few words), not every edge. For readers that parsed the same immutable
+    /// bytes before (a segment parses its graph once, then this per query).
+    pub fn reparse(bytes: &'a [u8], path: &Path) -> Result<GraphView<'a>> {
+        Self::parse_with(bytes, path, false)
+    }
+
+    fn parse_with(bytes: &'a [u8], path: &Path, check_edges: bool) -> Result<GraphView<'a>> {
         let bad = |detail: String| Error::corrupted(path, format!("HNSW graph: {detail}"));
         if !bytes.len().is_multiple_of(4) || bytes.len() < HEADER_WORDS * 4 {
             return Err(bad(format!(
@@ -143,7 +154,7 @@ impl<'a> GraphView<'a> {
             entry,
             pos,
         };
-        for l in 0..layers {
+        for l in (0..layers).filter(|_| check_edges) {
             view.check_layer(l)
                 .map_err(|d| bad(format!("layer {l}: {d}")))?;
         }
