@@ -39,7 +39,10 @@ pub enum Lane {
 /// Pool settings; every field has a documented default ([`PoolOptions::default`]).
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
-    /// Devices, each `cpu` or `cuda:N` (the latter needs the `cuda` feature). Default `["cpu"]`.
+    /// Devices, each `cpu` or `cuda:N` (the latter needs the `cuda` feature). Default: the
+    /// comma-separated list in the `MMDB_DEVICES` environment variable (e.g. `cuda:0,cuda:1`) when
+    /// set; else, in a `cuda` build, `cuda:0` when a GPU answers; else `["cpu"]`. The variable is
+    /// how the `mmdb` command line (REPL, `load-coco`, `demo`) is pointed at GPUs.
     pub devices: Vec<String>,
     /// Largest batch per model call. Default 32.
     pub max_batch: usize,
@@ -67,7 +70,7 @@ pub struct PoolOptions {
 impl Default for PoolOptions {
     fn default() -> Self {
         PoolOptions {
-            devices: vec!["cpu".into()],
+            devices: default_devices(),
             max_batch: 32,
             max_wait: Duration::from_millis(5),
             queue_capacity: 256,
@@ -78,6 +81,24 @@ impl Default for PoolOptions {
             bulk_worker_threads: 0,
         }
     }
+}
+
+/// See [`PoolOptions::devices`].
+fn default_devices() -> Vec<String> {
+    if let Ok(list) = std::env::var("MMDB_DEVICES") {
+        let devices: Vec<String> = list
+            .split(',')
+            .map(|d| d.trim().to_string())
+            .filter(|d| !d.is_empty())
+            .collect();
+        if !devices.is_empty() {
+            return devices;
+        }
+    }
+    if cfg!(feature = "cuda") && cuda_device(0, false).is_ok() {
+        return vec!["cuda:0".into()];
+    }
+    vec!["cpu".into()]
 }
 
 /// Parses `cpu` / `cuda:N` into a candle device and the dtype to compute in.
