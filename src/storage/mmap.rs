@@ -24,8 +24,10 @@ impl Mmap {
         }
         // SAFETY: mmdb maps only files it finished writing and never modifies afterwards (they are
         // replaced by rename, never rewritten in place), so the mapped memory stays valid and
-        // unchanged for the life of the map. Another program truncating the file would cause
-        // SIGBUS; that is outside mmdb's contract, as for every mmap-based store.
+        // unchanged for the life of the map, and model weights (`model.safetensors`), which it
+        // never writes and maps only while copying them into tensors. Another program truncating
+        // or rewriting such a file meanwhile would cause SIGBUS; that is outside mmdb's contract,
+        // as for every mmap-based store (and for candle's own mmap loader).
         let map =
             unsafe { memmap2::MmapOptions::new().map(file) }.map_err(|e| Error::io(path, e))?;
         Ok(Mmap { map: Some(map) })
