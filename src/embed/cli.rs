@@ -10,10 +10,12 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{ClipEmbedder, Embedder};
+use super::{EmbedPool, Embedder, PoolOptions};
 use crate::{Error, ImageSource, Result};
 
 /// Loads `model` (folder or hub id) and writes one JSON line per text and image to `out`.
+/// The model runs in an [`EmbedPool`] with default options, so on the devices a database would
+/// use (`MMDB_DEVICES`, see [`PoolOptions::devices`]).
 pub fn run_embed(
     model: &str,
     texts: &[String],
@@ -25,7 +27,7 @@ pub fn run_embed(
             "mmdb embed needs at least one --text or --image".into(),
         ));
     }
-    let embedder = ClipEmbedder::load(model)?;
+    let embedder = EmbedPool::load(model, PoolOptions::default())?;
     write_lines(&embedder, texts, images, out)
 }
 
