@@ -117,6 +117,21 @@ fn reduce(a: [f32; LANES], b: [f32; LANES]) -> f32 {
     s.iter().sum()
 }
 
+/// f32 values per cache line.
+const LINE: usize = 16;
+
+/// Loads one value from every cache line of `v`, so that the cache misses of several vectors are
+/// in flight together before their distances need them (a software prefetch without `unsafe`;
+/// hnswlib uses `_mm_prefetch`).
+#[inline(always)]
+pub(super) fn touch_lines(v: &[f32]) {
+    let mut i = 0;
+    while i < v.len() {
+        std::hint::black_box(v[i]);
+        i += LINE;
+    }
+}
+
 /// The search-internal score: higher is more similar, monotone in the public [`score`].
 /// For L2 it is `-distance²` (no square root in the hot loop). Not dispatched: for
 /// multiversioned callers.

@@ -20,9 +20,7 @@
 //! with a higher level. Levels come from a seeded generator, so the level structure is
 //! reproducible; the edges depend on thread timing, as with every parallel HNSW builder.
 
-use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 
 use multiversion::multiversion;
 use parking_lot::Mutex;
@@ -32,8 +30,9 @@ use rayon::prelude::*;
 
 use super::Scored;
 use super::VectorsView;
-use super::distance::{dot_kernel, l2_sq_kernel};
+use super::distance::{dot_kernel, l2_sq_kernel, touch_lines};
 use super::layout::{GraphLayers, Layer, MAX_LAYERS};
+use super::visited::{Scratch, with_scratch};
 
 /// How the builder compares build vectors: larger is closer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +90,7 @@ pub(super) fn build_layers(
     };
     (1..n as u32)
         .into_par_iter()
-        .for_each(|q| SCRATCH.with(|s| insert(&b, q, &mut s.borrow_mut())));
+        .for_each(|q| with_scratch(n, |s| insert(&b, q, s)));
     b.into_layers()
 }
 
@@ -105,46 +104,6 @@ fn draw_levels(n: usize, m: usize, seed: u64) -> Vec<u8> {
             ((-u.ln() * ml) as usize).min(MAX_LAYERS - 1) as u8
         })
         .collect()
-}
-
-/// Per-thread build scratch: visited stamps, heaps, a copy of a neighbour list.
-#[derive(Default)]
-struct Scratch {
-    marks: Vec<u32>,
-    epoch: u32,
-    candidates: BinaryHeap<Scored>,
-    results: BinaryHeap<Reverse<Scored>>,
-    list: Vec<u32>,
-}
-
-impl Scratch {
-    fn reset(&mut self, n: usize) {
-        if self.marks.len() < n {
-            self.marks.resize(n, 0);
-        }
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            self.marks.iter_mut().for_each(|m| *m = 0);
-            self.epoch = 1;
-        }
-        self.candidates.clear();
-        self.results.clear();
-    }
-
-    #[inline(always)]
-    fn visit(&mut self, id: u32) -> bool {
-        match self.marks.get_mut(id as usize) {
-            Some(m) if *m != self.epoch => {
-                *m = self.epoch;
-                true
-            }
-            _ => false,
-        }
-    }
-}
-
-thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
 /// Inserts node `q`, compiled once per SIMD target (see `distance`).
@@ -190,15 +149,10 @@ impl Builder<'_> {
         }
     }
 
-    /// Loads one value per cache line of vector `id` (see `search`).
+    /// Starts loading vector `id` (see [`touch_lines`]).
     #[inline(always)]
     fn touch(&self, id: u32) {
-        let v = self.vectors.get(id as usize);
-        let mut i = 0;
-        while i < v.len() {
-            std::hint::black_box(v[i]);
-            i += 16;
-        }
+        touch_lines(self.vectors.get(id as usize));
     }
 
     #[inline(always)]
@@ -212,7 +166,7 @@ impl Builder<'_> {
     /// Walks layer `l` from `cur` to a local optimum for `q`.
     #[inline(always)]
     fn greedy(&self, q: u32, mut cur: Scored, l: usize, s: &mut Scratch) -> Scored {
-        let mut list = std::mem::take(&mut s.list);
+        let mut list = std::mem::take(&mut s.fresh);
         loop {
             let mut moved = false;
             self.copy_list(cur.id, l, &mut list);
@@ -227,7 +181,7 @@ impl Builder<'_> {
                 break;
             }
         }
-        s.list = list;
+        s.fresh = list;
         cur
     }
 
@@ -239,7 +193,7 @@ impl Builder<'_> {
         s.visit(start.id);
         s.candidates.push(start);
         s.results.push(Reverse(start));
-        let mut list = std::mem::take(&mut s.list);
+        let mut list = std::mem::take(&mut s.fresh);
         while let Some(c) = s.candidates.pop() {
             if s.results.len() >= self.ef && s.results.peek().is_some_and(|w| c < w.0) {
                 break;
@@ -262,7 +216,7 @@ impl Builder<'_> {
                 }
             }
         }
-        s.list = list;
+        s.fresh = list;
         let mut found: Vec<Scored> = s.results.drain().map(|r| r.0).collect();
         found.sort_unstable_by(|a, b| b.cmp(a));
         found

@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 
 use multiversion::multiversion;
 
-use super::distance::raw_score;
+use super::distance::{raw_score, touch_lines};
 use super::flat::into_results;
 use super::visited::{Scratch, with_scratch};
 use super::{GraphView, LocalFilter, Scored, VectorsView, search_exact};
@@ -80,9 +80,6 @@ fn walk<'a>(
 /// Scores nodes against the query. A struct rather than a closure: closures do not inherit the
 /// target features of the multiversioned function around them, and a kernel left in one runs at
 /// the baseline instruction set (measured: SSE2 code with stack spills, 2x slower).
-/// f32 values per cache line.
-const TOUCH_STRIDE: usize = 16;
-
 struct Scorer<'a> {
     metric: Metric,
     vectors: VectorsView<'a>,
@@ -95,16 +92,10 @@ impl Scorer<'_> {
         raw_score(self.metric, self.vectors.get(id as usize), self.query)
     }
 
-    /// Loads one value from every cache line of vector `id`, so the line fetches are in flight
-    /// together before the distance needs them.
+    /// Starts loading vector `id` (see [`touch_lines`]).
     #[inline(always)]
     fn touch(&self, id: u32) {
-        let v = self.vectors.get(id as usize);
-        let mut i = 0;
-        while i < v.len() {
-            std::hint::black_box(v[i]);
-            i += TOUCH_STRIDE;
-        }
+        touch_lines(self.vectors.get(id as usize));
     }
 }
 

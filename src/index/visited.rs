@@ -19,13 +19,13 @@ pub(super) struct Scratch {
     pub candidates: BinaryHeap<Scored>,
     /// Best results so far, worst on top.
     pub results: BinaryHeap<Reverse<Scored>>,
-    /// Unvisited neighbours of the node being expanded.
+    /// Unvisited neighbours of the node being expanded (graph build: a copied neighbour list).
     pub fresh: Vec<u32>,
 }
 
 impl Scratch {
     /// Starts a query over `n` nodes: nothing visited, heaps empty.
-    fn reset(&mut self, n: usize) {
+    pub fn reset(&mut self, n: usize) {
         if self.marks.len() < n {
             self.marks.resize(n, 0);
         }
