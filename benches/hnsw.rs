@@ -9,6 +9,8 @@
 //! - `MMDB_BENCH_FILTERS` (1): the filtered searches at 50%, 10%, 1% (0 skips them),
 //! - `MMDB_BENCH_DUMP` (unset): a directory to write `base.f32`, `queries.f32`, `gt.u32` and
 //!   `meta.json` into, for `benches/hnswlib_peer.py`.
+//! - `MMDB_BENCH_GRAPH` (unset): a file caching mmdb's graph for these settings: read when it
+//!   exists (no build), else built and written there. For iterating on search speed alone.
 //!
 //! Data: `sqrt(n)` centres uniform on the unit sphere; each vector is a random centre plus Gaussian
 //! noise of norm ~0.6, normalised (seed 42, ChaCha8; identical to `tests/it/recall.rs`).
@@ -167,8 +169,21 @@ fn main() {
         builders.push(("hnsw_rs", GraphBuilder::HnswRs));
     }
     for (name, builder) in builders {
-        let (bytes, wall, cpu) =
-            timed(|| build_graph_with(v, Metric::Cosine, &params, builder).expect("build"));
+        let cache = std::env::var("MMDB_BENCH_GRAPH")
+            .ok()
+            .filter(|_| builder == GraphBuilder::Mmdb);
+        let cached = cache.as_ref().and_then(|p| std::fs::read(p).ok());
+        let (bytes, wall, cpu) = match cached {
+            Some(bytes) => (bytes, 0.0, 0.0),
+            None => {
+                let built =
+                    timed(|| build_graph_with(v, Metric::Cosine, &params, builder).expect("build"));
+                if let Some(p) = &cache {
+                    std::fs::write(p, &built.0).unwrap_or_else(|e| panic!("{p}: {e}"));
+                }
+                built
+            }
+        };
         let (graph, parse, _) =
             timed(|| GraphView::parse(&bytes, Path::new("bench.hnsw")).expect("parse"));
         let edges: usize = (0..n as u32).map(|i| graph.neighbours(0, i).count()).sum();

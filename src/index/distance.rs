@@ -1,145 +1,114 @@
 //! Similarity kernels.
 //!
-//! Written so LLVM auto-vectorises them without `unsafe`: two independent 16-lane accumulators
-//! over chunks of 32 values give two AVX-512 registers (four AVX2, eight SSE) of independent
-//! chains and break the floating-point dependency of a plain `sum()`, which LLVM may not reorder.
-//! (A single 32-lane array made LLVM emit 2-wide loads; checked with `objdump` on the release
-//! build: the loops here are `vmulps`/`vaddps` on `zmm` registers in the AVX-512 version.)
+//! Written with `pulp` (the SIMD layer of `gemm`/`faer`, already in the build through candle):
+//! explicit vector registers, chosen at run time for the CPU (AVX2+FMA on x86_64, NEON on
+//! aarch64, scalar otherwise), without `unsafe` in mmdb. Four independent accumulators of one
+//! register each hide the latency of the fused multiply-adds.
 //!
-//! The instruction set is chosen at run time with the `multiversion` crate: the public [`dot`] and
-//! [`l2_sq`] dispatch once per call, and the hot loops (graph search, exact scan, graph build) are
-//! themselves multiversioned so the `*_kernel` functions inline into them compiled for the best
-//! target the CPU has (AVX-512, AVX2+FMA, SSE4.2 on x86_64; NEON on aarch64). A plain x86_64 build
-//! would otherwise only use SSE2 (128-bit registers), a quarter of what an AVX-512 CPU can do.
-//! The target list is written out at each use (multiversion's `"simd"` shorthand leaves AVX-512
-//! out): keep the copies in `distance`, `search`, `flat` and `insert` the same. Closures inside
-//! those functions do not inherit the target features: keep kernel calls out of closures.
+//! Before this, the kernels were plain loops left to LLVM's auto-vectoriser. That was fragile:
+//! inlined into the graph walk, and even on its own, the loop came out as 2- and 4-wide pieces
+//! (`vmovsd` / `xmm`), several times the instructions of the 8-wide loop here; measured with
+//! `perf annotate` on the hnsw bench.
 
-use multiversion::multiversion;
+use std::sync::LazyLock;
+
+use pulp::{Arch, Simd, WithSimd};
 
 use crate::Metric;
 
-const LANES: usize = 16;
+/// The instruction set, detected once.
+static ARCH: LazyLock<Arch> = LazyLock::new(Arch::new);
 
-/// Dot product of the common prefix of `a` and `b` (runtime-dispatched to the best SIMD target).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
-    "x86_64+avx2+fma",
-    "x86_64+sse4.2",
-    "aarch64+neon"
-))]
+/// Dot product of the common prefix of `a` and `b`.
+#[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    dot_kernel(a, b)
+    let n = a.len().min(b.len());
+    ARCH.dispatch(Kernel {
+        a: &a[..n],
+        b: &b[..n],
+        l2: false,
+    })
 }
 
-/// Squared Euclidean distance of the common prefix of `a` and `b` (runtime-dispatched).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
-    "x86_64+avx2+fma",
-    "x86_64+sse4.2",
-    "aarch64+neon"
-))]
+/// Squared Euclidean distance of the common prefix of `a` and `b`.
+#[inline]
 pub fn l2_sq(a: &[f32], b: &[f32]) -> f32 {
-    l2_sq_kernel(a, b)
-}
-
-/// [`dot`] without dispatch: inlined into multiversioned callers.
-#[inline(always)]
-pub(super) fn dot_kernel(a: &[f32], b: &[f32]) -> f32 {
     let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let (mut acc0, mut acc1) = ([0f32; LANES], [0f32; LANES]);
-    let (ca, cb) = (a.chunks_exact(2 * LANES), b.chunks_exact(2 * LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            acc0[i] += x[i] * y[i];
-        }
-        for i in 0..LANES {
-            acc1[i] += x[LANES + i] * y[LANES + i];
-        }
-    }
-    let (ca, cb) = (ra.chunks_exact(LANES), rb.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            acc1[i] += x[i] * y[i];
-        }
-    }
-    let mut tail = 0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += x * y;
-    }
-    reduce(acc0, acc1) + tail
+    ARCH.dispatch(Kernel {
+        a: &a[..n],
+        b: &b[..n],
+        l2: true,
+    })
 }
 
-/// [`l2_sq`] without dispatch: inlined into multiversioned callers.
-#[inline(always)]
-pub(super) fn l2_sq_kernel(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let (mut acc0, mut acc1) = ([0f32; LANES], [0f32; LANES]);
-    let (ca, cb) = (a.chunks_exact(2 * LANES), b.chunks_exact(2 * LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            let d = x[i] - y[i];
-            acc0[i] += d * d;
-        }
-        for i in 0..LANES {
-            let d = x[LANES + i] - y[LANES + i];
-            acc1[i] += d * d;
-        }
-    }
-    let (ca, cb) = (ra.chunks_exact(LANES), rb.chunks_exact(LANES));
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for i in 0..LANES {
-            let d = x[i] - y[i];
-            acc1[i] += d * d;
-        }
-    }
-    let mut tail = 0f32;
-    for (x, y) in ra.iter().zip(rb) {
-        tail += (x - y) * (x - y);
-    }
-    reduce(acc0, acc1) + tail
+/// One kernel call: `a` and `b` have the same length.
+struct Kernel<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    /// Squared distance instead of the dot product.
+    l2: bool,
 }
 
-#[inline(always)]
-fn reduce(a: [f32; LANES], b: [f32; LANES]) -> f32 {
-    // Lane-wise, then a plain sum: a pairwise tree here made LLVM's SLP vectoriser split the
-    // accumulators into 2-wide pieces for the whole loop (seen in the assembly).
-    let mut s = [0f32; LANES];
-    for i in 0..LANES {
-        s[i] = a[i] + b[i];
+impl WithSimd for Kernel<'_> {
+    type Output = f32;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> f32 {
+        let (va, ta) = S::as_simd_f32s(self.a);
+        let (vb, tb) = S::as_simd_f32s(self.b);
+        let zero = simd.splat_f32s(0.0);
+        let mut acc = [zero; 4];
+        let (a4, ra) = va.as_chunks::<4>();
+        let (b4, rb) = vb.as_chunks::<4>();
+        if self.l2 {
+            for (x, y) in a4.iter().zip(b4) {
+                for i in 0..4 {
+                    let d = simd.sub_f32s(x[i], y[i]);
+                    acc[i] = simd.mul_add_e_f32s(d, d, acc[i]);
+                }
+            }
+            for (x, y) in ra.iter().zip(rb) {
+                let d = simd.sub_f32s(*x, *y);
+                acc[0] = simd.mul_add_e_f32s(d, d, acc[0]);
+            }
+        } else {
+            for (x, y) in a4.iter().zip(b4) {
+                for i in 0..4 {
+                    acc[i] = simd.mul_add_e_f32s(x[i], y[i], acc[i]);
+                }
+            }
+            for (x, y) in ra.iter().zip(rb) {
+                acc[0] = simd.mul_add_e_f32s(*x, *y, acc[0]);
+            }
+        }
+        let sum = simd.add_f32s(simd.add_f32s(acc[0], acc[1]), simd.add_f32s(acc[2], acc[3]));
+        let mut tail = 0f32;
+        for (x, y) in ta.iter().zip(tb) {
+            tail += if self.l2 { (x - y) * (x - y) } else { x * y };
+        }
+        simd.reduce_sum_f32s(sum) + tail
     }
-    s.iter().sum()
 }
 
 /// f32 values per cache line.
 const LINE: usize = 16;
 
-/// Loads one value from every cache line of `v`, so that the cache misses of several vectors are
-/// in flight together before their distances need them (a software prefetch without `unsafe`;
-/// hnswlib uses `_mm_prefetch`).
+/// Asks the CPU to load every cache line of `v` (a hint, see [`crate::storage::prefetch`]), so
+/// that the cache misses of several vectors overlap before their distances need them.
 #[inline(always)]
-pub(super) fn touch_lines(v: &[f32]) {
-    let mut i = 0;
-    while i < v.len() {
-        std::hint::black_box(v[i]);
-        i += LINE;
+pub(super) fn prefetch_vector(v: &[f32]) {
+    for line in v.iter().step_by(LINE) {
+        crate::storage::prefetch(line);
     }
 }
 
 /// The search-internal score: higher is more similar, monotone in the public [`score`].
-/// For L2 it is `-distance²` (no square root in the hot loop). Not dispatched: for
-/// multiversioned callers.
+/// For L2 it is `-distance²` (no square root in the hot loop).
 #[inline(always)]
 pub(super) fn raw_score(metric: Metric, a: &[f32], b: &[f32]) -> f32 {
     match metric {
-        Metric::Cosine | Metric::Dot => dot_kernel(a, b),
-        Metric::L2 => -l2_sq_kernel(a, b),
+        Metric::Cosine | Metric::Dot => dot(a, b),
+        Metric::L2 => -l2_sq(a, b),
     }
 }
 
@@ -181,11 +150,6 @@ mod tests {
             assert!(
                 (dot(&a, &b) as f64 - d).abs() < 1e-3 * (1.0 + d.abs()),
                 "dot n={n}"
-            );
-            assert_eq!(
-                dot(&a, &b),
-                dot_kernel(&a, &b),
-                "dispatched = inlined, n={n}"
             );
             let l: f64 = a
                 .iter()

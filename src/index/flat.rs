@@ -3,8 +3,6 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use multiversion::multiversion;
-
 use super::distance::{public_score, raw_score};
 use super::{LocalFilter, Scored, VectorsView};
 use crate::Metric;
@@ -23,13 +21,7 @@ pub fn search_exact(
     into_results(scan(vectors, metric, query, k, filter), metric, k)
 }
 
-/// The scan, compiled once per SIMD target (see `distance`).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
-    "x86_64+avx2+fma",
-    "x86_64+sse4.2",
-    "aarch64+neon"
-))]
+/// The scan.
 fn scan<'a>(
     vectors: VectorsView<'a>,
     metric: Metric,

@@ -22,7 +22,6 @@
 
 use std::cmp::Reverse;
 
-use multiversion::multiversion;
 use parking_lot::Mutex;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -30,7 +29,7 @@ use rayon::prelude::*;
 
 use super::Scored;
 use super::VectorsView;
-use super::distance::{dot_kernel, l2_sq_kernel, touch_lines};
+use super::distance::{dot, l2_sq, prefetch_vector};
 use super::layout::{GraphLayers, Layer, MAX_LAYERS};
 use super::visited::{Scratch, with_scratch};
 
@@ -106,13 +105,7 @@ fn draw_levels(n: usize, m: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// Inserts node `q`, compiled once per SIMD target (see `distance`).
-#[multiversion(targets(
-    "x86_64+avx512f+avx512bw+avx512cd+avx512dq+avx512vl",
-    "x86_64+avx2+fma",
-    "x86_64+sse4.2",
-    "aarch64+neon"
-))]
+/// Inserts node `q`.
 fn insert<'a>(b: &Builder<'a>, q: u32, s: &mut Scratch) {
     let level = b.levels[q as usize] as usize;
     // A node that raises the top layer keeps the entry lock for its whole insertion (as hnswlib
@@ -144,15 +137,15 @@ impl Builder<'_> {
     fn score(&self, a: u32, b: u32) -> f32 {
         let (x, y) = (self.vectors.get(a as usize), self.vectors.get(b as usize));
         match self.score {
-            BuildScore::Dot => dot_kernel(x, y),
-            BuildScore::NegL2 => -l2_sq_kernel(x, y),
+            BuildScore::Dot => dot(x, y),
+            BuildScore::NegL2 => -l2_sq(x, y),
         }
     }
 
-    /// Starts loading vector `id` (see [`touch_lines`]).
+    /// Starts loading vector `id` (see [`prefetch_vector`]).
     #[inline(always)]
     fn touch(&self, id: u32) {
-        touch_lines(self.vectors.get(id as usize));
+        prefetch_vector(self.vectors.get(id as usize));
     }
 
     #[inline(always)]

@@ -1,6 +1,6 @@
 //! Files on disk: durability helpers (`fsync_dir`; `FramedWriter::finish` is the atomic write:
 //! temporary file, fsync, rename, fsync of the directory), the framed file format every segment file uses, memory
-//! maps (the only `unsafe` in mmdb) and the write lock.
+//! maps and the cache prefetch hint (the only `unsafe` in mmdb) and the write lock.
 
 mod framed;
 mod lock;
@@ -11,7 +11,7 @@ use std::path::Path;
 
 pub use framed::{FramedFile, FramedWriter};
 pub use lock::WriteLock;
-pub use mmap::{Mmap, bytes_as_f32, bytes_as_u32, bytes_as_u64};
+pub use mmap::{Mmap, bytes_as_f32, bytes_as_u32, bytes_as_u64, prefetch};
 
 use crate::{Error, Result};
 
