@@ -175,6 +175,7 @@ impl Database {
                     next_row_id: 1,
                     mem: Default::default(),
                     segments: Vec::new(),
+                    writes: 0,
                 },
             );
             w.next_table_id += 1;

@@ -133,6 +133,7 @@ fn load_state(path: &Path, manifest: &Manifest) -> Result<(Tables, crate::wal::R
                 next_row_id: entry.next_row_id,
                 mem: Default::default(),
                 segments,
+                writes: 0,
             },
         );
     }

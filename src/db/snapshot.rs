@@ -13,6 +13,8 @@ pub struct TableSnapshot {
     pub(super) schema: Arc<TableSchema>,
     pub(super) mem: MemTable,
     pub(super) segments: Vec<LiveSegment>,
+    /// The table's [`writes`](super::TableState::writes) when the snapshot was taken.
+    pub(super) writes: u64,
 }
 
 /// Where a live row is.
@@ -28,6 +30,7 @@ impl TableSnapshot {
             schema: t.schema.clone(),
             mem: t.mem.clone(),
             segments: t.segments.clone(),
+            writes: t.writes,
         }
     }
 

@@ -40,6 +40,9 @@ pub struct TableState {
     pub mem: MemTable,
     /// Segments, oldest first.
     pub segments: Vec<LiveSegment>,
+    /// Data writes applied since open (inserts, updates, deletes; not flushes or compactions):
+    /// lets a read-modify-write tell whether the rows it read are still current.
+    pub writes: u64,
 }
 
 impl TableState {
@@ -70,6 +73,7 @@ impl TableState {
 
     /// Applies a logged operation (live or replayed); returns the number of rows affected.
     pub fn apply(&mut self, op: WalOp) -> usize {
+        self.writes += 1;
         match op {
             WalOp::Insert { rows, .. } => {
                 let n = rows.len();

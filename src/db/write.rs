@@ -92,6 +92,17 @@ impl Database {
         table: &str,
         pred: &(dyn Fn(RowId, &Row) -> bool + Sync),
     ) -> Result<usize> {
+        self.try_delete_where(table, &|id, row| Ok(pred(id, row)))
+    }
+
+    /// Deletes the rows for which `pred` returns `Ok(true)`; returns how many. The first `Err`
+    /// stops the statement and is returned, and nothing is deleted: the rows are evaluated first
+    /// and deleted in one WAL record.
+    pub fn try_delete_where(
+        &self,
+        table: &str,
+        pred: &(dyn Fn(RowId, &Row) -> Result<bool> + Sync),
+    ) -> Result<usize> {
         // Evaluate under the writer lock so no write slips in between the scan and the delete.
         self.write(|db, _| {
             let t = db.table(table)?;
@@ -99,7 +110,7 @@ impl Database {
             let mut ids = Vec::new();
             for r in snap.scan() {
                 let (id, row) = r?;
-                if pred(id, &row) {
+                if pred(id, &row)? {
                     ids.push(id);
                 }
             }
@@ -111,45 +122,30 @@ impl Database {
     /// Replaces whole rows, keeping their ids; ids that do not exist are skipped. Returns how many
     /// rows were replaced. An INTEGER PRIMARY KEY column keeps the row id.
     pub fn update(&self, table: &str, rows: Vec<(RowId, Row)>) -> Result<usize> {
+        self.write(|db, _| update_op(&db.table(table)?, rows))
+    }
+
+    /// [`update`](Self::update) for rows computed from `read`: applied only if no insert, update
+    /// or delete reached the table since `read` was taken, else `Ok(None)` and nothing is
+    /// written (the caller reads again and retries). This is how SQL UPDATE avoids lost updates
+    /// without holding the writer lock while it evaluates and embeds.
+    pub fn update_if_unchanged(
+        &self,
+        table: &str,
+        read: &super::TableSnapshot,
+        rows: Vec<(RowId, Row)>,
+    ) -> Result<Option<usize>> {
         self.write(|db, _| {
             let t = db.table(table)?;
-            let schema = t.schema.clone();
-            let pk = schema
-                .primary_key
-                .as_deref()
-                .and_then(|p| schema.column_index(p));
-            let mut seen = HashSet::new();
-            let mut keep = Vec::with_capacity(rows.len());
-            for (i, (id, mut row)) in rows.into_iter().enumerate() {
-                check_row(&schema, i, &mut row)?;
-                if let Some(c) = pk {
-                    match row.values[c] {
-                        Value::Integer(v) if v as u64 == id => {}
-                        Value::Null => row.values[c] = Value::Integer(id as i64),
-                        ref v => {
-                            return Err(Error::TypeMismatch {
-                                table: schema.name.clone(),
-                                column: schema.columns[c].name.clone(),
-                                row: i,
-                                detail: format!(
-                                    "cannot change the primary key of row {id} to {v:?}"
-                                ),
-                            });
-                        }
-                    }
-                }
-                if t.contains(id) && seen.insert(id) {
-                    keep.push((id, row));
-                }
-            }
-            let n = keep.len();
-            Ok((
-                WalOp::Update {
+            if t.writes != read.writes {
+                let op = WalOp::Update {
                     table: t.id,
-                    rows: keep,
-                },
-                n,
-            ))
+                    rows: Vec::new(),
+                };
+                return Ok((op, None));
+            }
+            let (op, n) = update_op(&t, rows)?;
+            Ok((op, Some(n)))
         })
     }
 
@@ -178,6 +174,45 @@ impl Database {
         }
         Ok(out)
     }
+}
+
+/// Validates replacement rows for table `t` and builds their WAL record.
+fn update_op(t: &super::TableState, rows: Vec<(RowId, Row)>) -> Result<(WalOp, usize)> {
+    let schema = t.schema.clone();
+    let pk = schema
+        .primary_key
+        .as_deref()
+        .and_then(|p| schema.column_index(p));
+    let mut seen = HashSet::new();
+    let mut keep = Vec::with_capacity(rows.len());
+    for (i, (id, mut row)) in rows.into_iter().enumerate() {
+        check_row(&schema, i, &mut row)?;
+        if let Some(c) = pk {
+            match row.values[c] {
+                Value::Integer(v) if v as u64 == id => {}
+                Value::Null => row.values[c] = Value::Integer(id as i64),
+                ref v => {
+                    return Err(Error::TypeMismatch {
+                        table: schema.name.clone(),
+                        column: schema.columns[c].name.clone(),
+                        row: i,
+                        detail: format!("cannot change the primary key of row {id} to {v:?}"),
+                    });
+                }
+            }
+        }
+        if t.contains(id) && seen.insert(id) {
+            keep.push((id, row));
+        }
+    }
+    let n = keep.len();
+    Ok((
+        WalOp::Update {
+            table: t.id,
+            rows: keep,
+        },
+        n,
+    ))
 }
 
 fn is_empty(op: &WalOp) -> bool {

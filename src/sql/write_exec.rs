@@ -1,8 +1,6 @@
 //! INSERT, UPDATE and DELETE: values are coerced to column types, embedded columns are embedded,
 //! and each statement is one atomic storage batch.
 
-use parking_lot::Mutex;
-
 use crate::sql::binder::absolute_path;
 use crate::sql::embedding::{embed_rows, is_embedded};
 use crate::sql::expr::{EvalCtx, Expr};
@@ -38,7 +36,13 @@ pub fn run_insert(
     Ok(db.insert(&schema.name, out)?.len())
 }
 
-/// Runs an UPDATE; returns the number of rows changed.
+/// How often an UPDATE re-reads its rows when other writes keep landing in between.
+const UPDATE_TRIES: usize = 100;
+
+/// Runs an UPDATE; returns the number of rows changed. The new rows are computed from a snapshot
+/// (outside the writer lock: embedding can take long) and written only if the table has not
+/// changed since; otherwise the statement reads again. All rows change in one WAL record, and a
+/// failure on any row changes nothing.
 pub fn run_update(
     db: &Database,
     schema: &TableSchema,
@@ -47,10 +51,37 @@ pub fn run_update(
     queries: &[QueryArg],
     params: &[Value],
 ) -> Result<usize> {
-    let snap = db.snapshot(&schema.name)?;
+    for _ in 0..UPDATE_TRIES {
+        let snap = db.snapshot(&schema.name)?;
+        let changed = update_rows(db, &snap, schema, assignments, filter, queries, params)?;
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        if let Some(n) = db.update_if_unchanged(&schema.name, &snap, changed)? {
+            return Ok(n);
+        }
+        // Another write landed in between (so the database made progress): let it run.
+        std::thread::yield_now();
+    }
+    Err(Error::Sql(format!(
+        "UPDATE of {} gave up after {UPDATE_TRIES} tries: other writes kept changing the table",
+        schema.name
+    )))
+}
+
+/// The rows an UPDATE writes, computed from `snap`.
+fn update_rows(
+    db: &Database,
+    snap: &crate::TableSnapshot,
+    schema: &TableSchema,
+    assignments: &[(usize, Expr)],
+    filter: Option<&Expr>,
+    queries: &[QueryArg],
+    params: &[Value],
+) -> Result<Vec<(RowId, Row)>> {
     let mut used: Vec<&Expr> = assignments.iter().map(|(_, e)| e).collect();
     used.extend(filter);
-    let qv = resolve_for(db, &snap, schema, queries, &used, params)?;
+    let qv = resolve_for(db, snap, schema, queries, &used, params)?;
     let ctx = EvalCtx {
         params,
         queries: &qv,
@@ -99,10 +130,7 @@ pub fn run_update(
             *slot = row;
         }
     }
-    if changed.is_empty() {
-        return Ok(0);
-    }
-    db.update(&schema.name, changed)
+    Ok(changed)
 }
 
 /// Runs a DELETE; returns the number of rows deleted.
@@ -121,21 +149,12 @@ pub fn run_delete(
         queries: &qv,
         aggs: &[],
     };
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
     let pred = |id: RowId, row: &Row| match filter {
-        None => true,
-        Some(f) => f.eval_condition(id, row, &ctx).unwrap_or_else(|e| {
-            first_error.lock().get_or_insert(e);
-            false
-        }),
+        None => Ok(true),
+        Some(f) => f.eval_condition(id, row, &ctx),
     };
-    let n = db.delete_where(&schema.name, &pred)?;
-    match first_error.into_inner() {
-        // The predicate failed on some row: the rows it accepted before are already deleted in
-        // one batch; report the error so the caller knows the statement did not fully apply.
-        Some(e) => Err(e),
-        None => Ok(n),
-    }
+    // A predicate that fails on some row fails the statement before anything is deleted.
+    db.try_delete_where(&schema.name, &pred)
 }
 
 fn resolve_for(

@@ -261,6 +261,24 @@ mod api {
     }
 
     #[test]
+    fn concurrent_read_modify_write_updates_are_not_lost() {
+        let (_d, db) = db();
+        db.execute("CREATE TABLE c (n INTEGER)", params![]).unwrap();
+        db.execute("INSERT INTO c VALUES (0)", params![]).unwrap();
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        db.execute("UPDATE c SET n = n + 1", params![]).unwrap();
+                    }
+                });
+            }
+        });
+        let rows = db.query("SELECT n FROM c", params![]).unwrap();
+        assert_eq!(rows.get(0).unwrap().get::<i64>(0).unwrap(), 100);
+    }
+
+    #[test]
     fn session_settings_persist_per_session() {
         let (_d, db) = db();
         let mut s = db.session();
