@@ -5,7 +5,10 @@
 //! Run: `cargo bench --bench storage`. Sizes by environment variable:
 //! `MMDB_BENCH_ROWS` (rows of the open/build table, default 100000; 1000000 for the 1M run),
 //! `MMDB_BENCH_DIM` (default 512), `MMDB_BENCH_INSERTS` (rows per insert-throughput case,
-//! default 2000), `MMDB_BENCH_DIR` (where to put the databases, default a temp dir).
+//! default 2000), `MMDB_BENCH_DIR` (where to put the databases, default a temp dir),
+//! `MMDB_BENCH_IDLE_MS` (pause between open and the first search in the "idle" open case,
+//! default 5000). The open cases run with checksum verification on the first search, in the
+//! background from open with the search at once, and in the background with the pause.
 //! Fixed seed; all data is random unit vectors.
 
 use std::path::Path;
@@ -123,11 +126,18 @@ fn build_case(dir: &Path, n: usize, dim: usize) {
     db.close().unwrap();
 }
 
-/// Runs in a fresh process: open, RSS, first and later queries.
-fn open_case(dir: &Path, dim: usize) {
+/// Runs in a fresh process: open, RSS, first and later queries. `verify`: "off" (checksums
+/// verified by the first search), "background" (the default: a thread verifies from open on; the
+/// search comes at once) or "idle" (the same, with a pause of `MMDB_BENCH_IDLE_MS` before the
+/// search, as in an application that opens at start-up).
+fn open_case(dir: &Path, dim: usize, verify: &str) {
     let rss0 = rss_mib();
     let start = Instant::now();
-    let db = Database::open_read_only(dir).unwrap();
+    let db = Database::builder()
+        .read_only(true)
+        .verify_in_background(verify != "off")
+        .open(dir)
+        .unwrap();
     let snap = db.snapshot("bench").unwrap();
     let open = start.elapsed().as_secs_f64();
     let rss1 = rss_mib();
@@ -143,6 +153,10 @@ fn open_case(dir: &Path, dim: usize) {
         filter: None,
         filter_columns: None,
     };
+    if verify == "idle" {
+        let idle = env("MMDB_BENCH_IDLE_MS", 5000) as u64;
+        std::thread::sleep(std::time::Duration::from_millis(idle));
+    }
     let start = Instant::now();
     snap.search(&req).unwrap();
     let first = start.elapsed().as_secs_f64();
@@ -153,8 +167,8 @@ fn open_case(dir: &Path, dim: usize) {
     assert!(row.is_some());
     let data_mib = (n * dim * 4) as f64 / (1 << 20) as f64;
     println!(
-        "open/rows={n}/dim={dim}: open {:.1} ms, RSS {rss0:.1} -> {rss1:.1} MiB after open (vector data {data_mib:.0} MiB); \
-         first search (verifies vector+graph checksums, then MADV_DONTNEED) {:.0} ms, RSS after {rss2:.1} MiB; get one row {:.2} ms",
+        "open/rows={n}/dim={dim}/verify={verify}: open {:.1} ms, RSS {rss0:.1} -> {rss1:.1} MiB after open (vector data {data_mib:.0} MiB); \
+         first search {:.0} ms, RSS after {rss2:.1} MiB; get one row {:.2} ms",
         open * 1e3,
         first * 1e3,
         get * 1e3
@@ -171,7 +185,8 @@ fn main() {
         Err(_) => std::env::temp_dir().join(format!("mmdb-bench-{}", std::process::id())),
     };
     if let Ok(dir) = std::env::var("MMDB_BENCH_OPEN_ONLY") {
-        open_case(Path::new(&dir), dim);
+        let verify = std::env::var("MMDB_BENCH_VERIFY").unwrap_or_else(|_| "off".into());
+        open_case(Path::new(&dir), dim, &verify);
         return;
     }
     std::fs::create_dir_all(&base).unwrap();
@@ -185,12 +200,15 @@ fn main() {
     let n = env("MMDB_BENCH_ROWS", 100_000);
     let dir = base.join("table");
     build_case(&dir, n, dim);
-    let status = std::process::Command::new(std::env::current_exe().unwrap())
-        .env("MMDB_BENCH_OPEN_ONLY", &dir)
-        .env("MMDB_BENCH_DIM", dim.to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
+    for verify in ["off", "background", "idle"] {
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .env("MMDB_BENCH_OPEN_ONLY", &dir)
+            .env("MMDB_BENCH_DIM", dim.to_string())
+            .env("MMDB_BENCH_VERIFY", verify)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
     if std::env::var("MMDB_BENCH_DIR").is_err() {
         let _ = std::fs::remove_dir_all(&base);
     }

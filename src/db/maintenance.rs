@@ -98,10 +98,11 @@ impl Inner {
             let rows: Vec<(RowId, &Row)> = t.mem.iter().map(|(id, r)| (id, &**r)).collect();
             let seg_id = w.next_segment_id;
             w.next_segment_id += 1;
-            let seg = build_segment(&self.path, seg_id, &t.schema, &rows)?;
+            let seg = Arc::new(build_segment(&self.path, seg_id, &t.schema, &rows)?);
+            super::open::verify_in_background(&self.opts, vec![Arc::downgrade(&seg)]);
             let n = seg.len();
             t.segments.push(LiveSegment {
-                seg: Arc::new(seg),
+                seg,
                 deleted: Arc::new(DeleteBitmap::new(n)),
                 del_gen: 0,
                 dirty: false,
@@ -140,10 +141,11 @@ impl Inner {
             let seg_id = w.next_segment_id;
             w.next_segment_id += 1;
             let refs: Vec<(RowId, &Row)> = rows.iter().map(|(i, r)| (*i, r)).collect();
-            let seg = build_segment(&self.path, seg_id, &t.schema, &refs)?;
+            let seg = Arc::new(build_segment(&self.path, seg_id, &t.schema, &refs)?);
+            super::open::verify_in_background(&self.opts, vec![Arc::downgrade(&seg)]);
             let n = seg.len();
             t.segments.push(LiveSegment {
-                seg: Arc::new(seg),
+                seg,
                 deleted: Arc::new(DeleteBitmap::new(n)),
                 del_gen: 0,
                 dirty: false,

@@ -1,7 +1,7 @@
 //! Opening a database: manifest, segments (mapped, not read), then the WAL tail.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -60,9 +60,25 @@ impl Database {
         }
         remove_orphans(&path, &manifest)?;
         *inner.writer.lock() = Some(writer);
-        Ok(Database {
+        let db = Database {
             inner: Arc::new(inner),
-        })
+        };
+        db.verify_segments_in_background();
+        Ok(db)
+    }
+
+    /// Starts the background verification of every open segment (see
+    /// [`DatabaseBuilder::verify_in_background`]).
+    fn verify_segments_in_background(&self) {
+        let segments: Vec<Weak<Segment>> = {
+            let tables = self.inner.tables.read();
+            tables
+                .by_id
+                .values()
+                .flat_map(|t| t.segments.iter().map(|s| Arc::downgrade(&s.seg)))
+                .collect()
+        };
+        verify_in_background(&self.inner.opts, segments);
     }
 }
 
@@ -73,7 +89,7 @@ fn open_read_only(path: &Path, opts: DatabaseBuilder) -> Result<Database> {
         let manifest = Manifest::load(&path)?.unwrap_or_default();
         match load_state(&path, &manifest) {
             Ok((tables, _)) => {
-                return Ok(Database {
+                let db = Database {
                     inner: Arc::new(Inner {
                         path,
                         opts,
@@ -81,7 +97,9 @@ fn open_read_only(path: &Path, opts: DatabaseBuilder) -> Result<Database> {
                         tables: RwLock::new(tables),
                         writer: Mutex::new(None),
                     }),
-                });
+                };
+                db.verify_segments_in_background();
+                return Ok(db);
             }
             Err(e) => {
                 // A writer may have replaced the files we were reading: retry with its new
@@ -94,6 +112,27 @@ fn open_read_only(path: &Path, opts: DatabaseBuilder) -> Result<Database> {
             }
         }
     }
+}
+
+/// Verifies `segments` on a background thread when the options ask for it. The thread holds
+/// weak references: segments dropped meanwhile (the database closed, a compaction replaced
+/// them) are skipped.
+pub(super) fn verify_in_background(opts: &DatabaseBuilder, segments: Vec<Weak<Segment>>) {
+    if !opts.verify_in_background || segments.is_empty() {
+        return;
+    }
+    let spawned = std::thread::Builder::new()
+        .name("mmdb-verify".into())
+        .spawn(move || {
+            for seg in segments {
+                // A failure is kept by the files and reported by the search that reads them.
+                if let Some(seg) = seg.upgrade() {
+                    seg.verify_vectors();
+                }
+            }
+        });
+    // No thread (resource limits): searches verify on first use, as with the option off.
+    drop(spawned);
 }
 
 /// Opens the segments the manifest lists and replays the WAL after its checkpoint.

@@ -79,6 +79,14 @@ impl Segment {
         Ok(Segment { id, rows, vectors })
     }
 
+    /// Verifies every vector column's files and graph now (what the first search of each would
+    /// do); errors stay with the files and reach the searches that read them.
+    pub fn verify_vectors(&self) {
+        for col in self.vectors.iter().flatten() {
+            col.verify();
+        }
+    }
+
     /// Columns with vector files.
     pub fn vector_columns(&self) -> Vec<usize> {
         (0..self.vectors.len())

@@ -11,9 +11,11 @@
 //! Graph file body (framed, magic `\x89MMDBHNS`, version 1): the bytes of
 //! `crate::index::build_graph`, read in place with `GraphView::parse`.
 //!
-//! Both files are read at random by searches, so their block CRCs are verified as a whole on the
-//! first search of the segment's column (then the pages are released with `MADV_DONTNEED`): open
-//! stays a few page faults, and no search ever runs on unverified bytes.
+//! Both files are read at random by searches, so their block CRCs are verified as a whole, once
+//! (then the pages are released with `MADV_DONTNEED`): by a background thread started at open
+//! (`DatabaseBuilder::verify_in_background`, the default) or else on the first search of the
+//! segment's column. Open itself stays a few page faults, and no search ever runs on unverified
+//! bytes: a search that arrives first waits for the verification.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,6 +101,13 @@ impl VectorColumn {
             count,
             graph_checked: AtomicBool::new(false),
         })
+    }
+
+    /// Verifies both files and the graph structure now, as the first [`load`](Self::load) would
+    /// (the background verification after open). A failure is remembered and returned by
+    /// every `load`.
+    pub fn verify(&self) {
+        let _ = self.load();
     }
 
     /// Verifies both files' checksums (once) and returns the vectors, their row positions and
