@@ -6,6 +6,8 @@
 //! `MMDB_BENCH_ROWS` (rows of the open/build table, default 100000; 1000000 for the 1M run),
 //! `MMDB_BENCH_DIM` (default 512), `MMDB_BENCH_INSERTS` (rows per insert-throughput case,
 //! default 2000), `MMDB_BENCH_DIR` (where to put the databases, default a temp dir),
+//! `MMDB_BENCH_EFC` (the table's `ef_construction`, default the table default; a low value
+//! makes the 1M build quick when only open and first search are of interest),
 //! `MMDB_BENCH_IDLE_MS` (pause between open and the first search in the "idle" open case,
 //! default 5000). The open cases run with checksum verification on the first search, in the
 //! background from open with the search at once, and in the background with the pause.
@@ -34,14 +36,16 @@ fn rss_mib() -> f64 {
 }
 
 fn schema(dim: u32) -> TableSchema {
-    TableSchema::new(
+    let mut s = TableSchema::new(
         "bench",
         vec![
             Column::new("n", ColumnType::Integer),
             Column::new("tag", ColumnType::Text),
             Column::new("emb", ColumnType::Vector(dim)),
         ],
-    )
+    );
+    s.hnsw.ef_construction = env("MMDB_BENCH_EFC", s.hnsw.ef_construction);
+    s
 }
 
 fn rows(rng: &mut impl Rng, start: usize, n: usize, dim: usize) -> Vec<Row> {
