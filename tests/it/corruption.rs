@@ -8,9 +8,18 @@ use mmdb::{Database, Error, Result, SearchRequest, Sync};
 
 use crate::persistence::{row, schema};
 
-/// Opens and reads everything: scan, get, exact and graph searches.
+/// Opens and reads everything: scan, get, exact and graph searches. `background`: whether the
+/// vector and graph checksums are verified by the background thread from open (the default) or
+/// by the first search.
 fn read_all(dir: &Path) -> Result<usize> {
-    let db = Database::open_read_only(dir)?;
+    read_all_with(dir, false)
+}
+
+fn read_all_with(dir: &Path, background: bool) -> Result<usize> {
+    let db = Database::builder()
+        .read_only(true)
+        .verify_in_background(background)
+        .open(dir)?;
     let snap = db.snapshot("items")?;
     let mut n = 0;
     for r in snap.scan() {
@@ -31,6 +40,14 @@ fn read_all(dir: &Path) -> Result<usize> {
         assert_eq!(hits.len(), 5);
     }
     Ok(n)
+}
+
+/// Replaces `file`'s contents by a rename, as mmdb replaces files: a map of the old file (a
+/// verifier thread of an earlier open may still hold one) stays valid.
+fn replace(file: &Path, bytes: &[u8]) {
+    let tmp = file.with_extension("flip-tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, file).unwrap();
 }
 
 fn make_db(dir: &Path) {
@@ -74,7 +91,7 @@ fn flipped_byte_in_any_file_is_corrupted() {
         for at in offsets {
             let mut bytes = orig.clone();
             bytes[at] ^= 0x04;
-            std::fs::write(file, &bytes).unwrap();
+            replace(file, &bytes);
             match read_all(dir.path()) {
                 Err(Error::Corrupted { path, detail }) => {
                     assert_eq!(&path, file, "byte {at}: {detail}");
@@ -84,10 +101,28 @@ fn flipped_byte_in_any_file_is_corrupted() {
             }
             checked += 1;
         }
-        std::fs::write(file, &orig).unwrap();
+        replace(file, &orig);
     }
     assert!(checked > 200);
     assert_eq!(read_all(dir.path()).unwrap(), 296);
+
+    // With the background verification (the default), damage to the vectors or the graph is
+    // reported by the search just the same.
+    for file in files.iter().filter(|f| {
+        let s = f.to_str().unwrap();
+        s.contains("vec") || s.contains("hnsw")
+    }) {
+        let orig = std::fs::read(file).unwrap();
+        let mut bytes = orig.clone();
+        bytes[orig.len() / 2] ^= 0x04;
+        replace(file, &bytes);
+        match read_all_with(dir.path(), true) {
+            Err(Error::Corrupted { path, .. }) => assert_eq!(&path, file),
+            other => panic!("{}: expected Corrupted, got {other:?}", file.display()),
+        }
+        replace(file, &orig);
+    }
+    assert_eq!(read_all_with(dir.path(), true).unwrap(), 296);
 }
 
 #[test]
