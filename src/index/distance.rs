@@ -1,8 +1,9 @@
 //! Similarity kernels.
 //!
 //! Written with `pulp` (the SIMD layer of `gemm`/`faer`, already in the build through candle):
-//! explicit vector registers, chosen at run time for the CPU (AVX2+FMA on x86_64, NEON on
-//! aarch64, scalar otherwise), without `unsafe` in mmdb. Four independent accumulators of one
+//! explicit vector registers, chosen at run time for the CPU (AVX2+FMA on x86_64, AVX-512 too
+//! when built with the `avx512` feature, which turns on pulp's `x86-v4`; NEON on aarch64; scalar
+//! otherwise), without `unsafe` in mmdb. Four independent accumulators of one
 //! register each hide the latency of the fused multiply-adds.
 //!
 //! Before this, the kernels were plain loops left to LLVM's auto-vectoriser. That was fragile:
