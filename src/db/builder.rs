@@ -75,7 +75,8 @@ impl DatabaseBuilder {
     /// Whether open starts a background thread that verifies the checksums of every segment's
     /// vector and graph files. Searches never read unverified bytes: with `true` (the default)
     /// the first search of a large table usually finds the work done (measured at 1,000,000 x
-    /// 512: 3.1 s otherwise) and waits only for what is left of the files it reads; with `false`
+    /// 512: 45 ms instead of 265 ms with the files in the page cache, 3.1 s when cold) and waits
+    /// only for what is left of the files it reads; with `false`
     /// nothing is read at open and each segment column is verified on its first search.
     pub fn verify_in_background(mut self, yes: bool) -> Self {
         self.verify_in_background = yes;

@@ -69,9 +69,7 @@ fn walk<'a>(
     beam_layer0(graph, &s, entry, ef, filter, scratch);
 }
 
-/// Scores nodes against the query. A struct rather than a closure: closures do not inherit the
-/// target features of the multiversioned function around them, and a kernel left in one runs at
-/// the baseline instruction set (measured: SSE2 code with stack spills, 2x slower).
+/// Scores nodes against the query.
 struct Scorer<'a> {
     metric: Metric,
     vectors: VectorsView<'a>,
