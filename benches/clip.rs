@@ -17,6 +17,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mmdb::ImageSource;
 use mmdb::embed::{ClipEmbedder, EmbedPool, Lane, PoolOptions};
 
+/// The allocator of the `mmdb` binary, so the numbers are what its bulk loads and queries get.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn model_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(std::env::var_os("MMDB_CLIP_BENCH_MODEL")?);
     dir.join("model.safetensors").is_file().then_some(dir)

@@ -1,15 +1,16 @@
-//! Hugging Face `config.json` of a `CLIPModel` -> candle's `ClipConfig`.
+//! Hugging Face `config.json` of a `CLIPModel` -> the sizes and options mmdb's towers run with.
 //!
-//! candle 0.11's CLIP configs have no serde support and only a ViT-B/32 preset, so the mapping is done
-//! here from the file. Absent fields take transformers' documented defaults (`CLIPTextConfig`,
-//! `CLIPVisionConfig`), exactly as `from_pretrained` would. Checkpoints candle would run silently wrong
-//! are refused: any activation but quick-GELU (candle's only one, and its text tower ignores the
-//! setting) and any LayerNorm epsilon but 1e-5 (hard-coded in candle).
+//! The sizes are kept in candle-transformers' `ClipConfig` types (candle 0.11's have no serde support
+//! and only a ViT-B/32 preset, so the mapping is done here from the file). Absent fields take
+//! transformers' documented defaults (`CLIPTextConfig`, `CLIPVisionConfig`), exactly as
+//! `from_pretrained` would. The activation (quick-GELU or exact GELU) and the LayerNorm epsilon are
+//! read per tower; a checkpoint with any other activation is refused, never run with a wrong one.
 
 use std::path::Path;
 
 use candle_transformers::models::clip::{
-    ClipConfig, text_model::Activation, text_model::ClipTextConfig, vision_model::ClipVisionConfig,
+    ClipConfig, text_model::Activation as CandleActivation, text_model::ClipTextConfig,
+    vision_model::ClipVisionConfig,
 };
 use serde_json::Value as Json;
 
@@ -25,6 +26,24 @@ pub enum TextPooling {
     FirstEos(u32),
 }
 
+/// The feed-forward activation of a tower (`hidden_act`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `quick_gelu`: `x * sigmoid(1.702 x)`, the OpenAI checkpoints'.
+    QuickGelu,
+    /// `gelu`: the exact (erf) GELU, as transformers' `GELUActivation`.
+    Gelu,
+}
+
+/// Per-tower options beyond the sizes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TowerOptions {
+    /// `hidden_act`.
+    pub activation: Activation,
+    /// `layer_norm_eps`.
+    pub layer_norm_eps: f64,
+}
+
 /// Everything mmdb needs from `config.json`.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
@@ -36,6 +55,10 @@ pub struct ModelConfig {
     pub pad_token_id: u32,
     /// Dimension of the shared embedding space.
     pub projection_dim: usize,
+    /// The text tower's activation and LayerNorm epsilon.
+    pub text_options: TowerOptions,
+    /// The vision tower's.
+    pub vision_options: TowerOptions,
 }
 
 impl ModelConfig {
@@ -69,27 +92,37 @@ impl ModelConfig {
         let v = Section::new(root.get("vision_config").unwrap_or(&empty), "vision_config");
         let projection_dim = Section::new(&root, "config").usize("projection_dim", 512)?;
 
-        for s in [&t, &v] {
-            let act = s.str("hidden_act", "quick_gelu")?;
-            if act != "quick_gelu" {
+        let options = |s: &Section| -> Result<TowerOptions> {
+            let activation = match s.str("hidden_act", "quick_gelu")? {
+                "quick_gelu" => Activation::QuickGelu,
+                "gelu" => Activation::Gelu,
+                act => {
+                    return Err(Error::Model(format!(
+                        "{}.hidden_act is {act:?}: mmdb runs \"quick_gelu\" and \"gelu\"",
+                        s.name
+                    )));
+                }
+            };
+            let layer_norm_eps = s.f64("layer_norm_eps", 1e-5)?;
+            if !(layer_norm_eps > 0.0 && layer_norm_eps < 1.0) {
                 return Err(Error::Model(format!(
-                    "{}.hidden_act is {act:?}: candle's CLIP runs only \"quick_gelu\"",
+                    "{}.layer_norm_eps is {layer_norm_eps}: expected a small positive number",
                     s.name
                 )));
             }
-            let eps = s.f64("layer_norm_eps", 1e-5)?;
-            if (eps - 1e-5).abs() > 1e-12 {
-                return Err(Error::Model(format!(
-                    "{}.layer_norm_eps is {eps}: candle's CLIP uses 1e-5 only",
-                    s.name
-                )));
-            }
-        }
+            Ok(TowerOptions {
+                activation,
+                layer_norm_eps,
+            })
+        };
+        let text_options = options(&t)?;
+        let vision_options = options(&v)?;
 
         let text_config = ClipTextConfig {
             vocab_size: t.usize("vocab_size", 49408)?,
             embed_dim: t.usize("hidden_size", 512)?,
-            activation: Activation::QuickGelu,
+            // Unused: the activation mmdb runs is `TowerOptions::activation`.
+            activation: CandleActivation::QuickGelu,
             intermediate_size: t.usize("intermediate_size", 2048)?,
             max_position_embeddings: t.usize("max_position_embeddings", 77)?,
             pad_with: None,
@@ -99,7 +132,8 @@ impl ModelConfig {
         };
         let vision_config = ClipVisionConfig {
             embed_dim: v.usize("hidden_size", 768)?,
-            activation: Activation::QuickGelu,
+            // Unused: the activation mmdb runs is `TowerOptions::activation`.
+            activation: CandleActivation::QuickGelu,
             intermediate_size: v.usize("intermediate_size", 3072)?,
             num_hidden_layers: v.usize("num_hidden_layers", 12)?,
             num_attention_heads: v.usize("num_attention_heads", 12)?,
@@ -128,6 +162,8 @@ impl ModelConfig {
             pooling,
             pad_token_id,
             projection_dim,
+            text_options,
+            vision_options,
         })
     }
 }
@@ -144,9 +180,12 @@ fn check_shapes(t: &ClipTextConfig, v: &ClipVisionConfig) -> Result<()> {
             ));
         }
     }
-    if v.patch_size == 0 || v.image_size < v.patch_size {
+    if v.patch_size == 0
+        || v.image_size < v.patch_size
+        || !v.image_size.is_multiple_of(v.patch_size)
+    {
         return bad(format!(
-            "image_size {} smaller than patch_size {}",
+            "image_size {} is not a multiple of patch_size {}",
             v.image_size, v.patch_size
         ));
     }
@@ -243,11 +282,24 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_candle_cannot_run() {
+    fn activation_and_epsilon_come_from_each_tower() {
+        let c = ModelConfig::from_json_str(
+            r#"{"text_config":{"hidden_act":"gelu","layer_norm_eps":1e-6}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.text_options.activation, Activation::Gelu);
+        assert_eq!(c.text_options.layer_norm_eps, 1e-6);
+        assert_eq!(c.vision_options.activation, Activation::QuickGelu);
+        assert_eq!(c.vision_options.layer_norm_eps, 1e-5);
+    }
+
+    #[test]
+    fn refuses_what_mmdb_cannot_run() {
         for bad in [
-            r#"{"vision_config":{"hidden_act":"gelu"}}"#,
-            r#"{"text_config":{"hidden_act":"gelu"}}"#,
-            r#"{"text_config":{"layer_norm_eps":1e-6}}"#,
+            r#"{"vision_config":{"hidden_act":"relu"}}"#,
+            r#"{"text_config":{"hidden_act":"gelu_new"}}"#,
+            r#"{"text_config":{"layer_norm_eps":-1}}"#,
+            r#"{"vision_config":{"image_size":225}}"#,
             r#"{"vision_config":{"hidden_size":100,"num_attention_heads":12}}"#,
             r#"{"model_type":"siglip"}"#,
             r#"{"text_config":{"hidden_size":"big"}}"#,
@@ -256,7 +308,7 @@ mod tests {
             let err = ModelConfig::from_json_str(bad).unwrap_err().to_string();
             assert!(err.starts_with("model error"), "{bad}: {err}");
         }
-        let err = ModelConfig::from_json_str(r#"{"vision_config":{"hidden_act":"gelu"}}"#)
+        let err = ModelConfig::from_json_str(r#"{"vision_config":{"hidden_act":"relu"}}"#)
             .unwrap_err()
             .to_string();
         assert!(err.contains("vision_config.hidden_act"), "{err}");

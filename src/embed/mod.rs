@@ -6,8 +6,11 @@
 //!
 //! The CLIP path, following the data:
 //! - `resolve.rs`: model spec (folder or hub id) -> a Hugging Face layout folder (cache, download).
-//! - `config.rs`: `config.json` -> candle's `ClipConfig`, refusing what candle would run wrong.
+//! - `config.rs`: `config.json` -> sizes (in candle's `ClipConfig`) and per-tower options, refusing
+//!   what mmdb cannot run.
 //! - `model.rs`: `model.safetensors` -> both towers, every tensor checked; pooling as transformers.
+//! - `transformer.rs`: the towers themselves (weights transposed for gemm, fused Q/K/V, last layer
+//!   on the read rows only).
 //! - `tokenize.rs` / `preprocess.rs` + `resample.rs`: text -> ids, image bytes -> pixels, exactly as
 //!   transformers' CLIP tokenizer and `CLIPImageProcessorPil` (Pillow's bicubic ported bit for bit).
 //! - `clip.rs`: [`ClipEmbedder`], one model on one device, L2-normalised outputs, model identity.
@@ -35,6 +38,7 @@ mod preprocess;
 mod resample;
 mod resolve;
 mod tokenize;
+mod transformer;
 
 pub use cli::run_embed;
 pub use clip::{ClipEmbedder, DEFAULT_MAX_BATCH, l2_normalize};

@@ -1,9 +1,9 @@
 //! The CLIP network: weights from `model.safetensors`, both towers and their projections.
 //!
-//! Built from candle's public towers rather than `ClipModel` so text pooling is done here, exactly as
-//! transformers does it (candle pools at the argmax of the ids, which is wrong for configs with an
-//! explicit end id). Every tensor the config implies is checked to be present with its shape before
-//! building: candle silently replaces a missing `class_embedding` with random values.
+//! The towers are mmdb's (`transformer.rs`: candle-transformers' layout cost half of PyTorch's
+//! throughput). Text pooling is done exactly as transformers does it (candle's `ClipModel` pools at
+//! the argmax of the ids, which is wrong for configs with an explicit end id). Every tensor the
+//! config implies is checked to be present with its shape before building.
 //!
 //! The file is memory-mapped through the storage module's `Mmap` (the only unsafe code) and each
 //! tensor copied out of the map onto the device: the weights are never read whole into the heap
@@ -12,13 +12,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
-use candle_transformers::models::clip::{
-    text_model::ClipTextTransformer, vision_model::ClipVisionTransformer,
-};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
 
 use super::config::{ModelConfig, TextPooling};
+use super::transformer::{Dense, EncoderShape, TextTower, VisionShape, VisionTower, WeightLayout};
 use crate::{Error, Result};
 
 /// Maps a candle error into mmdb's, naming what was being done.
@@ -29,10 +27,10 @@ pub(crate) fn model_err(what: &str) -> impl Fn(candle_core::Error) -> Error + '_
 /// CLIP's two towers and projections on one device; cheap to clone (tensors are shared).
 #[derive(Clone, Debug)]
 pub struct ClipNet {
-    text: ClipTextTransformer,
-    vision: ClipVisionTransformer,
-    text_projection: Linear,
-    visual_projection: Linear,
+    text: TextTower,
+    vision: VisionTower,
+    text_projection: Dense,
+    visual_projection: Dense,
     pooling: TextPooling,
     dtype: DType,
     device: Device,
@@ -54,28 +52,50 @@ impl ClipNet {
         drop(map);
         check_tensors(&tensors, config).map_err(|m| Error::Model(format!("{what}: {m}")))?;
         let vb = VarBuilder::from_tensors(tensors, dtype, device);
-        let c = &config.clip;
-        let net = ClipNet {
-            text: ClipTextTransformer::new(vb.pp("text_model"), &c.text_config)
-                .map_err(model_err(&what))?,
-            vision: ClipVisionTransformer::new(vb.pp("vision_model"), &c.vision_config)
-                .map_err(model_err(&what))?,
-            text_projection: candle_nn::linear_no_bias(
-                c.text_config.embed_dim,
-                config.projection_dim,
-                vb.pp("text_projection"),
-            )
-            .map_err(model_err(&what))?,
-            visual_projection: candle_nn::linear_no_bias(
-                c.vision_config.embed_dim,
-                config.projection_dim,
-                vb.pp("visual_projection"),
-            )
-            .map_err(model_err(&what))?,
-            pooling: config.pooling,
-            dtype,
-            device: device.clone(),
+        let (t, v) = (&config.clip.text_config, &config.clip.vision_config);
+        let layout = WeightLayout::for_device(device);
+        let projection = |name: &str, width: usize| {
+            Dense::load_no_bias(&vb, name, width, config.projection_dim, layout)
         };
+        let build = || -> candle_core::Result<ClipNet> {
+            Ok(ClipNet {
+                text: TextTower::load(
+                    &vb.pp("text_model"),
+                    &EncoderShape {
+                        width: t.embed_dim,
+                        intermediate: t.intermediate_size,
+                        layers: t.num_hidden_layers,
+                        heads: t.num_attention_heads,
+                    },
+                    t.vocab_size,
+                    t.max_position_embeddings,
+                    &config.text_options,
+                    layout,
+                )?,
+                vision: VisionTower::load(
+                    &vb.pp("vision_model"),
+                    &EncoderShape {
+                        width: v.embed_dim,
+                        intermediate: v.intermediate_size,
+                        layers: v.num_hidden_layers,
+                        heads: v.num_attention_heads,
+                    },
+                    &VisionShape {
+                        channels: v.num_channels,
+                        image_size: v.image_size,
+                        patch: v.patch_size,
+                    },
+                    &config.vision_options,
+                    layout,
+                )?,
+                text_projection: projection("text_projection", t.embed_dim)?,
+                visual_projection: projection("visual_projection", v.embed_dim)?,
+                pooling: config.pooling,
+                dtype,
+                device: device.clone(),
+            })
+        };
+        let net = build().map_err(model_err(&what))?;
         Ok(net)
     }
 
@@ -101,18 +121,9 @@ impl ClipNet {
         }
         let ids = Tensor::from_vec(flat, (rows.len(), len), &self.device).map_err(&err)?;
         // The mask is causal: padding after a row's end token never reaches its pooled state.
-        let hidden = self
-            .text
-            .forward_with_mask(&ids, usize::MAX)
-            .map_err(&err)?;
-        let idx = Tensor::from_vec(pool_at, rows.len(), &self.device).map_err(&err)?;
-        let pooled = (0..rows.len())
-            .map(|b| hidden.i(b)?.index_select(&idx.i(b..b + 1)?, 0))
-            .collect::<candle_core::Result<Vec<_>>>()
-            .map_err(&err)?;
-        let pooled = Tensor::cat(&pooled, 0).map_err(&err)?;
-        pooled
-            .apply(&self.text_projection)
+        self.text
+            .forward(&ids, &pool_at)
+            .and_then(|t| self.text_projection.forward(&t))
             .and_then(|t| t.to_dtype(DType::F32))
             .map_err(&err)
     }
@@ -126,7 +137,7 @@ impl ClipNet {
             .map_err(&err)?;
         self.vision
             .forward(&pixels)
-            .and_then(|t| t.apply(&self.visual_projection))
+            .and_then(|t| self.visual_projection.forward(&t))
             .and_then(|t| t.to_dtype(DType::F32))
             .map_err(&err)
     }

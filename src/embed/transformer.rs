@@ -1,0 +1,508 @@
+//! CLIP's two transformer towers, as mmdb runs them: the same arithmetic as transformers' `CLIPModel`
+//! (pinned by the golden tests), laid out for speed on CPU.
+//!
+//! Why not candle-transformers' towers, which this module replaced: measured on ViT-B/32, their
+//! layout cost about half the throughput PyTorch gets on the same cores. The differences:
+//!
+//! - **Weights stored transposed** (`[in, out]`, contiguous). `x.matmul(w.t())`, which candle's
+//!   `Linear` does, hands gemm a row-major left operand that it re-packs on every call. The packing
+//!   was 15–20% of all CPU time, and for the few rows of a text query it made each matmul 2–7×
+//!   slower than on the transposed copy (`examples`-style sweep in the closing note of #4).
+//! - **One fused Q/K/V matmul** per layer, with the attention scale folded into the Q weights, and
+//!   one copy to put heads first.
+//! - **The last layer runs only the rows that are read**: the class token of each image, the pooled
+//!   token of each text. Keys and values still come from every position. That skips ~8% of a
+//!   ViT-B/32 image's work.
+//! - **The patch embedding is one matmul** over unfolded patches (a convolution with stride equal to
+//!   its kernel is exactly that).
+//! - Fused softmax and LayerNorm kernels (candle-nn's); the LayerNorm epsilon and the activation come
+//!   from `config.json` (quick-GELU or exact GELU), where candle's towers hard-code both.
+//!
+//! Attention runs in f32 whatever the model dtype, as candle's towers did.
+
+use candle_core::{DType, Module, Tensor};
+use candle_nn::{LayerNorm, VarBuilder};
+
+use super::config::{Activation, TowerOptions};
+
+type CResult<T> = candle_core::Result<T>;
+
+/// How a dense layer's weight is kept in memory. The faster one depends on gemm's kernels, so it is
+/// chosen once per model by [`WeightLayout::for_device`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WeightLayout {
+    /// PyTorch's `[out, in]`, multiplied as `x.matmul(w.t())`, as candle's `Linear`. Faster with
+    /// gemm's AVX2 kernels (0-20% on ViT-B/32's shapes) and for cuBLAS, which transposes for free.
+    OutIn,
+    /// Transposed to `[in, out]` and contiguous, multiplied as `x.matmul(w)`: gemm's AVX-512 kernels
+    /// read it in place instead of re-packing it on every call, 1.0-1.8x faster for image batches
+    /// and 2-7x for the few rows of a text query (`x.matmul(w.t())` spent 15-20% in packing).
+    #[cfg_attr(not(feature = "avx512"), allow(dead_code))]
+    InOut,
+}
+
+impl WeightLayout {
+    /// `InOut` on a CPU where gemm runs its AVX-512 kernels (the `avx512` feature and a CPU with
+    /// AVX-512F), `OutIn` everywhere else.
+    pub fn for_device(device: &candle_core::Device) -> WeightLayout {
+        #[cfg(all(feature = "avx512", target_arch = "x86_64"))]
+        if device.is_cpu() && std::arch::is_x86_feature_detected!("avx512f") {
+            return WeightLayout::InOut;
+        }
+        let _ = device;
+        WeightLayout::OutIn
+    }
+}
+
+/// A dense layer, `[rows, in] -> [rows, out]`, its weight kept in a [`WeightLayout`].
+#[derive(Clone, Debug)]
+pub(crate) struct Dense {
+    w: Tensor,
+    bias: Option<Tensor>,
+    layout: WeightLayout,
+}
+
+impl Dense {
+    /// Loads `{name}.weight` (`[out, in]`, PyTorch's layout) and `{name}.bias`.
+    fn load(
+        vb: &VarBuilder,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        layout: WeightLayout,
+    ) -> CResult<Dense> {
+        let vb = vb.pp(name);
+        let w = vb.get((outputs, inputs), "weight")?;
+        Dense::new(w, Some(vb.get(outputs, "bias")?), layout)
+    }
+
+    /// Loads a layer without bias (`{name}.weight` only), as CLIP's projections.
+    pub fn load_no_bias(
+        vb: &VarBuilder,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        layout: WeightLayout,
+    ) -> CResult<Dense> {
+        Dense::new(vb.pp(name).get((outputs, inputs), "weight")?, None, layout)
+    }
+
+    /// A layer from a `[out, in]` weight.
+    fn new(w: Tensor, bias: Option<Tensor>, layout: WeightLayout) -> CResult<Dense> {
+        let w = match layout {
+            WeightLayout::OutIn => w,
+            WeightLayout::InOut => w.t()?.contiguous()?,
+        };
+        Ok(Dense { w, bias, layout })
+    }
+
+    /// The output dimension of `w`.
+    fn out_dim(&self) -> usize {
+        match self.layout {
+            WeightLayout::OutIn => 0,
+            WeightLayout::InOut => 1,
+        }
+    }
+
+    /// Multiplies weight and bias by `factor` (folds a constant scale of the output in).
+    fn scaled(self, factor: f64) -> CResult<Dense> {
+        Ok(Dense {
+            w: (self.w * factor)?,
+            bias: self.bias.map(|b| b * factor).transpose()?,
+            layout: self.layout,
+        })
+    }
+
+    /// The layers side by side: one matmul computes all their outputs, concatenated.
+    fn concat(parts: &[Dense]) -> CResult<Dense> {
+        let (Some(first), true) = (parts.first(), parts.iter().all(|d| d.bias.is_some())) else {
+            candle_core::bail!("concat needs layers with biases");
+        };
+        let ws: Vec<&Tensor> = parts.iter().map(|d| &d.w).collect();
+        let biases: Vec<&Tensor> = parts.iter().filter_map(|d| d.bias.as_ref()).collect();
+        Ok(Dense {
+            w: Tensor::cat(&ws, first.out_dim())?,
+            bias: Some(Tensor::cat(&biases, 0)?),
+            layout: first.layout,
+        })
+    }
+
+    /// Output columns `start..start + len` only (views, no copy).
+    fn columns(&self, start: usize, len: usize) -> CResult<Dense> {
+        Ok(Dense {
+            w: self.w.narrow(self.out_dim(), start, len)?,
+            bias: self
+                .bias
+                .as_ref()
+                .map(|b| b.narrow(0, start, len))
+                .transpose()?,
+            layout: self.layout,
+        })
+    }
+
+    /// `x` (`[rows, in]`) times the weight, plus the bias.
+    pub fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        let y = match self.layout {
+            WeightLayout::OutIn => x.matmul(&self.w.t()?)?,
+            WeightLayout::InOut => x.matmul(&self.w)?,
+        };
+        match &self.bias {
+            Some(b) => y.broadcast_add(b),
+            None => Ok(y),
+        }
+    }
+}
+
+/// One pre-LayerNorm encoder layer.
+#[derive(Clone, Debug)]
+struct Layer {
+    norm1: LayerNorm,
+    /// Q (pre-scaled), K and V projections, side by side: `[d, 3d]`.
+    qkv: Dense,
+    out: Dense,
+    norm2: LayerNorm,
+    fc1: Dense,
+    fc2: Dense,
+}
+
+/// A stack of encoder layers (`{prefix}.encoder.layers.N`), shared by both towers.
+#[derive(Clone, Debug)]
+pub(crate) struct Encoder {
+    layers: Vec<Layer>,
+    heads: usize,
+    width: usize,
+    activation: Activation,
+}
+
+/// The sizes of one tower.
+pub(crate) struct EncoderShape {
+    pub width: usize,
+    pub intermediate: usize,
+    pub layers: usize,
+    pub heads: usize,
+}
+
+impl Encoder {
+    /// Loads the layers under `vb` (a tower's `encoder`).
+    pub fn load(
+        vb: &VarBuilder,
+        shape: &EncoderShape,
+        options: &TowerOptions,
+        layout: WeightLayout,
+    ) -> CResult<Encoder> {
+        let d = shape.width;
+        if shape.heads == 0 || !d.is_multiple_of(shape.heads) {
+            candle_core::bail!("hidden size {d} is not a multiple of {} heads", shape.heads);
+        }
+        let scale = ((d / shape.heads) as f64).powf(-0.5);
+        let norm = |vb: VarBuilder| candle_nn::layer_norm(d, options.layer_norm_eps, vb);
+        let layers = (0..shape.layers)
+            .map(|i| {
+                let vb = vb.pp(format!("layers.{i}"));
+                let attn = vb.pp("self_attn");
+                let mlp = vb.pp("mlp");
+                Ok(Layer {
+                    norm1: norm(vb.pp("layer_norm1"))?,
+                    qkv: Dense::concat(&[
+                        Dense::load(&attn, "q_proj", d, d, layout)?.scaled(scale)?,
+                        Dense::load(&attn, "k_proj", d, d, layout)?,
+                        Dense::load(&attn, "v_proj", d, d, layout)?,
+                    ])?,
+                    out: Dense::load(&attn, "out_proj", d, d, layout)?,
+                    norm2: norm(vb.pp("layer_norm2"))?,
+                    fc1: Dense::load(&mlp, "fc1", d, shape.intermediate, layout)?,
+                    fc2: Dense::load(&mlp, "fc2", shape.intermediate, d, layout)?,
+                })
+            })
+            .collect::<CResult<Vec<_>>>()?;
+        Ok(Encoder {
+            layers,
+            heads: shape.heads,
+            width: d,
+            activation: options.activation,
+        })
+    }
+
+    /// Runs `x` (`[batch, seq, width]`) through every layer and returns the final state of one
+    /// position per sequence, `keep[b]`, as `[batch, width]`. `mask` is added to the attention
+    /// scores: `[seq, seq]` (text: causal).
+    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, keep: &[u32]) -> CResult<Tensor> {
+        let (b, s, d) = x.dims3()?;
+        if keep.len() != b || keep.iter().any(|&p| p as usize >= s) {
+            candle_core::bail!("keep positions {keep:?} do not fit a batch of {b} x {s}");
+        }
+        let Some((last, rest)) = self.layers.split_last() else {
+            let rows = kept_rows(keep, s, x.device())?;
+            return x.reshape((b * s, d))?.index_select(&rows, 0);
+        };
+        let mut x = x.reshape((b * s, d))?;
+        for layer in rest {
+            let h = layer.norm1.forward(&x)?;
+            let qkv = self.heads_first(&layer.qkv.forward(&h)?, b, s, 3)?;
+            let attended = self.attend(&qkv.get(0)?, &qkv.get(1)?, &qkv.get(2)?, mask)?;
+            x = (x + layer.out.forward(&attended)?)?;
+            x = (&x + self.mlp(layer, &x)?)?;
+        }
+        // The last layer: keys and values from every position, everything else for kept rows only.
+        let h = last.norm1.forward(&x)?;
+        let kv = self.heads_first(&last.qkv.columns(d, 2 * d)?.forward(&h)?, b, s, 2)?;
+        let rows = kept_rows(keep, s, x.device())?;
+        let x = x.index_select(&rows, 0)?;
+        let q = last
+            .qkv
+            .columns(0, d)?
+            .forward(&h.index_select(&rows, 0)?)?
+            .reshape((b, 1, self.heads, d / self.heads))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let mask = match mask {
+            Some(m) => {
+                let positions = Tensor::from_slice(keep, b, x.device())?;
+                Some(m.index_select(&positions, 0)?.reshape((b, 1, 1, s))?)
+            }
+            None => None,
+        };
+        let attended = self.attend(&q, &kv.get(0)?, &kv.get(1)?, mask.as_ref())?;
+        let x = (x + last.out.forward(&attended)?)?;
+        &x + self.mlp(last, &x)?
+    }
+
+    /// `[b*s, parts*d]` projections -> `[parts, b, heads, s, head_dim]`, contiguous.
+    fn heads_first(&self, t: &Tensor, b: usize, s: usize, parts: usize) -> CResult<Tensor> {
+        let hd = self.width / self.heads;
+        t.reshape((b, s, parts, self.heads, hd))?
+            .permute((2, 0, 3, 1, 4))?
+            .contiguous()
+    }
+
+    /// Scaled dot-product attention of `q` (`[b, heads, sq, hd]`, already scaled) over `k`, `v`
+    /// (`[b, heads, s, hd]`); returns `[b*sq, width]` in the model dtype.
+    fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> CResult<Tensor> {
+        let dtype = q.dtype();
+        let (b, _, sq, _) = q.dims4()?;
+        let (q, k, v) = (
+            q.to_dtype(DType::F32)?,
+            k.to_dtype(DType::F32)?,
+            v.to_dtype(DType::F32)?,
+        );
+        let scores = q.matmul(&k.t()?)?;
+        let scores = match mask {
+            Some(m) => scores.broadcast_add(m)?,
+            None => scores,
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        probs
+            .matmul(&v)?
+            .to_dtype(dtype)?
+            .transpose(1, 2)?
+            .reshape((b * sq, self.width))
+    }
+
+    fn mlp(&self, layer: &Layer, x: &Tensor) -> CResult<Tensor> {
+        let h = layer.fc1.forward(&layer.norm2.forward(x)?)?;
+        let h = match self.activation {
+            Activation::QuickGelu => (&h * candle_nn::ops::sigmoid(&(&h * 1.702)?)?)?,
+            Activation::Gelu => h.gelu_erf()?,
+        };
+        layer.fc2.forward(&h)
+    }
+}
+
+/// Row indices `b * seq + keep[b]` into a flattened `[batch * seq, ..]` tensor.
+fn kept_rows(keep: &[u32], seq: usize, device: &candle_core::Device) -> CResult<Tensor> {
+    let rows: Vec<u32> = keep
+        .iter()
+        .enumerate()
+        .map(|(b, &p)| (b * seq) as u32 + p)
+        .collect();
+    Tensor::from_vec(rows, keep.len(), device)
+}
+
+/// The text tower: token and position embeddings, the causal encoder, the final LayerNorm.
+#[derive(Clone, Debug)]
+pub(crate) struct TextTower {
+    token_embedding: Tensor,
+    position_embedding: Tensor,
+    encoder: Encoder,
+    final_norm: LayerNorm,
+}
+
+impl TextTower {
+    /// Loads `text_model` from `vb`.
+    pub fn load(
+        vb: &VarBuilder,
+        shape: &EncoderShape,
+        vocab: usize,
+        positions: usize,
+        options: &TowerOptions,
+        layout: WeightLayout,
+    ) -> CResult<TextTower> {
+        let d = shape.width;
+        let e = vb.pp("embeddings");
+        Ok(TextTower {
+            token_embedding: e.pp("token_embedding").get((vocab, d), "weight")?,
+            position_embedding: e.pp("position_embedding").get((positions, d), "weight")?,
+            encoder: Encoder::load(&vb.pp("encoder"), shape, options, layout)?,
+            final_norm: candle_nn::layer_norm(
+                d,
+                options.layer_norm_eps,
+                vb.pp("final_layer_norm"),
+            )?,
+        })
+    }
+
+    /// The final state at `pool[b]` of each row of `ids` (`[batch, seq]`, u32): `[batch, width]`.
+    pub fn forward(&self, ids: &Tensor, pool: &[u32]) -> CResult<Tensor> {
+        let (b, s) = ids.dims2()?;
+        let d = self.token_embedding.dim(1)?;
+        let tokens = self
+            .token_embedding
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, s, d))?;
+        let x = tokens.broadcast_add(&self.position_embedding.narrow(0, 0, s)?)?;
+        let mask = causal_mask(s, x.device())?;
+        let pooled = self.encoder.forward(&x, Some(&mask), pool)?;
+        self.final_norm.forward(&pooled)
+    }
+}
+
+/// `[seq, seq]`: 0 on and below the diagonal, f32's minimum above it (as transformers). f32 whatever
+/// the model dtype: attention scores are f32 (see `Encoder::attend`).
+fn causal_mask(seq: usize, device: &candle_core::Device) -> CResult<Tensor> {
+    let mask: Vec<f32> = (0..seq)
+        .flat_map(|i| (0..seq).map(move |j| if j > i { f32::MIN } else { 0.0 }))
+        .collect();
+    Tensor::from_vec(mask, (seq, seq), device)
+}
+
+/// The vision tower: patch, class and position embeddings, the pre-LayerNorm, the encoder, and the
+/// post-LayerNorm of the class token.
+#[derive(Clone, Debug)]
+pub(crate) struct VisionTower {
+    /// The patch convolution as a dense map of an unfolded patch (`channels * p * p -> width`).
+    patch: Dense,
+    class_embedding: Tensor,
+    position_embedding: Tensor,
+    pre_norm: LayerNorm,
+    encoder: Encoder,
+    post_norm: LayerNorm,
+    patch_size: usize,
+    channels: usize,
+    width: usize,
+}
+
+/// The vision tower's geometry.
+pub(crate) struct VisionShape {
+    pub channels: usize,
+    pub image_size: usize,
+    pub patch: usize,
+}
+
+impl VisionTower {
+    /// Loads `vision_model` from `vb`.
+    pub fn load(
+        vb: &VarBuilder,
+        shape: &EncoderShape,
+        geometry: &VisionShape,
+        options: &TowerOptions,
+        layout: WeightLayout,
+    ) -> CResult<VisionTower> {
+        let d = shape.width;
+        let (c, p) = (geometry.channels, geometry.patch);
+        let grid = geometry.image_size / p;
+        let e = vb.pp("embeddings");
+        let conv = e.pp("patch_embedding").get((d, c, p, p), "weight")?;
+        Ok(VisionTower {
+            patch: Dense::new(conv.reshape((d, c * p * p))?, None, layout)?,
+            class_embedding: e.get(d, "class_embedding")?,
+            position_embedding: e
+                .pp("position_embedding")
+                .get((grid * grid + 1, d), "weight")?,
+            pre_norm: candle_nn::layer_norm(d, options.layer_norm_eps, vb.pp("pre_layrnorm"))?,
+            encoder: Encoder::load(&vb.pp("encoder"), shape, options, layout)?,
+            post_norm: candle_nn::layer_norm(d, options.layer_norm_eps, vb.pp("post_layernorm"))?,
+            patch_size: p,
+            channels: c,
+            width: d,
+        })
+    }
+
+    /// The post-LayerNormed class token of each image in `pixels` (`[batch, channels, h, w]`, h and
+    /// w the configured image size): `[batch, width]`.
+    pub fn forward(&self, pixels: &Tensor) -> CResult<Tensor> {
+        let (b, c, h, w) = pixels.dims4()?;
+        let (p, d) = (self.patch_size, self.width);
+        if c != self.channels || !h.is_multiple_of(p) || !w.is_multiple_of(p) {
+            candle_core::bail!(
+                "pixels of shape {:?} do not fit the patch embedding",
+                pixels.dims()
+            );
+        }
+        let (gh, gw) = (h / p, w / p);
+        // Unfold into [b * patches, c * p * p] in the conv weight's (c, y, x) order.
+        let patches = pixels
+            .reshape((b, c, gh, p, gw, p))?
+            .permute((0, 2, 4, 1, 3, 5))?
+            .contiguous()?
+            .reshape((b * gh * gw, c * p * p))?;
+        let patches = self.patch.forward(&patches)?.reshape((b, gh * gw, d))?;
+        let class = self.class_embedding.reshape((1, 1, d))?.repeat((b, 1, 1))?;
+        let x = Tensor::cat(&[&class, &patches], 1)?
+            .broadcast_add(&self.position_embedding)?
+            .reshape((b * (gh * gw + 1), d))?;
+        let x = self.pre_norm.forward(&x)?.reshape((b, gh * gw + 1, d))?;
+        let class_state = self.encoder.forward(&x, None, &vec![0; b])?;
+        self.post_norm.forward(&class_state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn causal_mask_hides_later_positions() {
+        let m = causal_mask(3, &Device::Cpu).unwrap();
+        let m: Vec<Vec<f32>> = m.to_vec2().unwrap();
+        assert_eq!(m[0][0], 0.0);
+        assert_eq!(m[0][1], f32::MIN);
+        assert_eq!(m[2][1], 0.0);
+        assert_eq!(m[1][2], f32::MIN);
+    }
+
+    #[test]
+    fn both_weight_layouts_compute_the_same_layer() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (6, 5), &dev).unwrap();
+        let b = Tensor::randn(0f32, 1.0, 6, &dev).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (3, 5), &dev).unwrap();
+        let run = |layout| {
+            let d = Dense::new(w.clone(), Some(b.clone()), layout).unwrap();
+            let fused = Dense::concat(&[d.clone(), d.clone().scaled(2.0).unwrap()]).unwrap();
+            let all = fused.forward(&x).unwrap().to_vec2::<f32>().unwrap();
+            let second = fused.columns(6, 6).unwrap().forward(&x).unwrap();
+            (all, second.to_vec2::<f32>().unwrap())
+        };
+        let close = |a: &[Vec<f32>], b: &[Vec<f32>]| {
+            let mut pairs = a.iter().flatten().zip(b.iter().flatten());
+            pairs.clone().count() == a.len() * a[0].len()
+                && pairs.all(|(x, y)| (x - y).abs() < 1e-4)
+        };
+        let (a, a2) = run(WeightLayout::OutIn);
+        let (t, t2) = run(WeightLayout::InOut);
+        assert!(close(&a, &t) && close(&a2, &t2), "{a:?} vs {t:?}");
+        let second_half: Vec<Vec<f32>> = a.iter().map(|r| r[6..].to_vec()).collect();
+        let doubled: Vec<Vec<f32>> = a
+            .iter()
+            .map(|r| r[..6].iter().map(|v| 2.0 * v).collect())
+            .collect();
+        assert!(close(&second_half, &a2) && close(&doubled, &a2));
+    }
+
+    #[test]
+    fn kept_rows_index_the_flattened_batch() {
+        let rows = kept_rows(&[0, 2, 1], 4, &Device::Cpu).unwrap();
+        assert_eq!(rows.to_vec1::<u32>().unwrap(), vec![0, 6, 9]);
+    }
+}
