@@ -7,6 +7,7 @@ and `golden.json` with the reference token ids and embeddings, and `pixels.f32` 
 (`get_*_features(...).pooler_output`, unnormalised).
 
     python3 scripts/clip_golden.py --config tiny --out fixtures/clip-tiny          # committed, < 2 MB
+    python3 scripts/clip_golden.py --config tiny-gelu --out fixtures/clip-tiny-gelu  # committed
     python3 scripts/clip_golden.py --config vit-b-32 --out /tmp/clip-vit-b-32      # NOT committed
 
 The tokenizer is CLIP's real byte-level BPE. Its merges come from `bpe_simple_vocab_16e6.txt.gz` in the
@@ -110,7 +111,11 @@ def make_images(out_dir, big):
 
 def model_config(kind, vocab_size):
     common = dict(hidden_act="quick_gelu", layer_norm_eps=1e-5)
-    if kind == "tiny":
+    if kind == "tiny-gelu":
+        # Exact GELU and a non-default LayerNorm epsilon (as LAION's checkpoints): pins that mmdb reads
+        # both from config.json.
+        common = dict(hidden_act="gelu", layer_norm_eps=1e-6)
+    if kind.startswith("tiny"):
         text = dict(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                     num_attention_heads=4, max_position_embeddings=77, bos_token_id=vocab_size - 2,
                     eos_token_id=vocab_size - 1, pad_token_id=vocab_size - 1, **common)
@@ -128,7 +133,7 @@ def model_config(kind, vocab_size):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--config", choices=["tiny", "vit-b-32"], default="tiny")
+    ap.add_argument("--config", choices=["tiny", "tiny-gelu", "vit-b-32"], default="tiny")
     ap.add_argument("--out", required=True)
     ap.add_argument("--bpe", default="/tmp/oc/open_clip/bpe_simple_vocab_16e6.txt.gz")
     ap.add_argument("--merges", type=int, default=None, help="default: 1000 for tiny, all for vit-b-32")
@@ -136,11 +141,11 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     torch.manual_seed(SEED)
 
-    n_merges = args.merges or (1000 if args.config == "tiny" else 49152 - 256 - 2)
+    n_merges = args.merges or (1000 if args.config.startswith("tiny") else 49152 - 256 - 2)
     vocab_size = build_tokenizer(args.bpe, n_merges, args.out)
     config, shortest, crop = model_config(args.config, vocab_size)
     model = CLIPModel(config).eval()
-    if args.config == "tiny":
+    if args.config.startswith("tiny"):
         # Default init leaves LayerNorms at 1/0 and biases at 0: perturb them so the test sees them.
         with torch.no_grad():
             for name, p in model.named_parameters():
@@ -156,7 +161,7 @@ def main():
     tok = AutoTokenizer.from_pretrained(args.out)
     enc = tok(TEXTS, padding=True, truncation=True, max_length=77, return_tensors="pt")
     img_dir = os.path.join(args.out, "images")
-    names = make_images(img_dir, big=args.config != "tiny")
+    names = make_images(img_dir, big=not args.config.startswith("tiny"))
     images = [Image.open(os.path.join(img_dir, n)) for n in names]
     pixels = proc(images=images, return_tensors="pt")["pixel_values"]
 

@@ -162,6 +162,40 @@ fn image_embeddings_match_transformers() {
 }
 
 #[test]
+fn gelu_checkpoint_with_its_own_epsilon_matches_transformers() {
+    let dir = fixture().with_file_name("clip-tiny-gelu");
+    let m = ClipEmbedder::load_dir(&dir, "clip-tiny-gelu", &Device::Cpu, DType::F32).unwrap();
+    let g: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("golden.json")).unwrap()).unwrap();
+    let texts = golden_texts(&g);
+    let rows: Vec<Vec<u32>> = texts.iter().map(|t| t.1.clone()).collect();
+    for ((text, _, want), got) in texts.iter().zip(m.text_features(&rows).unwrap()) {
+        assert!(
+            max_diff(&got, want) <= TOL,
+            "{text:?}: {}",
+            max_diff(&got, want)
+        );
+    }
+    // The images are clip-tiny's (identical files); PNGs decode exactly.
+    for (path, want) in golden_images(&g) {
+        if path.extension().unwrap() != "png" {
+            continue;
+        }
+        let got = m
+            .embed_images(&[ImageSource::Path(path.display().to_string())])
+            .remove(0)
+            .unwrap();
+        let mut want = want.clone();
+        l2_normalize(&mut want);
+        assert!(max_diff(&got, &want) <= TOL, "{}", path.display());
+    }
+    // clip-tiny holds the same weights (same seed): run with its quick-GELU and epsilon 1e-5 they
+    // do not match, so the settings read from config.json are what makes the difference.
+    let quick = load();
+    assert!(max_diff(&quick.text_features(&rows[..1]).unwrap()[0], &texts[0].2) > 1e-2);
+}
+
+#[test]
 fn text_embeddings_are_normalised_and_match() {
     let m = load();
     let texts = golden_texts(&golden());
