@@ -47,13 +47,14 @@ impl ClipNet {
         let file = std::fs::File::open(weights).map_err(|e| Error::io(weights, e))?;
         let map = crate::storage::Mmap::map(&file, weights)?;
         let what = format!("loading {}", weights.display());
-        let tensors =
+        let mut tensors =
             candle_core::safetensors::load_buffer(map.bytes(), device).map_err(model_err(&what))?;
         drop(map);
         check_tensors(&tensors, config).map_err(|m| Error::Model(format!("{what}: {m}")))?;
+        let layout = WeightLayout::for_device(device);
+        layout.apply(&mut tensors).map_err(model_err(&what))?;
         let vb = VarBuilder::from_tensors(tensors, dtype, device);
         let (t, v) = (&config.clip.text_config, &config.clip.vision_config);
-        let layout = WeightLayout::for_device(device);
         let projection = |name: &str, width: usize| {
             Dense::load_no_bias(&vb, name, width, config.projection_dim, layout)
         };

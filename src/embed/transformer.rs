@@ -20,6 +20,8 @@
 //!
 //! Attention runs in f32 whatever the model dtype, as candle's towers did.
 
+use std::collections::HashMap;
+
 use candle_core::{DType, Module, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
@@ -52,7 +54,50 @@ impl WeightLayout {
         let _ = device;
         WeightLayout::OutIn
     }
+
+    /// The shape of a dense weight in this layout.
+    fn shape(self, inputs: usize, outputs: usize) -> (usize, usize) {
+        match self {
+            WeightLayout::OutIn => (outputs, inputs),
+            WeightLayout::InOut => (inputs, outputs),
+        }
+    }
+
+    /// Rewrites the dense weights of a checkpoint's `tensors` into this layout, in place and one at a
+    /// time, so loading never holds the model twice: the patch convolution becomes the 2-D weight of
+    /// a dense layer, and with `InOut` every dense weight is transposed.
+    pub fn apply(self, tensors: &mut HashMap<String, Tensor>) -> CResult<()> {
+        for (name, t) in tensors.iter_mut() {
+            let Some(layer) = name.strip_suffix(".weight") else {
+                continue;
+            };
+            let dense = DENSE_LAYERS.iter().any(|l| layer.ends_with(l));
+            if !dense || t.rank() < 2 {
+                continue;
+            }
+            let out_in = t.reshape((t.dim(0)?, ()))?;
+            *t = match self {
+                WeightLayout::OutIn => out_in,
+                WeightLayout::InOut => out_in.t()?.contiguous()?,
+            };
+        }
+        Ok(())
+    }
 }
+
+/// The layers whose `.weight` is a dense map (`[out, in]` in the checkpoint; the patch embedding's
+/// `[out, c, p, p]` is one over unfolded patches).
+const DENSE_LAYERS: [&str; 9] = [
+    ".q_proj",
+    ".k_proj",
+    ".v_proj",
+    ".out_proj",
+    ".fc1",
+    ".fc2",
+    "text_projection",
+    "visual_projection",
+    ".patch_embedding",
+];
 
 /// A dense layer, `[rows, in] -> [rows, out]`, its weight kept in a [`WeightLayout`].
 #[derive(Clone, Debug)]
@@ -63,7 +108,7 @@ pub(crate) struct Dense {
 }
 
 impl Dense {
-    /// Loads `{name}.weight` (`[out, in]`, PyTorch's layout) and `{name}.bias`.
+    /// Loads `{name}.weight`, already in `layout` (see [`WeightLayout::apply`]), and `{name}.bias`.
     fn load(
         vb: &VarBuilder,
         name: &str,
@@ -72,8 +117,11 @@ impl Dense {
         layout: WeightLayout,
     ) -> CResult<Dense> {
         let vb = vb.pp(name);
-        let w = vb.get((outputs, inputs), "weight")?;
-        Dense::new(w, Some(vb.get(outputs, "bias")?), layout)
+        Ok(Dense {
+            w: vb.get(layout.shape(inputs, outputs), "weight")?,
+            bias: Some(vb.get(outputs, "bias")?),
+            layout,
+        })
     }
 
     /// Loads a layer without bias (`{name}.weight` only), as CLIP's projections.
@@ -84,16 +132,11 @@ impl Dense {
         outputs: usize,
         layout: WeightLayout,
     ) -> CResult<Dense> {
-        Dense::new(vb.pp(name).get((outputs, inputs), "weight")?, None, layout)
-    }
-
-    /// A layer from a `[out, in]` weight.
-    fn new(w: Tensor, bias: Option<Tensor>, layout: WeightLayout) -> CResult<Dense> {
-        let w = match layout {
-            WeightLayout::OutIn => w,
-            WeightLayout::InOut => w.t()?.contiguous()?,
-        };
-        Ok(Dense { w, bias, layout })
+        Ok(Dense {
+            w: vb.pp(name).get(layout.shape(inputs, outputs), "weight")?,
+            bias: None,
+            layout,
+        })
     }
 
     /// The output dimension of `w`.
@@ -411,9 +454,8 @@ impl VisionTower {
         let (c, p) = (geometry.channels, geometry.patch);
         let grid = geometry.image_size / p;
         let e = vb.pp("embeddings");
-        let conv = e.pp("patch_embedding").get((d, c, p, p), "weight")?;
         Ok(VisionTower {
-            patch: Dense::new(conv.reshape((d, c * p * p))?, None, layout)?,
+            patch: Dense::load_no_bias(&e, "patch_embedding", c * p * p, d, layout)?,
             class_embedding: e.get(d, "class_embedding")?,
             position_embedding: e
                 .pp("position_embedding")
@@ -477,8 +519,14 @@ mod tests {
         let w = Tensor::randn(0f32, 1.0, (6, 5), &dev).unwrap();
         let b = Tensor::randn(0f32, 1.0, 6, &dev).unwrap();
         let x = Tensor::randn(0f32, 1.0, (3, 5), &dev).unwrap();
-        let run = |layout| {
-            let d = Dense::new(w.clone(), Some(b.clone()), layout).unwrap();
+        let run = |layout: WeightLayout| {
+            let mut tensors = HashMap::from([("l.fc1.weight".to_string(), w.clone())]);
+            layout.apply(&mut tensors).unwrap();
+            let d = Dense {
+                w: tensors.remove("l.fc1.weight").unwrap(),
+                bias: Some(b.clone()),
+                layout,
+            };
             let fused = Dense::concat(&[d.clone(), d.clone().scaled(2.0).unwrap()]).unwrap();
             let all = fused.forward(&x).unwrap().to_vec2::<f32>().unwrap();
             let second = fused.columns(6, 6).unwrap().forward(&x).unwrap();
