@@ -13,6 +13,7 @@ use crate::{Error, Result};
 /// Files a model folder must hold.
 pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
 /// Fetched when present, never required.
+#[cfg_attr(not(feature = "download"), allow(dead_code))]
 pub const OPTIONAL_FILES: [&str; 1] = ["preprocessor_config.json"];
 /// The small demo model bundled with mmdb (relative to the repository root).
 pub const DEMO_MODEL: &str = "fixtures/models/mmdb-demo-clip";
