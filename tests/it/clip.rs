@@ -196,6 +196,34 @@ fn gelu_checkpoint_with_its_own_epsilon_matches_transformers() {
 }
 
 #[test]
+fn a_batch_split_across_cores_matches_one_call() {
+    let m = load();
+    let pixels: Vec<Vec<f32>> = golden_images(&golden())
+        .iter()
+        .map(|(p, _)| {
+            let source = ImageSource::Path(p.display().to_string());
+            m.preprocess().run(&source).unwrap()
+        })
+        .collect();
+    let ids: Vec<Vec<u32>> = golden_texts(&golden()).into_iter().map(|t| t.1).collect();
+    let on = |threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+    };
+    // One thread: one model call. Two: the rows are cut into one chunk per core.
+    let (images, texts) = on(1).install(|| (m.encode_pixels(&pixels), m.encode_ids(&ids)));
+    let (images2, texts2) = on(2).install(|| (m.encode_pixels(&pixels), m.encode_ids(&ids)));
+    let (images, images2) = (images.unwrap(), images2.unwrap());
+    let (texts, texts2) = (texts.unwrap(), texts2.unwrap());
+    assert_eq!((images.len(), texts.len()), (pixels.len(), ids.len()));
+    for (a, b) in images.iter().zip(&images2).chain(texts.iter().zip(&texts2)) {
+        assert!(max_diff(a, b) <= 1e-5, "{}", max_diff(a, b));
+    }
+}
+
+#[test]
 fn text_embeddings_are_normalised_and_match() {
     let m = load();
     let texts = golden_texts(&golden());
