@@ -98,8 +98,8 @@ impl ClipEmbedder {
         self.net.device()
     }
 
-    /// L2-normalised embeddings of tokenized texts (one model call per core, see
-    /// [`ClipEmbedder::split_rows`]).
+    /// L2-normalised embeddings of tokenized texts. On a CPU with several rayon threads a batch is
+    /// cut into one chunk per core, each encoded single-threaded (faster than candle's threading).
     pub fn encode_ids(&self, rows: &[Vec<u32>]) -> Result<Vec<Vec<f32>>> {
         self.split_rows(rows, |r| to_rows(&self.net.text_features(r, self.pad)?))
     }
@@ -161,8 +161,8 @@ impl ClipEmbedder {
         Ok(out)
     }
 
-    /// L2-normalised embeddings of preprocessed images (CHW, from [`Preprocess::run`]), one model
-    /// call per core (see [`ClipEmbedder::split_rows`]).
+    /// L2-normalised embeddings of preprocessed images (CHW, from [`Preprocess::run`]); a CPU batch
+    /// is cut into one chunk per core as in [`ClipEmbedder::encode_ids`].
     pub fn encode_pixels(&self, images: &[Vec<f32>]) -> Result<Vec<Vec<f32>>> {
         self.split_rows(images, |i| {
             to_rows(&self.net.image_features(&self.stack(i)?)?)

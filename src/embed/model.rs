@@ -56,7 +56,7 @@ impl ClipNet {
         let vb = VarBuilder::from_tensors(tensors, dtype, device);
         let (t, v) = (&config.clip.text_config, &config.clip.vision_config);
         let projection = |name: &str, width: usize| {
-            Dense::load_no_bias(&vb, name, width, config.projection_dim, layout)
+            Dense::load(&vb, name, (width, config.projection_dim), layout, false)
         };
         let build = || -> candle_core::Result<ClipNet> {
             Ok(ClipNet {

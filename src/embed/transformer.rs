@@ -4,10 +4,11 @@
 //! Why not candle-transformers' towers, which this module replaced: measured on ViT-B/32, their
 //! layout cost about half the throughput PyTorch gets on the same cores. The differences:
 //!
-//! - **Weights stored transposed** (`[in, out]`, contiguous). `x.matmul(w.t())`, which candle's
+//! - **Weights stored transposed** (`[in, out]`, contiguous) where gemm's AVX-512 kernels run
+//!   (the default `avx512` feature on a CPU that has them). `x.matmul(w.t())`, which candle's
 //!   `Linear` does, hands gemm a row-major left operand that it re-packs on every call. The packing
 //!   was 15–20% of all CPU time, and for the few rows of a text query it made each matmul 2–7×
-//!   slower than on the transposed copy (`examples`-style sweep in the closing note of #4).
+//!   slower than on the transposed copy, with gemm's AVX-512 kernels (see [`WeightLayout`]).
 //! - **One fused Q/K/V matmul** per layer, with the attention scale folded into the Q weights, and
 //!   one copy to put heads first.
 //! - **The last layer runs only the rows that are read**: the class token of each image, the pooled
@@ -108,33 +109,19 @@ pub(crate) struct Dense {
 }
 
 impl Dense {
-    /// Loads `{name}.weight`, already in `layout` (see [`WeightLayout::apply`]), and `{name}.bias`.
-    fn load(
+    /// Loads `{name}.weight`, already in `layout` (see [`WeightLayout::apply`]), and `{name}.bias`
+    /// when `has_bias` (CLIP's projections have none).
+    pub fn load(
         vb: &VarBuilder,
         name: &str,
-        inputs: usize,
-        outputs: usize,
+        (inputs, outputs): (usize, usize),
         layout: WeightLayout,
+        has_bias: bool,
     ) -> CResult<Dense> {
         let vb = vb.pp(name);
         Ok(Dense {
             w: vb.get(layout.shape(inputs, outputs), "weight")?,
-            bias: Some(vb.get(outputs, "bias")?),
-            layout,
-        })
-    }
-
-    /// Loads a layer without bias (`{name}.weight` only), as CLIP's projections.
-    pub fn load_no_bias(
-        vb: &VarBuilder,
-        name: &str,
-        inputs: usize,
-        outputs: usize,
-        layout: WeightLayout,
-    ) -> CResult<Dense> {
-        Ok(Dense {
-            w: vb.pp(name).get(layout.shape(inputs, outputs), "weight")?,
-            bias: None,
+            bias: has_bias.then(|| vb.get(outputs, "bias")).transpose()?,
             layout,
         })
     }
@@ -247,14 +234,14 @@ impl Encoder {
                 Ok(Layer {
                     norm1: norm(vb.pp("layer_norm1"))?,
                     qkv: Dense::concat(&[
-                        Dense::load(&attn, "q_proj", d, d, layout)?.scaled(scale)?,
-                        Dense::load(&attn, "k_proj", d, d, layout)?,
-                        Dense::load(&attn, "v_proj", d, d, layout)?,
+                        Dense::load(&attn, "q_proj", (d, d), layout, true)?.scaled(scale)?,
+                        Dense::load(&attn, "k_proj", (d, d), layout, true)?,
+                        Dense::load(&attn, "v_proj", (d, d), layout, true)?,
                     ])?,
-                    out: Dense::load(&attn, "out_proj", d, d, layout)?,
+                    out: Dense::load(&attn, "out_proj", (d, d), layout, true)?,
                     norm2: norm(vb.pp("layer_norm2"))?,
-                    fc1: Dense::load(&mlp, "fc1", d, shape.intermediate, layout)?,
-                    fc2: Dense::load(&mlp, "fc2", shape.intermediate, d, layout)?,
+                    fc1: Dense::load(&mlp, "fc1", (d, shape.intermediate), layout, true)?,
+                    fc2: Dense::load(&mlp, "fc2", (shape.intermediate, d), layout, true)?,
                 })
             })
             .collect::<CResult<Vec<_>>>()?;
@@ -455,7 +442,7 @@ impl VisionTower {
         let grid = geometry.image_size / p;
         let e = vb.pp("embeddings");
         Ok(VisionTower {
-            patch: Dense::load_no_bias(&e, "patch_embedding", c * p * p, d, layout)?,
+            patch: Dense::load(&e, "patch_embedding", (c * p * p, d), layout, false)?,
             class_embedding: e.get(d, "class_embedding")?,
             position_embedding: e
                 .pp("position_embedding")
