@@ -47,7 +47,7 @@ pub struct TowerOptions {
 /// Everything mmdb needs from `config.json`.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
-    /// candle's configuration.
+    /// The towers' sizes (in candle-transformers' config types; their `activation` is unused).
     pub clip: ClipConfig,
     /// Text pooling rule, as transformers applies it for this config.
     pub pooling: TextPooling,
