@@ -32,6 +32,8 @@ mod cache;
 mod cli;
 mod clip;
 mod config;
+mod cores;
+mod fused;
 mod model;
 mod pool;
 mod preprocess;
@@ -41,7 +43,7 @@ mod tokenize;
 mod transformer;
 
 pub use cli::run_embed;
-pub use clip::{ClipEmbedder, DEFAULT_MAX_BATCH, l2_normalize};
+pub use clip::{ClipEmbedder, DEFAULT_MAX_BATCH, SPLIT_ROWS_PER_CORE, l2_normalize};
 pub use config::{ModelConfig, TextPooling};
 pub use pool::{EmbedPool, Lane, PoolOptions};
 pub use preprocess::{CLIP_MEAN, CLIP_STD, DEFAULT_MAX_PIXELS, Preprocess};

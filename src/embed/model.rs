@@ -16,7 +16,9 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::config::{ModelConfig, TextPooling};
-use super::transformer::{Dense, EncoderShape, TextTower, VisionShape, VisionTower, WeightLayout};
+use super::transformer::{
+    Dense, EncoderShape, Exec, Placement, TextTower, VisionShape, VisionTower,
+};
 use crate::{Error, Result};
 
 /// Maps a candle error into mmdb's, naming what was being done.
@@ -51,7 +53,8 @@ impl ClipNet {
             candle_core::safetensors::load_buffer(map.bytes(), device).map_err(model_err(&what))?;
         drop(map);
         check_tensors(&tensors, config).map_err(|m| Error::Model(format!("{what}: {m}")))?;
-        let layout = WeightLayout::for_device(device);
+        let placement = Placement::for_device(device);
+        let layout = placement.layout;
         layout.apply(&mut tensors).map_err(model_err(&what))?;
         let vb = VarBuilder::from_tensors(tensors, dtype, device);
         let (t, v) = (&config.clip.text_config, &config.clip.vision_config);
@@ -71,7 +74,7 @@ impl ClipNet {
                     t.vocab_size,
                     t.max_position_embeddings,
                     &config.text_options,
-                    layout,
+                    placement,
                 )?,
                 vision: VisionTower::load(
                     &vb.pp("vision_model"),
@@ -87,7 +90,7 @@ impl ClipNet {
                         patch: v.patch_size,
                     },
                     &config.vision_options,
-                    layout,
+                    placement,
                 )?,
                 text_projection: projection("text_projection", t.embed_dim)?,
                 visual_projection: projection("visual_projection", v.embed_dim)?,
@@ -106,8 +109,8 @@ impl ClipNet {
     }
 
     /// Unnormalised text features `[batch, projection_dim]` (f32) for rows of token ids padded to
-    /// one length with `pad`.
-    pub fn text_features(&self, rows: &[Vec<u32>], pad: u32) -> Result<Tensor> {
+    /// one length with `pad`, each layer's shards run by `exec`.
+    pub(crate) fn text_features(&self, rows: &[Vec<u32>], pad: u32, exec: Exec) -> Result<Tensor> {
         let err = model_err("text encoder");
         let len = rows.iter().map(Vec::len).max().unwrap_or(0);
         if rows.is_empty() || len == 0 {
@@ -123,21 +126,22 @@ impl ClipNet {
         let ids = Tensor::from_vec(flat, (rows.len(), len), &self.device).map_err(&err)?;
         // The mask is causal: padding after a row's end token never reaches its pooled state.
         self.text
-            .forward(&ids, &pool_at)
+            .forward(&ids, &pool_at, exec)
             .and_then(|t| self.text_projection.forward(&t))
             .and_then(|t| t.to_dtype(DType::F32))
             .map_err(&err)
     }
 
-    /// Unnormalised image features `[batch, projection_dim]` (f32) for `[batch, 3, h, w]` pixels.
-    pub fn image_features(&self, pixels: &Tensor) -> Result<Tensor> {
+    /// Unnormalised image features `[batch, projection_dim]` (f32) for `[batch, 3, h, w]` pixels,
+    /// each layer's shards run by `exec`.
+    pub(crate) fn image_features(&self, pixels: &Tensor, exec: Exec) -> Result<Tensor> {
         let err = model_err("image encoder");
         let pixels = pixels
             .to_device(&self.device)
             .and_then(|p| p.to_dtype(self.dtype))
             .map_err(&err)?;
         self.vision
-            .forward(&pixels)
+            .forward(&pixels, exec)
             .and_then(|t| self.visual_projection.forward(&t))
             .and_then(|t| t.to_dtype(DType::F32))
             .map_err(&err)

@@ -58,9 +58,9 @@ pub struct PoolOptions {
     pub half_on_gpu: bool,
     /// Bulk workers per device, each running whole batches (data parallel). Default 0: automatic,
     /// which on a CPU device is one single-threaded worker per available core and on a GPU one
-    /// worker. Data parallel wins on CPUs because candle parallelises only its matmuls (its
-    /// element-wise ops run on one thread): on 2 cores, ViT-B/32, bulk image rows went from 12.8
-    /// (one worker on both cores) to 14.6 images/s (`benches/clip.rs`).
+    /// worker. On 2 cores, ViT-B/32, bulk image rows ran at 28.7 images/s this way and 29.5 with
+    /// one worker spreading each batch over both cores (`benches/clip.rs`); single-threaded
+    /// workers leave the query worker's per-core pools to queries alone.
     pub bulk_workers_per_device: usize,
     /// Threads of each bulk worker's own compute pool; 0 uses the global rayon pool. Default 0.
     /// Only read when `bulk_workers_per_device` is set (the automatic CPU setting uses 1).
@@ -217,7 +217,13 @@ impl EmbedPool {
                             })?,
                     ),
                 };
-                let (model, rx, cache) = (r.clone(), rx.clone(), cache.clone());
+                // The query worker spreads a query over the cores on pools of its own: on shared
+                // ones it would wait behind a bulk batch's rows.
+                let model = match lane {
+                    "query" => r.clone().with_own_cores(),
+                    _ => r.clone(),
+                };
+                let (rx, cache) = (rx.clone(), cache.clone());
                 let (max_batch, max_wait) = (opts.max_batch.max(1), opts.max_wait);
                 let h = std::thread::Builder::new()
                     .name(format!("mmdb-embed-{lane}-{i}-{w}"))

@@ -27,6 +27,8 @@ use candle_core::{DType, Module, Tensor};
 use candle_nn::{LayerNorm, VarBuilder};
 
 use super::config::{Activation, TowerOptions};
+use super::cores::Cores;
+use super::fused::add_act;
 
 type CResult<T> = candle_core::Result<T>;
 
@@ -83,6 +85,30 @@ impl WeightLayout {
             };
         }
         Ok(())
+    }
+}
+
+/// How a model's weights are arranged for the device that runs them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Placement {
+    pub layout: WeightLayout,
+    /// Shards per layer for tensor parallelism (see [`Encoder::load`]): the CPU's cores, 1 on a GPU.
+    pub shards: usize,
+}
+
+impl Placement {
+    /// [`WeightLayout::for_device`]; on a CPU one shard per available core (at most
+    /// [`MAX_SHARDS`]).
+    pub fn for_device(device: &candle_core::Device) -> Placement {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Placement {
+            layout: WeightLayout::for_device(device),
+            shards: if device.is_cpu() {
+                cores.min(MAX_SHARDS)
+            } else {
+                1
+            },
+        }
     }
 }
 
@@ -170,37 +196,94 @@ impl Dense {
         })
     }
 
+    /// Input rows `start..start + len` only (views, no copy), with the bias when `with_bias`: the
+    /// layer restricted to some of its inputs, whose outputs sum to the whole layer's.
+    fn rows(&self, start: usize, len: usize, with_bias: bool) -> CResult<Dense> {
+        Ok(Dense {
+            w: self.w.narrow(1 - self.out_dim(), start, len)?,
+            bias: if with_bias { self.bias.clone() } else { None },
+            layout: self.layout,
+        })
+    }
+
     /// `x` (`[rows, in]`) times the weight, plus the bias.
     pub fn forward(&self, x: &Tensor) -> CResult<Tensor> {
+        self.forward_act(x, None)
+    }
+
+    /// `act(x W + bias)`, the bias and activation in one pass over the output (see
+    /// [`super::fused`]).
+    fn forward_act(&self, x: &Tensor, act: Option<Activation>) -> CResult<Tensor> {
         let y = match self.layout {
             WeightLayout::OutIn => x.matmul(&self.w.t()?)?,
             WeightLayout::InOut => x.matmul(&self.w)?,
         };
-        match &self.bias {
-            Some(b) => y.broadcast_add(b),
-            None => Ok(y),
+        match (&self.bias, act) {
+            (Some(b), act) => add_act(&y, b, act),
+            (None, None) => Ok(y),
+            (None, Some(act)) => add_act(&y, &Tensor::zeros(1, y.dtype(), y.device())?, Some(act)),
         }
     }
 }
 
-/// One pre-LayerNorm encoder layer.
+/// The most shards a layer is cut into for tensor parallelism (see [`Encoder::load`]).
+pub(crate) const MAX_SHARDS: usize = 4;
+
+/// How the shards of a layer run.
+#[derive(Clone, Copy)]
+pub(crate) enum Exec<'a> {
+    /// One after another on the calling thread (candle may still thread its matmuls).
+    Serial,
+    /// Shard `i` on core `i` (tensor parallelism); the forward pass must run inside
+    /// [`Cores::install`] so that shard 0 runs in place.
+    Cores(&'a Cores),
+}
+
+impl Exec<'_> {
+    /// `task(0..n)`, in order.
+    fn each(
+        &self,
+        n: usize,
+        task: &(dyn Fn(usize) -> CResult<Tensor> + Sync),
+    ) -> CResult<Vec<Tensor>> {
+        match self {
+            Exec::Serial => (0..n).map(task).collect(),
+            Exec::Cores(cores) => cores
+                .each(n, task)
+                .map_err(|_| candle_core::Error::Msg("a CLIP layer shard panicked".into()))?
+                .into_iter()
+                .collect(),
+        }
+    }
+}
+
+/// A contiguous group of a layer's heads and of its MLP's hidden units: views into the layer's
+/// weights, the unit of tensor parallelism.
+#[derive(Clone, Debug)]
+struct Shard {
+    heads: usize,
+    /// The group's Q (pre-scaled), K and V columns, side by side: `[d, 3 * heads * head_dim]`.
+    qkv: Dense,
+    /// The rows of the output projection that read the group's heads (bias on shard 0 only).
+    out: Dense,
+    fc1: Dense,
+    /// The rows of fc2 that read the shard's fc1 columns (bias on shard 0 only).
+    fc2: Dense,
+}
+
+/// One pre-LayerNorm encoder layer. Its output is the residual plus the sum of its shards' outputs.
 #[derive(Clone, Debug)]
 struct Layer {
     norm1: LayerNorm,
-    /// Q (pre-scaled), K and V projections, side by side: `[d, 3d]`.
-    qkv: Dense,
-    out: Dense,
     norm2: LayerNorm,
-    fc1: Dense,
-    fc2: Dense,
+    shards: Vec<Shard>,
 }
 
 /// A stack of encoder layers (`{prefix}.encoder.layers.N`), shared by both towers.
 #[derive(Clone, Debug)]
 pub(crate) struct Encoder {
     layers: Vec<Layer>,
-    heads: usize,
-    width: usize,
+    head_dim: usize,
     activation: Activation,
 }
 
@@ -212,43 +295,77 @@ pub(crate) struct EncoderShape {
     pub heads: usize,
 }
 
+/// `0..total` cut into `n` contiguous ranges whose lengths differ by at most one.
+fn split_range(total: usize, n: usize) -> Vec<(usize, usize)> {
+    (0..n)
+        .map(|i| (i * total / n, (i + 1) * total / n - i * total / n))
+        .collect()
+}
+
 impl Encoder {
-    /// Loads the layers under `vb` (a tower's `encoder`).
+    /// Loads the layers under `vb` (a tower's `encoder`), each cut into `placement.shards` groups
+    /// of heads and MLP units (at most [`MAX_SHARDS`] and the head count; 1 on a GPU). The fused Q/K/V
+    /// weight is stored shard by shard (`[Q0 K0 V0 | Q1 K1 V1 | ..]`) so that every shard's
+    /// projection is one contiguous block of columns; the other shards are views, no copies.
     pub fn load(
         vb: &VarBuilder,
         shape: &EncoderShape,
         options: &TowerOptions,
-        layout: WeightLayout,
+        placement: Placement,
     ) -> CResult<Encoder> {
+        let (layout, shards) = (placement.layout, placement.shards);
         let d = shape.width;
         if shape.heads == 0 || !d.is_multiple_of(shape.heads) {
             candle_core::bail!("hidden size {d} is not a multiple of {} heads", shape.heads);
         }
-        let scale = ((d / shape.heads) as f64).powf(-0.5);
+        let hd = d / shape.heads;
+        let n = shards.clamp(1, MAX_SHARDS.min(shape.heads));
+        let head_groups = split_range(shape.heads, n);
+        let unit_groups = split_range(shape.intermediate, n);
+        let scale = (hd as f64).powf(-0.5);
         let norm = |vb: VarBuilder| candle_nn::layer_norm(d, options.layer_norm_eps, vb);
         let layers = (0..shape.layers)
             .map(|i| {
                 let vb = vb.pp(format!("layers.{i}"));
                 let attn = vb.pp("self_attn");
                 let mlp = vb.pp("mlp");
+                let q = Dense::load(&attn, "q_proj", (d, d), layout, true)?.scaled(scale)?;
+                let k = Dense::load(&attn, "k_proj", (d, d), layout, true)?;
+                let v = Dense::load(&attn, "v_proj", (d, d), layout, true)?;
+                let mut grouped = Vec::with_capacity(3 * n);
+                for &(h0, hn) in &head_groups {
+                    for part in [&q, &k, &v] {
+                        grouped.push(part.columns(h0 * hd, hn * hd)?);
+                    }
+                }
+                let qkv = Dense::concat(&grouped)?;
+                let out = Dense::load(&attn, "out_proj", (d, d), layout, true)?;
+                let fc1 = Dense::load(&mlp, "fc1", (d, shape.intermediate), layout, true)?;
+                let fc2 = Dense::load(&mlp, "fc2", (shape.intermediate, d), layout, true)?;
+                let shards = head_groups
+                    .iter()
+                    .zip(&unit_groups)
+                    .enumerate()
+                    .map(|(s, (&(h0, hn), &(u0, un)))| {
+                        Ok(Shard {
+                            heads: hn,
+                            qkv: qkv.columns(3 * h0 * hd, 3 * hn * hd)?,
+                            out: out.rows(h0 * hd, hn * hd, s == 0)?,
+                            fc1: fc1.columns(u0, un)?,
+                            fc2: fc2.rows(u0, un, s == 0)?,
+                        })
+                    })
+                    .collect::<CResult<Vec<_>>>()?;
                 Ok(Layer {
                     norm1: norm(vb.pp("layer_norm1"))?,
-                    qkv: Dense::concat(&[
-                        Dense::load(&attn, "q_proj", (d, d), layout, true)?.scaled(scale)?,
-                        Dense::load(&attn, "k_proj", (d, d), layout, true)?,
-                        Dense::load(&attn, "v_proj", (d, d), layout, true)?,
-                    ])?,
-                    out: Dense::load(&attn, "out_proj", (d, d), layout, true)?,
                     norm2: norm(vb.pp("layer_norm2"))?,
-                    fc1: Dense::load(&mlp, "fc1", (d, shape.intermediate), layout, true)?,
-                    fc2: Dense::load(&mlp, "fc2", (shape.intermediate, d), layout, true)?,
+                    shards,
                 })
             })
             .collect::<CResult<Vec<_>>>()?;
         Ok(Encoder {
             layers,
-            heads: shape.heads,
-            width: d,
+            head_dim: hd,
             activation: options.activation,
         })
     }
@@ -256,7 +373,13 @@ impl Encoder {
     /// Runs `x` (`[batch, seq, width]`) through every layer and returns the final state of one
     /// position per sequence, `keep[b]`, as `[batch, width]`. `mask` is added to the attention
     /// scores: `[seq, seq]` (text: causal).
-    pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>, keep: &[u32]) -> CResult<Tensor> {
+    pub fn forward(
+        &self,
+        x: &Tensor,
+        mask: Option<&Tensor>,
+        keep: &[u32],
+        exec: Exec,
+    ) -> CResult<Tensor> {
         let (b, s, d) = x.dims3()?;
         if keep.len() != b || keep.iter().any(|&p| p as usize >= s) {
             candle_core::bail!("keep positions {keep:?} do not fit a batch of {b} x {s}");
@@ -268,23 +391,20 @@ impl Encoder {
         let mut x = x.reshape((b * s, d))?;
         for layer in rest {
             let h = layer.norm1.forward(&x)?;
-            let qkv = self.heads_first(&layer.qkv.forward(&h)?, b, s, 3)?;
-            let attended = self.attend(&qkv.get(0)?, &qkv.get(1)?, &qkv.get(2)?, mask)?;
-            x = (x + layer.out.forward(&attended)?)?;
-            x = (&x + self.mlp(layer, &x)?)?;
+            let parts = exec.each(layer.shards.len(), &|i| {
+                let shard = &layer.shards[i];
+                let qkv = self.heads_first(&shard.qkv.forward(&h)?, b, s, 3, shard.heads)?;
+                let attended = self.attend(&qkv.get(0)?, &qkv.get(1)?, &qkv.get(2)?, mask)?;
+                shard.out.forward(&attended)
+            })?;
+            x = add_all(x, parts)?;
+            x = self.mlp(layer, x, exec)?;
         }
         // The last layer: keys and values from every position, everything else for kept rows only.
         let h = last.norm1.forward(&x)?;
-        let kv = self.heads_first(&last.qkv.columns(d, 2 * d)?.forward(&h)?, b, s, 2)?;
         let rows = kept_rows(keep, s, x.device())?;
         let x = x.index_select(&rows, 0)?;
-        let q = last
-            .qkv
-            .columns(0, d)?
-            .forward(&h.index_select(&rows, 0)?)?
-            .reshape((b, 1, self.heads, d / self.heads))?
-            .transpose(1, 2)?
-            .contiguous()?;
+        let h_kept = h.index_select(&rows, 0)?;
         let mask = match mask {
             Some(m) => {
                 let positions = Tensor::from_slice(keep, b, x.device())?;
@@ -292,24 +412,44 @@ impl Encoder {
             }
             None => None,
         };
-        let attended = self.attend(&q, &kv.get(0)?, &kv.get(1)?, mask.as_ref())?;
-        let x = (x + last.out.forward(&attended)?)?;
-        &x + self.mlp(last, &x)?
+        let parts = exec.each(last.shards.len(), &|i| {
+            let shard = &last.shards[i];
+            let w = shard.heads * self.head_dim;
+            let kv = shard.qkv.columns(w, 2 * w)?.forward(&h)?;
+            let kv = self.heads_first(&kv, b, s, 2, shard.heads)?;
+            let q = shard
+                .qkv
+                .columns(0, w)?
+                .forward(&h_kept)?
+                .reshape((b, 1, shard.heads, self.head_dim))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let attended = self.attend(&q, &kv.get(0)?, &kv.get(1)?, mask.as_ref())?;
+            shard.out.forward(&attended)
+        })?;
+        self.mlp(last, add_all(x, parts)?, exec)
     }
 
-    /// `[b*s, parts*d]` projections -> `[parts, b, heads, s, head_dim]`, contiguous.
-    fn heads_first(&self, t: &Tensor, b: usize, s: usize, parts: usize) -> CResult<Tensor> {
-        let hd = self.width / self.heads;
-        t.reshape((b, s, parts, self.heads, hd))?
+    /// `[b*s, parts * heads * head_dim]` projections -> `[parts, b, heads, s, head_dim]`,
+    /// contiguous.
+    fn heads_first(
+        &self,
+        t: &Tensor,
+        b: usize,
+        s: usize,
+        parts: usize,
+        heads: usize,
+    ) -> CResult<Tensor> {
+        t.reshape((b, s, parts, heads, self.head_dim))?
             .permute((2, 0, 3, 1, 4))?
             .contiguous()
     }
 
     /// Scaled dot-product attention of `q` (`[b, heads, sq, hd]`, already scaled) over `k`, `v`
-    /// (`[b, heads, s, hd]`); returns `[b*sq, width]` in the model dtype.
+    /// (`[b, heads, s, hd]`); returns `[b*sq, heads * hd]` in the model dtype.
     fn attend(&self, q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>) -> CResult<Tensor> {
         let dtype = q.dtype();
-        let (b, _, sq, _) = q.dims4()?;
+        let (b, heads, sq, hd) = q.dims4()?;
         let (q, k, v) = (
             q.to_dtype(DType::F32)?,
             k.to_dtype(DType::F32)?,
@@ -325,17 +465,24 @@ impl Encoder {
             .matmul(&v)?
             .to_dtype(dtype)?
             .transpose(1, 2)?
-            .reshape((b * sq, self.width))
+            .reshape((b * sq, heads * hd))
     }
 
-    fn mlp(&self, layer: &Layer, x: &Tensor) -> CResult<Tensor> {
-        let h = layer.fc1.forward(&layer.norm2.forward(x)?)?;
-        let h = match self.activation {
-            Activation::QuickGelu => (&h * candle_nn::ops::sigmoid(&(&h * 1.702)?)?)?,
-            Activation::Gelu => h.gelu_erf()?,
-        };
-        layer.fc2.forward(&h)
+    /// `x` plus the layer's MLP of `x`.
+    fn mlp(&self, layer: &Layer, x: Tensor, exec: Exec) -> CResult<Tensor> {
+        let h = layer.norm2.forward(&x)?;
+        let parts = exec.each(layer.shards.len(), &|i| {
+            let shard = &layer.shards[i];
+            let h = shard.fc1.forward_act(&h, Some(self.activation))?;
+            shard.fc2.forward(&h)
+        })?;
+        add_all(x, parts)
     }
+}
+
+/// `x` plus every part (all of one shape).
+fn add_all(x: Tensor, parts: Vec<Tensor>) -> CResult<Tensor> {
+    parts.iter().try_fold(x, |acc, p| add_act(&acc, p, None))
 }
 
 /// Row indices `b * seq + keep[b]` into a flattened `[batch * seq, ..]` tensor.
@@ -365,14 +512,14 @@ impl TextTower {
         vocab: usize,
         positions: usize,
         options: &TowerOptions,
-        layout: WeightLayout,
+        placement: Placement,
     ) -> CResult<TextTower> {
         let d = shape.width;
         let e = vb.pp("embeddings");
         Ok(TextTower {
             token_embedding: e.pp("token_embedding").get((vocab, d), "weight")?,
             position_embedding: e.pp("position_embedding").get((positions, d), "weight")?,
-            encoder: Encoder::load(&vb.pp("encoder"), shape, options, layout)?,
+            encoder: Encoder::load(&vb.pp("encoder"), shape, options, placement)?,
             final_norm: candle_nn::layer_norm(
                 d,
                 options.layer_norm_eps,
@@ -382,16 +529,16 @@ impl TextTower {
     }
 
     /// The final state at `pool[b]` of each row of `ids` (`[batch, seq]`, u32): `[batch, width]`.
-    pub fn forward(&self, ids: &Tensor, pool: &[u32]) -> CResult<Tensor> {
+    pub fn forward(&self, ids: &Tensor, pool: &[u32], exec: Exec) -> CResult<Tensor> {
         let (b, s) = ids.dims2()?;
         let d = self.token_embedding.dim(1)?;
         let tokens = self
             .token_embedding
             .index_select(&ids.flatten_all()?, 0)?
             .reshape((b, s, d))?;
-        let x = tokens.broadcast_add(&self.position_embedding.narrow(0, 0, s)?)?;
+        let x = add_act(&tokens, &self.position_embedding.narrow(0, 0, s)?, None)?;
         let mask = causal_mask(s, x.device())?;
-        let pooled = self.encoder.forward(&x, Some(&mask), pool)?;
+        let pooled = self.encoder.forward(&x, Some(&mask), pool, exec)?;
         self.final_norm.forward(&pooled)
     }
 }
@@ -435,20 +582,26 @@ impl VisionTower {
         shape: &EncoderShape,
         geometry: &VisionShape,
         options: &TowerOptions,
-        layout: WeightLayout,
+        placement: Placement,
     ) -> CResult<VisionTower> {
         let d = shape.width;
         let (c, p) = (geometry.channels, geometry.patch);
         let grid = geometry.image_size / p;
         let e = vb.pp("embeddings");
         Ok(VisionTower {
-            patch: Dense::load(&e, "patch_embedding", (c * p * p, d), layout, false)?,
+            patch: Dense::load(
+                &e,
+                "patch_embedding",
+                (c * p * p, d),
+                placement.layout,
+                false,
+            )?,
             class_embedding: e.get(d, "class_embedding")?,
             position_embedding: e
                 .pp("position_embedding")
                 .get((grid * grid + 1, d), "weight")?,
             pre_norm: candle_nn::layer_norm(d, options.layer_norm_eps, vb.pp("pre_layrnorm"))?,
-            encoder: Encoder::load(&vb.pp("encoder"), shape, options, layout)?,
+            encoder: Encoder::load(&vb.pp("encoder"), shape, options, placement)?,
             post_norm: candle_nn::layer_norm(d, options.layer_norm_eps, vb.pp("post_layernorm"))?,
             patch_size: p,
             channels: c,
@@ -458,7 +611,7 @@ impl VisionTower {
 
     /// The post-LayerNormed class token of each image in `pixels` (`[batch, channels, h, w]`, h and
     /// w the configured image size): `[batch, width]`.
-    pub fn forward(&self, pixels: &Tensor) -> CResult<Tensor> {
+    pub fn forward(&self, pixels: &Tensor, exec: Exec) -> CResult<Tensor> {
         let (b, c, h, w) = pixels.dims4()?;
         let (p, d) = (self.patch_size, self.width);
         if c != self.channels || !h.is_multiple_of(p) || !w.is_multiple_of(p) {
@@ -476,11 +629,14 @@ impl VisionTower {
             .reshape((b * gh * gw, c * p * p))?;
         let patches = self.patch.forward(&patches)?.reshape((b, gh * gw, d))?;
         let class = self.class_embedding.reshape((1, 1, d))?.repeat((b, 1, 1))?;
-        let x = Tensor::cat(&[&class, &patches], 1)?
-            .broadcast_add(&self.position_embedding)?
-            .reshape((b * (gh * gw + 1), d))?;
+        let x = add_act(
+            &Tensor::cat(&[&class, &patches], 1)?,
+            &self.position_embedding,
+            None,
+        )?
+        .reshape((b * (gh * gw + 1), d))?;
         let x = self.pre_norm.forward(&x)?.reshape((b, gh * gw + 1, d))?;
-        let class_state = self.encoder.forward(&x, None, &vec![0; b])?;
+        let class_state = self.encoder.forward(&x, None, &vec![0; b], exec)?;
         self.post_norm.forward(&class_state)
     }
 }

@@ -212,15 +212,40 @@ fn a_batch_split_across_cores_matches_one_call() {
             .build()
             .unwrap()
     };
-    // One thread: one model call. Two: the rows are cut into one chunk per core.
+    // One thread: one model call, each layer's shards one after another.
     let (images, texts) = on(1).install(|| (m.encode_pixels(&pixels), m.encode_ids(&ids)));
-    let (images2, texts2) = on(2).install(|| (m.encode_pixels(&pixels), m.encode_ids(&ids)));
-    let (images, images2) = (images.unwrap(), images2.unwrap());
-    let (texts, texts2) = (texts.unwrap(), texts2.unwrap());
+    let (images, texts) = (images.unwrap(), texts.unwrap());
     assert_eq!((images.len(), texts.len()), (pixels.len(), ids.len()));
-    for (a, b) in images.iter().zip(&images2).chain(texts.iter().zip(&texts2)) {
-        assert!(max_diff(a, b) <= 1e-5, "{}", max_diff(a, b));
-    }
+    let check = |want: &[Vec<f32>], got: Vec<Vec<f32>>| {
+        assert_eq!(want.len(), got.len());
+        for (a, b) in want.iter().zip(&got) {
+            assert!(max_diff(a, b) <= 1e-5, "{}", max_diff(a, b));
+        }
+    };
+    on(2).install(|| {
+        // Two threads, a small batch and single rows: each layer's shards on both cores.
+        check(&images, m.encode_pixels(&pixels).unwrap());
+        check(&texts, m.encode_ids(&ids).unwrap());
+        for (i, row) in pixels.iter().enumerate() {
+            check(
+                &images[i..=i],
+                m.encode_pixels(std::slice::from_ref(row)).unwrap(),
+            );
+        }
+        for (i, row) in ids.iter().enumerate() {
+            check(
+                &texts[i..=i],
+                m.encode_ids(std::slice::from_ref(row)).unwrap(),
+            );
+        }
+        // A batch of SPLIT_ROWS_PER_CORE rows per core or more: rows cut into one chunk per core.
+        fn cycled<T: Clone>(v: &[T]) -> Vec<T> {
+            let many = mmdb::embed::SPLIT_ROWS_PER_CORE * 2 + 1;
+            v.iter().cycle().take(many).cloned().collect()
+        }
+        check(&cycled(&images), m.encode_pixels(&cycled(&pixels)).unwrap());
+        check(&cycled(&texts), m.encode_ids(&cycled(&ids)).unwrap());
+    });
 }
 
 #[test]
