@@ -24,7 +24,7 @@ pub struct LoadCocoArgs {
     /// Model spec (folder or hub id) [default: the existing table's model, else the default model].
     #[arg(long)]
     pub model: Option<String>,
-    /// Images table; captions go to <TABLE>_captions.
+    /// Images table; captions go to TABLE_captions.
     #[arg(long, default_value = "coco")]
     pub table: String,
     /// Split file: Karpathy's dataset_coco.json, a CLIP_benchmark-style list, or ids / names per line.
@@ -70,7 +70,7 @@ pub struct ImportNpyArgs {
     /// clip-retrieval output folder (img_emb/, text_emb/, metadata/ with JSON or JSON lines).
     #[arg(long)]
     pub dir: PathBuf,
-    /// Images table; captions go to <TABLE>_captions.
+    /// Images table; captions go to TABLE_captions.
     #[arg(long, default_value = "coco")]
     pub table: String,
     /// Model spec recorded with the tables (embeds SQL query text later).
@@ -101,7 +101,7 @@ pub fn run_import_npy(args: &ImportNpyArgs) -> Result<()> {
 pub struct BenchRecallArgs {
     /// Database folder.
     pub db: PathBuf,
-    /// Images table (captions in <TABLE>_captions).
+    /// Images table (captions in TABLE_captions).
     #[arg(long, default_value = "coco")]
     pub table: String,
     /// K values, comma-separated.
@@ -116,7 +116,7 @@ pub struct BenchRecallArgs {
     /// Also run exact search and show the HNSW-vs-exact difference.
     #[arg(long)]
     pub compare_exact: bool,
-    /// Where to write the JSON report [default: <DB>.<TABLE>-recall.json beside the database].
+    /// Where to write the JSON report [default: DB.TABLE-recall.json beside the database].
     #[arg(long)]
     pub json: Option<PathBuf>,
 }

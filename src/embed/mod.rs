@@ -10,7 +10,10 @@
 //!   what mmdb cannot run.
 //! - `model.rs`: `model.safetensors` -> both towers, every tensor checked; pooling as transformers.
 //! - `transformer.rs`: the towers themselves (weights transposed for gemm, fused Q/K/V, last layer
-//!   on the read rows only).
+//!   on the read rows only, layers cut into shards for tensor parallelism); `fused.rs` its
+//!   single-threaded add + activation kernel.
+//! - `cores.rs`: one single-threaded rayon pool per CPU core: mmdb's own CPU threading (rows per
+//!   core for large batches, shards per core for small ones), gemm's threading off.
 //! - `tokenize.rs` / `preprocess.rs` + `resample.rs`: text -> ids, image bytes -> pixels, exactly as
 //!   transformers' CLIP tokenizer and `CLIPImageProcessorPil` (Pillow's bicubic ported bit for bit).
 //! - `clip.rs`: [`ClipEmbedder`], one model on one device, L2-normalised outputs, model identity.

@@ -19,6 +19,14 @@
 //! - Fused softmax and LayerNorm kernels (candle-nn's); the LayerNorm epsilon and the activation come
 //!   from `config.json` (quick-GELU or exact GELU), where candle's towers hard-code both.
 //!
+//! - **Each layer is cut into shards** (groups of heads, with the output-projection rows that read
+//!   them; groups of MLP units, with their fc1 columns and fc2 rows): the layer's output is the
+//!   residual plus the sum of its shards' outputs, so the shards of a small batch run on separate
+//!   cores ([`Exec::Cores`], tensor parallelism) with two joins per layer, and one after another
+//!   elsewhere ([`Exec::Serial`]). The shards are views into the layer's weights, not copies.
+//! - Biases, position embeddings, residuals and the activation go through one single-threaded
+//!   pass (`fused.rs`) instead of candle's element-wise ops.
+//!
 //! Attention runs in f32 whatever the model dtype, as candle's towers did.
 
 use std::collections::HashMap;
