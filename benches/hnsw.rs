@@ -1,4 +1,6 @@
-//! HNSW bench: build time, recall@10 and QPS of mmdb's graph (built by mmdb, and by hnsw_rs).
+//! HNSW bench: build time, recall@10 and QPS of mmdb's graph (built by mmdb, and by hnsw_rs),
+//! searched as built (nodes in input order) and as a segment stores it (renumbered in locality
+//! order, `mmdb::index::locality_order`).
 //!
 //! `cargo bench --bench hnsw` (release). Sizes come from the environment so the same binary runs
 //! the 1M case later:
@@ -20,7 +22,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use mmdb::index::{
-    GraphBuilder, GraphView, VectorsView, build_graph_with, search_exact, search_graph,
+    GraphBuilder, GraphView, VectorsView, build_graph_with, locality_order, renumber, search_exact,
+    search_graph,
 };
 use mmdb::{HnswParams, Metric};
 use rand::{Rng, SeedableRng};
@@ -194,34 +197,72 @@ fn main() {
             edges as f64 / n.max(1) as f64,
             parse * 1e3,
         );
+        // As a segment stores it: nodes renumbered (and vectors stored) in locality order.
+        let ((stored_bytes, order), secs, _) = timed(|| {
+            let order = locality_order(&graph);
+            (renumber(&graph, &order), order)
+        });
+        println!(
+            "{name} renumbered in locality order in {:.1} ms",
+            secs * 1e3
+        );
+        let stored = GraphView::parse(&stored_bytes, Path::new("stored.hnsw")).expect("parse");
+        let stored_data: Vec<f32> = order
+            .iter()
+            .flat_map(|&o| {
+                base[o as usize * dim..(o as usize + 1) * dim]
+                    .iter()
+                    .copied()
+            })
+            .collect();
+        let sv = VectorsView {
+            data: &stored_data,
+            dim,
+        };
+        // Results as input ids, comparable with `truth`.
+        let input_ids = |hits: Vec<(u32, f32)>| {
+            hits.into_iter()
+                .map(|h| order[h.0 as usize])
+                .collect::<Vec<u32>>()
+        };
         for &ef in &efs {
-            measure(&format!("{name} graph, ef {ef}"), &qs, &truth, |q| {
-                ids(search_graph(&graph, v, Metric::Cosine, q, K, ef, None))
-            });
+            measure(
+                &format!("{name} graph, build order, ef {ef}"),
+                &qs,
+                &truth,
+                |q| ids(search_graph(&graph, v, Metric::Cosine, q, K, ef, None)),
+            );
+            measure(
+                &format!("{name} graph, stored, ef {ef}"),
+                &qs,
+                &truth,
+                |q| input_ids(search_graph(&stored, sv, Metric::Cosine, q, K, ef, None)),
+            );
         }
         if !filters || builder != GraphBuilder::Mmdb {
             continue;
         }
         for (pct, modulo) in [(50u32, 2u32), (10, 10), (1, 100)] {
             let keep = move |i: u32| i.wrapping_mul(2_654_435_761).is_multiple_of(modulo);
+            let keep_stored = |i: u32| keep(order[i as usize]);
             let ftruth: Vec<Vec<u32>> = qs
                 .par_iter()
                 .map(|q| ids(search_exact(v, Metric::Cosine, q, K, Some(&keep))))
                 .collect();
             for ef in [64usize, 128] {
                 measure(
-                    &format!("{name} filter {pct}% ef {ef}"),
+                    &format!("{name} stored, filter {pct}% ef {ef}"),
                     &qs,
                     &ftruth,
                     |q| {
-                        ids(search_graph(
-                            &graph,
-                            v,
+                        input_ids(search_graph(
+                            &stored,
+                            sv,
                             Metric::Cosine,
                             q,
                             K,
                             ef,
-                            Some(&keep),
+                            Some(&keep_stored),
                         ))
                     },
                 );

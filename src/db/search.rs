@@ -243,10 +243,14 @@ impl TableSnapshot {
                         // Evaluate the filter once per row, then scan the matches.
                         let mut keep = vec![false; ls.seg.len()];
                         for &pos in ls.seg.vector_rows(req.column)? {
-                            keep[pos as usize] = matches(pos as usize);
+                            if let Some(k) = keep.get_mut(pos as usize) {
+                                *k = matches(pos as usize);
+                            }
                         }
                         ls.seg
-                            .search(req.column, metric, &query, k, ef, true, &|p| keep[p])?
+                            .search(req.column, metric, &query, k, ef, true, &|p| {
+                                keep.get(p).copied().unwrap_or(false)
+                            })?
                     } else {
                         ls.seg
                             .search(req.column, metric, &query, k, ef, false, &matches)?

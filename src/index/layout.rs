@@ -226,6 +226,16 @@ impl<'a> GraphView<'a> {
         self.entry
     }
 
+    /// Max degree above layer 0, as recorded (informative).
+    pub fn m(&self) -> u32 {
+        word(self.bytes, 5)
+    }
+
+    /// Max degree on layer 0, as recorded (informative).
+    pub fn m0(&self) -> u32 {
+        word(self.bytes, 6)
+    }
+
     /// Number of nodes on layer `l`.
     pub fn layer_len(&self, l: usize) -> usize {
         self.pos[l].count as usize

@@ -7,6 +7,8 @@
 //! API contract used by `segment`:
 //! - [`build_graph`] builds the HNSW graph of `n` vectors (parallel insertion, see `insert`) and
 //!   returns it in mmdb's own layout (see `layout`); [`build_graph_with`] can use `hnsw_rs` instead;
+//! - [`locality_order`] and [`renumber`] renumber a built graph so that neighbours sit close
+//!   together; the segment stores its vectors in that order (`reorder`);
 //! - [`GraphView::parse`] checks those bytes and reads them in place (from an mmap) without copying;
 //! - [`search_graph`] and [`search_exact`] answer top-k queries with an optional filter.
 //!
@@ -21,6 +23,7 @@ mod distance;
 mod flat;
 mod insert;
 mod layout;
+mod reorder;
 mod search;
 mod visited;
 
@@ -28,6 +31,7 @@ pub use build::{GraphBuilder, build_graph, build_graph_with, validate_vectors};
 pub use distance::{dot, l2_sq, score};
 pub use flat::search_exact;
 pub use layout::GraphView;
+pub use reorder::{locality_order, renumber};
 pub use search::search_graph;
 
 /// A row filter on local ids: `true` keeps the vector.

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::{Segment, graph_path, rows::write_rows, rows_path, vec_path, vectors};
-use crate::index::{VectorsView, build_graph};
+use crate::index::{GraphView, VectorsView, build_graph, locality_order, renumber};
 use crate::memtable::row_vector;
 use crate::{Result, Row, RowId, TableSchema};
 
@@ -31,12 +31,18 @@ pub fn build_segment(
                 positions.push(pos as u32);
             }
         }
-        vectors::write_vectors(&vec_path(dir, id, c), dim, &data, &positions)?;
-        let graph = if positions.is_empty() {
-            Vec::new()
+        // The graph is built in row order, then renumbered (and the vectors stored) in an
+        // order that puts neighbours close together (see `index::reorder`).
+        let (graph, order) = if positions.is_empty() {
+            (Vec::new(), Vec::new())
         } else {
-            build_graph(VectorsView { data: &data, dim }, col.metric, &schema.hnsw)?
+            let built = build_graph(VectorsView { data: &data, dim }, col.metric, &schema.hnsw)?;
+            let path = graph_path(dir, id, c);
+            let view = GraphView::parse(&built, &path)?;
+            let order = locality_order(&view);
+            (renumber(&view, &order), order)
         };
+        vectors::write_vectors(&vec_path(dir, id, c), dim, &data, &positions, &order)?;
         vectors::write_graph(&graph_path(dir, id, c), &graph)?;
     }
     Segment::open(dir, id, schema, &vector_columns)

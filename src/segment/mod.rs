@@ -144,8 +144,7 @@ impl Segment {
             if want.is_some_and(|w| !w.contains(&c)) {
                 continue;
             }
-            let rows = vc.rows()?;
-            let Ok(i) = rows.binary_search(&(pos as u32)) else {
+            let Some(i) = vc.index_of_row(pos as u32)? else {
                 continue;
             };
             let v = vc.vector(i)?.to_vec();
@@ -198,7 +197,8 @@ impl Segment {
             .collect())
     }
 
-    /// Row positions with a vector in column `col` (verified).
+    /// Row positions with a vector in column `col` (verified), in the order the vectors are
+    /// stored (not ascending).
     pub fn vector_rows(&self, col: usize) -> Result<&[u32]> {
         match self.vectors.get(col).and_then(|v| v.as_ref()) {
             Some(vc) => vc.rows(),

@@ -139,6 +139,7 @@ impl FramedWriter {
 #[derive(Debug)]
 pub struct FramedFile {
     map: Mmap,
+    version: u32,
     path: PathBuf,
     body_len: usize,
     crcs_at: usize,
@@ -151,6 +152,16 @@ pub struct FramedFile {
 impl FramedFile {
     /// Opens and maps `path`, checking magic, version and the footer's checksum.
     pub fn open(path: &Path, magic: Magic, version: u32) -> Result<FramedFile> {
+        FramedFile::open_versions(path, magic, version..=version)
+    }
+
+    /// [`FramedFile::open`] for a kind of file whose readers accept several format versions;
+    /// [`FramedFile::version`] tells which one this file has.
+    pub fn open_versions(
+        path: &Path,
+        magic: Magic,
+        versions: std::ops::RangeInclusive<u32>,
+    ) -> Result<FramedFile> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let map = Mmap::map(&file, path)?;
         let b = map.bytes();
@@ -165,10 +176,14 @@ impl FramedFile {
                 magic
             )));
         }
-        let hv = u32le(&b[8..12]);
-        if hv != version {
+        let version = u32le(&b[8..12]);
+        if !versions.contains(&version) {
+            let expected = match (versions.start(), versions.end()) {
+                (a, b) if a == b => format!("{a}"),
+                (a, b) => format!("{a} to {b}"),
+            };
             return Err(bad(format!(
-                "unsupported format version {hv}, expected {version}"
+                "unsupported format version {version}, expected {expected}"
             )));
         }
         if b[12..HEADER].iter().any(|&x| x != 0) {
@@ -203,6 +218,7 @@ impl FramedFile {
             .collect();
         Ok(FramedFile {
             map,
+            version,
             path: path.to_path_buf(),
             body_len,
             crcs_at,
@@ -210,6 +226,11 @@ impl FramedFile {
             verified,
             all_verified: OnceLock::new(),
         })
+    }
+
+    /// The file's format version (see [`FramedFile::open_versions`]).
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// The file's path.
