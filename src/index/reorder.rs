@@ -130,25 +130,12 @@ mod tests {
             .iter()
             .flat_map(|&o| data[o as usize * dim..(o as usize + 1) * dim].to_vec())
             .collect();
+        let top = |g: &GraphView<'_>, data: &[f32], q: &[f32]| {
+            let v = VectorsView { data, dim };
+            search_graph(g, v, Metric::Cosine, q, 10, 32, None)
+        };
         for q in data.chunks(dim).step_by(97) {
-            let a = search_graph(
-                &graph,
-                VectorsView { data: &data, dim },
-                Metric::Cosine,
-                q,
-                10,
-                32,
-                None,
-            );
-            let b = search_graph(
-                &graph2,
-                VectorsView { data: &data2, dim },
-                Metric::Cosine,
-                q,
-                10,
-                32,
-                None,
-            );
+            let (a, b) = (top(&graph, &data, q), top(&graph2, &data2, q));
             let b: Vec<(u32, f32)> = b.into_iter().map(|(i, s)| (order[i as usize], s)).collect();
             assert_eq!(a, b);
         }
