@@ -120,6 +120,9 @@ fn descend(graph: &GraphView<'_>, s: &Scorer<'_>) -> Scored {
     cur
 }
 
+/// How many neighbours ahead of the one being scored the search prefetches (see `beam_layer0`).
+const PREFETCH_AHEAD: usize = 3;
+
 #[inline(always)]
 fn beam_layer0(
     graph: &GraphView<'_>,
@@ -140,9 +143,10 @@ fn beam_layer0(
         if scratch.results.len() >= ef && worst.is_some_and(|w| c < w) {
             break;
         }
-        // Unvisited neighbours first; then, while one is scored, the next one's vector is
-        // prefetched (hnswlib's scheme; measured faster than prefetching all of them at once on
-        // 4 KiB pages, and level with it on huge pages).
+        // Unvisited neighbours first; then, while one is scored, the first line of the vector
+        // `PREFETCH_AHEAD` neighbours on is prefetched (hnswlib prefetches the next one; with
+        // vectors in locality order 3 ahead measured +3-10% over 1 ahead on 100,000 x 512, and
+        // prefetching all of them at once was slower).
         let mut fresh = std::mem::take(&mut scratch.fresh);
         fresh.clear();
         for nb in graph.neighbours(0, c.id) {
@@ -150,11 +154,11 @@ fn beam_layer0(
                 fresh.push(nb);
             }
         }
-        if let Some(&first) = fresh.first() {
+        for &first in fresh.iter().take(PREFETCH_AHEAD) {
             s.prefetch(first);
         }
         for (j, &nb) in fresh.iter().enumerate() {
-            if let Some(&next) = fresh.get(j + 1) {
+            if let Some(&next) = fresh.get(j + PREFETCH_AHEAD) {
                 s.prefetch(next);
             }
             let e = Scored::new(s.score(nb), nb);
