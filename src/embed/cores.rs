@@ -2,15 +2,14 @@
 //! without candle's own threading.
 //!
 //! candle parallelises inside each operation: its matmuls split across the rayon pool they are
-//! called from, everything else (copies, LayerNorm, softmax, activations) runs on one thread, and
-//! small matmuls barely split. On 2 cores that gave ViT-B/32 images 1.26-1.4x from the second core,
-//! and a single image was slower than on one core. mmdb instead hands each core a whole piece of
-//! work, run single-threaded on that core's pool: whole rows of a large batch
-//! (`ClipEmbedder::split_rows`), or the heads and MLP columns of each layer of a small batch
-//! (tensor parallelism, `transformer::Exec::Cores`).
+//! called from, its element-wise ops of 64k+ elements run on a spinning pool of its own, the rest
+//! (copies, LayerNorm, softmax) on one thread, and small matmuls barely split. On 2 cores a single
+//! ViT-B/32 image was slower than on one core. mmdb instead hands each core a whole piece of work,
+//! run single-threaded on that core's pool: whole rows of a large batch, or the heads and MLP
+//! units of each layer of a small one (tensor parallelism, `transformer::Exec::Cores`); see
+//! `ClipEmbedder::on_cores`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
