@@ -3,7 +3,7 @@
 
     MMDB_BENCH_DUMP=/tmp/hnswdata cargo bench --bench hnsw   # writes base.f32, queries.f32, gt.u32, meta.json
     pip install hnswlib numpy
-    python3 benches/hnswlib_peer.py /tmp/hnswdata [--m 16] [--efc 200] [--efs 16,32,64,128,256]
+    python3 benches/hnswlib_peer.py /tmp/hnswdata [--m 16] [--efc 200] [--efs 16,32,64,128,256] [--repeat 1]
 
 Prints build wall/CPU seconds and, per ef, recall@10 and QPS on one thread and on all threads
 (plus queries per CPU-second), in the same shape as the Rust bench. Cosine data (unit vectors):
@@ -13,6 +13,8 @@ hnswlib's 'ip' space, which is what mmdb searches with (dot product).
 import argparse
 import json
 import os
+import struct
+import tempfile
 import time
 
 import hnswlib
@@ -30,12 +32,27 @@ def recall(labels, gt):
     return sum(len(set(a[:k]) & set(b)) for a, b in zip(labels, gt)) / (gt.shape[0] * k)
 
 
+def mean_degree0(index, n):
+    """Mean layer-0 out-degree, read back from hnswlib's saved index (its layout, hnswalg.h
+    saveIndex: a 96-byte header, then per element a u32 count (low 16 bits) and maxM0 ids, the
+    vector and the label)."""
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "index.bin")
+        index.save_index(path)
+        raw = open(path, "rb").read()
+    size_per_element = struct.unpack_from("<Q", raw, 24)[0]
+    level0 = np.frombuffer(raw, dtype="<u4", count=n * size_per_element // 4, offset=96)
+    counts = level0.reshape(n, size_per_element // 4)[:, 0] & 0xFFFF
+    return float(counts.mean())
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dir")
     ap.add_argument("--m", type=int, default=16)
     ap.add_argument("--efc", type=int, default=200)
     ap.add_argument("--efs", default="16,32,64,128,256")
+    ap.add_argument("--repeat", type=int, default=1, help="single-thread passes per ef; the median is quoted")
     a = ap.parse_args()
     meta = json.load(open(os.path.join(a.dir, "meta.json")))
     n, nq, dim, k = meta["n"], meta["queries"], meta["dim"], meta["k"]
@@ -52,11 +69,15 @@ def main():
         index.add_items(base, np.arange(n), num_threads=threads)
 
     _, wall, cpu = timed(build)
-    print(f"hnswlib build: wall {wall:.1f} s, CPU {cpu:.1f} s")
+    print(f"hnswlib build: wall {wall:.1f} s, CPU {cpu:.1f} s, mean layer-0 degree {mean_degree0(index, n):.1f}")
     for ef in [int(x) for x in a.efs.split(",")]:
         index.set_ef(ef)
         index.set_num_threads(1)
-        (labels, _), w1, _ = timed(lambda: index.knn_query(queries, k=k))
+        walls = []
+        for _ in range(max(a.repeat, 1)):
+            (labels, _), w, _ = timed(lambda: index.knn_query(queries, k=k))
+            walls.append(w)
+        w1 = sorted(walls)[len(walls) // 2]
         index.set_num_threads(threads)
         _, wn, cn = timed(lambda: index.knn_query(queries, k=k))
         print(

@@ -38,11 +38,12 @@ const MAX_SQUARED_NORM: f64 = 1e30;
 
 /// Checks every vector is finite, not huge, and for cosine normalised. Errors name the local id.
 pub fn validate_vectors(vectors: VectorsView<'_>, metric: Metric) -> Result<()> {
-    if vectors.dim == 0 || !vectors.data.len().is_multiple_of(vectors.dim) {
+    if vectors.dim() == 0 || !vectors.data().len().is_multiple_of(vectors.stride()) {
         return Err(Error::InvalidArgument(format!(
-            "{} values do not form vectors of dimension {}",
-            vectors.data.len(),
-            vectors.dim
+            "{} values do not form vectors of dimension {} ({} values apart)",
+            vectors.data().len(),
+            vectors.dim(),
+            vectors.stride()
         )));
     }
     if vectors.len() >= u32::MAX as usize {
@@ -104,7 +105,7 @@ pub fn build_graph_with(
     builder: GraphBuilder,
 ) -> Result<Vec<u8>> {
     params.validate()?;
-    if vectors.data.is_empty() {
+    if vectors.is_empty() {
         return Ok(GraphLayers::default().encode());
     }
     validate_vectors(vectors, metric)?;
@@ -168,7 +169,7 @@ impl<'a> BuildVectors<'a> {
         let c = (0..vectors.len())
             .map(|i| sq(vectors.get(i)))
             .fold(0.0, f64::max);
-        let mut owned = Vec::with_capacity(vectors.len() * (vectors.dim + 1));
+        let mut owned = Vec::with_capacity(vectors.len() * (vectors.dim() + 1));
         for i in 0..vectors.len() {
             let v = vectors.get(i);
             owned.extend_from_slice(v);
@@ -184,10 +185,7 @@ impl<'a> BuildVectors<'a> {
         if self.owned.is_empty() {
             self.borrowed
         } else {
-            VectorsView {
-                data: &self.owned,
-                dim: self.borrowed.dim + 1,
-            }
+            VectorsView::new(&self.owned, self.borrowed.dim() + 1)
         }
     }
 }

@@ -80,10 +80,7 @@ mod tests {
     #[test]
     fn isolated_and_dangling_nodes_get_linked() {
         let data = [0.0f32, 1.0, 2.0, 3.0, 10.0];
-        let v = VectorsView {
-            data: &data,
-            dim: 1,
-        };
+        let v = VectorsView::new(&data, 1);
         // 0 <-> 1; 2 -> 1 (no way in); 3 -> 2; 4 isolated.
         let mut adj = vec![vec![1], vec![0], vec![1], vec![2], vec![]];
         let linked = connect_layer0(&mut adj, 0, v);

@@ -63,10 +63,7 @@ mod tests {
     #[test]
     fn exact_orders_best_first_with_filter_and_ties() {
         let data = [1.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.6, 0.8];
-        let v = VectorsView {
-            data: &data,
-            dim: 2,
-        };
+        let v = VectorsView::new(&data, 2);
         let q = [1.0, 0.0];
         let all = search_exact(v, Metric::Cosine, &q, 10, None);
         assert_eq!(
@@ -77,7 +74,7 @@ mod tests {
         let f = search_exact(v, Metric::Cosine, &q, 1, Some(&odd));
         assert_eq!(f, vec![(3, 0.6)]);
         assert!(search_exact(v, Metric::L2, &q, 0, None).is_empty());
-        let empty = VectorsView { data: &[], dim: 2 };
+        let empty = VectorsView::new(&[], 2);
         assert!(search_exact(empty, Metric::L2, &q, 3, None).is_empty());
     }
 }

@@ -308,7 +308,7 @@ mod tests {
     fn graph_respects_levels_and_capacities() {
         let (n, dim, m) = (3000, 16, 8);
         let data = unit_vectors(n, dim, 7);
-        let v = VectorsView { data: &data, dim };
+        let v = VectorsView::new(&data, dim);
         let g = build_layers(v, BuildScore::Dot, m, 64, 1);
         let levels = draw_levels(n, m, 1);
         assert_eq!(levels, draw_levels(n, m, 1), "levels are seeded");
@@ -343,7 +343,7 @@ mod tests {
             data.extend([1.0f32, 0.0, 0.0, 0.0]);
         }
         data.extend(unit_vectors(200, dim, 3));
-        let v = VectorsView { data: &data, dim };
+        let v = VectorsView::new(&data, dim);
         let g = build_layers(v, BuildScore::Dot, 8, 32, 2);
         for copy in 0..50 {
             assert!(

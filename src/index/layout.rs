@@ -279,6 +279,17 @@ impl<'a> GraphView<'a> {
         );
         words(self.bytes, p.neigh + from, p.neigh + to)
     }
+
+    /// Asks the CPU to start loading the neighbour list of the `local`-th node of layer `l` (a
+    /// hint, see [`crate::storage::prefetch`]), for the node the search will expand next.
+    #[inline]
+    pub fn prefetch_neighbours(&self, l: usize, local: u32) {
+        let p = self.pos[l];
+        let from = word(self.bytes, p.offsets + local as usize) as usize;
+        if let Some(x) = self.bytes.get((p.neigh + from) * 4) {
+            crate::storage::prefetch(x);
+        }
+    }
 }
 
 /// An in-memory graph, before serialisation.

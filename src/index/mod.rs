@@ -37,27 +37,84 @@ pub use search::search_graph;
 /// A row filter on local ids: `true` keeps the vector.
 pub type LocalFilter<'a> = &'a (dyn Fn(u32) -> bool + Sync);
 
-/// `n * dim` f32 values, row-major, borrowed (usually from an mmap).
+/// `n` vectors of `dim` f32 values, row-major, borrowed (usually from an mmap). Vector `i`
+/// starts at value `i * stride`; `stride >= dim`, and the `stride - dim` values after each vector
+/// are padding that no kernel reads (segments use [`padded_stride`]).
 #[derive(Debug, Clone, Copy)]
 pub struct VectorsView<'a> {
-    /// The values.
-    pub data: &'a [f32],
-    /// Vector dimension.
-    pub dim: usize,
+    data: &'a [f32],
+    dim: usize,
+    stride: usize,
 }
 
-impl VectorsView<'_> {
-    /// Number of vectors.
-    pub fn len(&self) -> usize {
-        self.data.len().checked_div(self.dim).unwrap_or(0)
+impl<'a> VectorsView<'a> {
+    /// Vectors stored back to back (`stride == dim`).
+    pub fn new(data: &'a [f32], dim: usize) -> VectorsView<'a> {
+        VectorsView {
+            data,
+            dim,
+            stride: dim,
+        }
     }
+
+    /// Vectors `stride` values apart. A `stride` below `dim` is taken as `dim`.
+    pub fn strided(data: &'a [f32], dim: usize, stride: usize) -> VectorsView<'a> {
+        VectorsView {
+            data,
+            dim,
+            stride: stride.max(dim),
+        }
+    }
+
+    /// The values, padding included.
+    pub fn data(&self) -> &'a [f32] {
+        self.data
+    }
+
+    /// Vector dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Values from the start of one vector to the start of the next.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Number of vectors: whole strides in `data` (padding is stored after the last one too).
+    pub fn len(&self) -> usize {
+        self.data.len().checked_div(self.stride).unwrap_or(0)
+    }
+
     /// True when there are no vectors.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
     /// Vector `i`.
-    pub fn get(&self, i: usize) -> &[f32] {
-        &self.data[i * self.dim..(i + 1) * self.dim]
+    #[inline]
+    pub fn get(&self, i: usize) -> &'a [f32] {
+        &self.data[i * self.stride..i * self.stride + self.dim]
+    }
+}
+
+/// The stride, in f32 values, at which segments store `dim`-value vectors: `dim`, plus one
+/// 64-byte cache line of padding when a vector is at least 2 KiB and a whole number of KiB.
+///
+/// Graph search waits on the cache misses of vectors it reads in an order that jumps across the
+/// file. At 512 dims (2,048 bytes) every vector starts at one of two offsets in a 4 KiB page,
+/// and those first lines, the ones the search prefetches, then compete for the same cache sets
+/// and memory banks. Measured in one process alternating layouts on 100,000 x 512 (graph search,
+/// one thread): a 2,112-byte stride searched 13-19% faster than 2,048 bytes at ef 16-64; at 768
+/// dims (4 offsets) +2-8%; at 128 and 256 dims no gain within the noise, so smaller or
+/// unaligned vectors stay unpadded. The cost is at most 64 bytes per vector (3% at 512 dims).
+pub fn padded_stride(dim: usize) -> usize {
+    const LINE: usize = 16;
+    let bytes = dim * 4;
+    if bytes >= 2048 && bytes.is_multiple_of(1024) {
+        dim + LINE
+    } else {
+        dim
     }
 }
 

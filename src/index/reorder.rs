@@ -112,7 +112,7 @@ mod tests {
             v.iter_mut().for_each(|x| *x /= norm);
         }
         let params = HnswParams::default();
-        let bytes = build_graph(VectorsView { data: &data, dim }, Metric::Cosine, &params).unwrap();
+        let bytes = build_graph(VectorsView::new(&data, dim), Metric::Cosine, &params).unwrap();
         let graph = GraphView::parse(&bytes, Path::new("g")).unwrap();
         let order = locality_order(&graph);
         let mut sorted = order.clone();
@@ -131,7 +131,7 @@ mod tests {
             .flat_map(|&o| data[o as usize * dim..(o as usize + 1) * dim].to_vec())
             .collect();
         let top = |g: &GraphView<'_>, data: &[f32], q: &[f32]| {
-            let v = VectorsView { data, dim };
+            let v = VectorsView::new(data, dim);
             search_graph(g, v, Metric::Cosine, q, 10, 32, None)
         };
         for q in data.chunks(dim).step_by(97) {

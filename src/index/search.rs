@@ -103,6 +103,10 @@ fn descend(graph: &GraphView<'_>, s: &Scorer<'_>) -> Scored {
         };
         loop {
             let mut moved = false;
+            // Upper-layer lists are short (at most m): start loading all their vectors at once.
+            for nb in graph.neighbours(l, local) {
+                s.prefetch(graph.node_id(l, nb));
+            }
             for nb in graph.neighbours(l, local) {
                 let g = graph.node_id(l, nb);
                 let c = Scored::new(s.score(g), g);
@@ -143,6 +147,13 @@ fn beam_layer0(
         if scratch.results.len() >= ef && worst.is_some_and(|w| c < w) {
             break;
         }
+        // The node expanded next, unless one of `c`'s neighbours beats it: its neighbour list
+        // loads while `c`'s neighbours are scored (hnswlib prefetches the best candidate's list
+        // likewise); a neighbour that becomes the best candidate gets the same.
+        let mut next_best = scratch.candidates.peek().copied();
+        if let Some(b) = next_best {
+            graph.prefetch_neighbours(0, b.id);
+        }
         // Unvisited neighbours first; then, while one is scored, the first line of the vector
         // `PREFETCH_AHEAD` neighbours on is prefetched (hnswlib prefetches the next one; with
         // vectors in locality order 3 ahead measured +3-10% over 1 ahead on 100,000 x 512, and
@@ -167,6 +178,10 @@ fn beam_layer0(
                 continue;
             }
             scratch.candidates.push(e);
+            if next_best.is_none_or(|b| e > b) {
+                graph.prefetch_neighbours(0, e.id);
+                next_best = Some(e);
+            }
             if keep(nb) {
                 scratch.results.push(Reverse(e));
                 if scratch.results.len() > ef {

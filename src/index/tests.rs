@@ -31,7 +31,7 @@ fn clustered(n: usize, dim: usize, unit: bool, seed: u64) -> Vec<f32> {
 }
 
 fn build_and_parse(data: &[f32], dim: usize, metric: Metric) -> Vec<u8> {
-    let bytes = build_graph(VectorsView { data, dim }, metric, &HnswParams::default()).unwrap();
+    let bytes = build_graph(VectorsView::new(data, dim), metric, &HnswParams::default()).unwrap();
     GraphView::parse(&bytes, Path::new("g")).unwrap();
     bytes
 }
@@ -40,10 +40,7 @@ fn build_and_parse(data: &[f32], dim: usize, metric: Metric) -> Vec<u8> {
 fn empty_single_and_pair() {
     for n in [0usize, 1, 2] {
         let data = clustered(n, 4, true, 1);
-        let v = VectorsView {
-            data: &data,
-            dim: 4,
-        };
+        let v = VectorsView::new(&data, 4);
         let bytes = build_and_parse(&data, 4, Metric::Cosine);
         let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
         assert_eq!(g.len(), n);
@@ -59,10 +56,7 @@ fn empty_single_and_pair() {
 fn duplicates_are_all_found() {
     let one = [0.6f32, 0.8, 0.0];
     let data: Vec<f32> = (0..300).flat_map(|_| one).collect();
-    let v = VectorsView {
-        data: &data,
-        dim: 3,
-    };
+    let v = VectorsView::new(&data, 3);
     let bytes = build_and_parse(&data, 3, Metric::Cosine);
     let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
     let hits = search_graph(&g, v, Metric::Cosine, &one, 20, 64, None);
@@ -75,7 +69,7 @@ fn duplicates_are_all_found() {
 fn recall(metric: Metric, unit: bool) -> f64 {
     let (n, dim) = (1500, 16);
     let data = clustered(n, dim, unit, 7);
-    let v = VectorsView { data: &data, dim };
+    let v = VectorsView::new(&data, dim);
     let bytes = build_and_parse(&data, dim, metric);
     let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
     let queries = clustered(30, dim, unit, 8);
@@ -103,7 +97,7 @@ fn small_recall_for_every_metric() {
 fn filtered_search_returns_only_matching_rows() {
     let (n, dim) = (1000, 8);
     let data = clustered(n, dim, true, 3);
-    let v = VectorsView { data: &data, dim };
+    let v = VectorsView::new(&data, dim);
     let bytes = build_and_parse(&data, dim, Metric::Cosine);
     let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
     let keep = |i: u32| i % 10 == 3;
@@ -119,59 +113,23 @@ fn filtered_search_returns_only_matching_rows() {
 fn bad_vectors_are_refused_before_hnsw_rs() {
     let p = HnswParams::default();
     let nan = [1.0, f32::NAN, 0.0, 1.0];
-    let err = build_graph(VectorsView { data: &nan, dim: 2 }, Metric::L2, &p).unwrap_err();
+    let err = build_graph(VectorsView::new(&nan, 2), Metric::L2, &p).unwrap_err();
     assert!(
         matches!(err, Error::InvalidArgument(ref m) if m.contains("vector 0")),
         "{err}"
     );
     let long = [1.0, 0.0, 3.0, 4.0];
-    let err = build_graph(
-        VectorsView {
-            data: &long,
-            dim: 2,
-        },
-        Metric::Cosine,
-        &p,
-    )
-    .unwrap_err();
+    let err = build_graph(VectorsView::new(&long, 2), Metric::Cosine, &p).unwrap_err();
     assert!(
         matches!(err, Error::InvalidArgument(ref m) if m.contains("vector 1")),
         "{err}"
     );
     let ragged = [1.0, 0.0, 3.0];
-    assert!(
-        build_graph(
-            VectorsView {
-                data: &ragged,
-                dim: 2
-            },
-            Metric::L2,
-            &p
-        )
-        .is_err()
-    );
+    assert!(build_graph(VectorsView::new(&ragged, 2), Metric::L2, &p).is_err());
     let bad_m = HnswParams { m: 1000, ..p };
-    assert!(
-        build_graph(
-            VectorsView {
-                data: &long,
-                dim: 2
-            },
-            Metric::L2,
-            &bad_m
-        )
-        .is_err()
-    );
+    assert!(build_graph(VectorsView::new(&long, 2), Metric::L2, &bad_m).is_err());
     // Dot and L2 accept unnormalised vectors.
-    build_graph(
-        VectorsView {
-            data: &long,
-            dim: 2,
-        },
-        Metric::Dot,
-        &p,
-    )
-    .unwrap();
+    build_graph(VectorsView::new(&long, 2), Metric::Dot, &p).unwrap();
 }
 
 #[test]
@@ -179,10 +137,7 @@ fn graph_over_wrong_vectors_falls_back_to_exact() {
     let data = clustered(50, 4, true, 5);
     let bytes = build_and_parse(&data, 4, Metric::Cosine);
     let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
-    let fewer = VectorsView {
-        data: &data[..40 * 4],
-        dim: 4,
-    };
+    let fewer = VectorsView::new(&data[..40 * 4], 4);
     let hits = search_graph(&g, fewer, Metric::Cosine, &data[..4], 5, 64, None);
     assert_eq!(
         hits,
@@ -203,4 +158,50 @@ fn reachable_from_entry(g: &GraphView<'_>) -> usize {
         }
     }
     seen.iter().filter(|&&x| x).count()
+}
+
+#[test]
+fn padded_vectors_search_like_packed_ones() {
+    let (n, dim) = (600, 20);
+    let data = clustered(n, dim, true, 11);
+    let packed = VectorsView::new(&data, dim);
+    let stride = dim + 16;
+    let padded: Vec<f32> = data
+        .chunks(dim)
+        .flat_map(|v| v.iter().copied().chain([9.0; 16]))
+        .collect();
+    let strided = VectorsView::strided(&padded, dim, stride);
+    assert_eq!((strided.len(), strided.get(599)), (n, packed.get(599)));
+    let bytes = build_and_parse(&data, dim, Metric::Cosine);
+    let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
+    let strided_bytes = build_graph(strided, Metric::Cosine, &HnswParams::default()).unwrap();
+    assert_eq!(
+        GraphView::parse(&strided_bytes, Path::new("g"))
+            .unwrap()
+            .len(),
+        n
+    );
+    // The padding (9s here, zeros in files) is never read as part of a vector.
+    for q in clustered(10, dim, true, 12).chunks(dim) {
+        for metric in [Metric::Cosine, Metric::L2] {
+            assert_eq!(
+                search_graph(&g, strided, metric, q, 10, 32, None),
+                search_graph(&g, packed, metric, q, 10, 32, None)
+            );
+            assert_eq!(
+                search_exact(strided, metric, q, 10, None),
+                search_exact(packed, metric, q, 10, None)
+            );
+        }
+    }
+}
+
+#[test]
+fn padding_is_one_cache_line_for_whole_kib_vectors_from_2_kib() {
+    assert_eq!(padded_stride(512), 528);
+    assert_eq!(padded_stride(768), 784);
+    assert_eq!(padded_stride(1024), 1040);
+    for dim in [0, 1, 3, 128, 256, 384, 500, 640] {
+        assert_eq!(padded_stride(dim), dim, "dim {dim}");
+    }
 }

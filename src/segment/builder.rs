@@ -36,7 +36,7 @@ pub fn build_segment(
         let (graph, order) = if positions.is_empty() {
             (Vec::new(), Vec::new())
         } else {
-            let built = build_graph(VectorsView { data: &data, dim }, col.metric, &schema.hnsw)?;
+            let built = build_graph(VectorsView::new(&data, dim), col.metric, &schema.hnsw)?;
             let path = graph_path(dir, id, c);
             let view = GraphView::parse(&built, &path)?;
             let order = locality_order(&view);

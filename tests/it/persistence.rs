@@ -42,13 +42,13 @@ pub fn row(k: i64, dim: u32) -> Row {
     ])
 }
 
-fn searches(db: &Database) -> Vec<Vec<(RowId, i64)>> {
+fn searches(db: &Database, dim: u32) -> Vec<Vec<(RowId, i64)>> {
     let snap = db.snapshot("items").unwrap();
     let even = |_: RowId, r: &Row| matches!(r.values[0], Value::Integer(k) if k % 2 == 0);
     let label3 = |_: RowId, r: &Row| r.values[1] == Value::Text("label-3".into());
     let mut out = Vec::new();
     for q in 0..5u64 {
-        let query = vector(10_000 + q, 16);
+        let query = vector(10_000 + q, dim);
         for (exact, filter) in [
             (true, None),
             (false, None),
@@ -92,6 +92,16 @@ fn contents(db: &Database) -> Vec<(RowId, Row)> {
 
 #[test]
 fn identical_results_across_flush_compaction_reopen() {
+    identical_results_across_flush_compaction_reopen_at(16);
+}
+
+/// 512 dims: segments store these vectors padded (`mmdb::index::padded_stride`).
+#[test]
+fn identical_results_across_flush_compaction_reopen_512_d() {
+    identical_results_across_flush_compaction_reopen_at(512);
+}
+
+fn identical_results_across_flush_compaction_reopen_at(dim: u32) {
     let dir = tempfile::tempdir().unwrap();
     let open = || {
         Database::builder()
@@ -101,9 +111,9 @@ fn identical_results_across_flush_compaction_reopen() {
             .unwrap()
     };
     let db = open();
-    db.create_table(schema(16)).unwrap();
+    db.create_table(schema(dim)).unwrap();
     for b in 0..4 {
-        db.insert("items", (0..100).map(|i| row(b * 100 + i, 16)).collect())
+        db.insert("items", (0..100).map(|i| row(b * 100 + i, dim)).collect())
             .unwrap();
         if b % 2 == 1 {
             db.checkpoint().unwrap();
@@ -111,26 +121,26 @@ fn identical_results_across_flush_compaction_reopen() {
     }
     db.delete("items", &(1..400).step_by(7).collect::<Vec<_>>())
         .unwrap();
-    db.update("items", vec![(5, row(9999, 16)), (250, row(8888, 16))])
+    db.update("items", vec![(5, row(9999, dim)), (250, row(8888, dim))])
         .unwrap();
-    let (before, rows) = (searches(&db), contents(&db));
+    let (before, rows) = (searches(&db, dim), contents(&db));
     assert_eq!(rows.len(), 400 - 57);
     db.checkpoint().unwrap();
-    assert_eq!(searches(&db), before);
+    assert_eq!(searches(&db, dim), before);
     assert_eq!(contents(&db), rows);
     db.compact("items").unwrap();
-    assert_eq!(searches(&db), before);
+    assert_eq!(searches(&db, dim), before);
     assert_eq!(contents(&db), rows);
     db.close().unwrap();
     let db = open();
-    assert_eq!(searches(&db), before);
+    assert_eq!(searches(&db, dim), before);
     assert_eq!(contents(&db), rows);
     // And without a clean close: replay from the WAL.
-    db.insert("items", vec![row(77777, 16)]).unwrap();
-    let (before, rows) = (searches(&db), contents(&db));
+    db.insert("items", vec![row(77777, dim)]).unwrap();
+    let (before, rows) = (searches(&db, dim), contents(&db));
     drop(db);
     let db = open();
-    assert_eq!(searches(&db), before);
+    assert_eq!(searches(&db, dim), before);
     assert_eq!(contents(&db), rows);
 }
 

@@ -61,7 +61,7 @@ fn truth(v: VectorsView<'_>, queries: &[f32], filter: Filter<'_>) -> Vec<Vec<u32
             .map(|h| h.0)
             .collect()
     };
-    queries.chunks(v.dim).map(top).collect()
+    queries.chunks(v.dim()).map(top).collect()
 }
 
 /// Mean recall@10 of graph search and the number of queries that returned fewer than 10 rows.
@@ -74,7 +74,7 @@ fn recall(
     filter: Filter<'_>,
 ) -> (f64, usize) {
     let (mut found, mut short) = (0usize, 0usize);
-    for (q, t) in queries.chunks(v.dim).zip(truth) {
+    for (q, t) in queries.chunks(v.dim()).zip(truth) {
         let got = search_graph(graph, v, Metric::Cosine, q, 10, ef, filter);
         assert!(got.windows(2).all(|w| w[0].1 >= w[1].1), "best first");
         short += usize::from(got.len() < 10);
@@ -87,7 +87,7 @@ fn recall(
 fn recall_at_default_ef_and_with_a_1_percent_filter() {
     let (n, dim) = (20_000, 128);
     let (base, queries) = clustered(n, 100, dim, 42);
-    let v = VectorsView { data: &base, dim };
+    let v = VectorsView::new(&base, dim);
     // The default M and ef_search; ef_construction halved so the debug-build test stays short
     // (the build dominates: mmdb's own code runs unoptimised in test builds).
     let params = HnswParams {

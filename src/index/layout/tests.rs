@@ -80,10 +80,7 @@ fn truncation_and_bad_header_are_corrupted() {
 fn any_damaged_word_is_caught_or_harmless() {
     let bytes = sample().encode();
     let data: Vec<f32> = (0..10).map(|i| i as f32).collect();
-    let vectors = VectorsView {
-        data: &data,
-        dim: 2,
-    };
+    let vectors = VectorsView::new(&data, 2);
     for w in 0..bytes.len() / 4 {
         for val in [0u32, 1, 2, 4, 5, 6, 255, u32::MAX, 1 << 31] {
             let mut b = bytes.clone();
