@@ -3,7 +3,7 @@
 
     MMDB_BENCH_DUMP=/tmp/hnswdata cargo bench --bench hnsw   # writes base.f32, queries.f32, gt.u32, meta.json
     pip install hnswlib numpy
-    python3 benches/hnswlib_peer.py /tmp/hnswdata [--m 16] [--efc 200] [--efs 16,32,64,128,256] [--repeat 1]
+    python3 benches/hnswlib_peer.py /tmp/hnswdata [--m 16] [--efc 200] [--efs 16,32,64,128,256] [--repeat 1] [--index FILE]
 
 Prints build wall/CPU seconds and, per ef, recall@10 and QPS on one thread and on all threads
 (plus queries per CPU-second), in the same shape as the Rust bench. Cosine data (unit vectors):
@@ -53,6 +53,7 @@ def main():
     ap.add_argument("--efc", type=int, default=200)
     ap.add_argument("--efs", default="16,32,64,128,256")
     ap.add_argument("--repeat", type=int, default=1, help="single-thread passes per ef; the median is quoted")
+    ap.add_argument("--index", help="cache file for the built index: loaded when it exists, else written")
     a = ap.parse_args()
     meta = json.load(open(os.path.join(a.dir, "meta.json")))
     n, nq, dim, k = meta["n"], meta["queries"], meta["dim"], meta["k"]
@@ -68,7 +69,13 @@ def main():
         index.init_index(max_elements=n, ef_construction=a.efc, M=a.m, random_seed=100)
         index.add_items(base, np.arange(n), num_threads=threads)
 
-    _, wall, cpu = timed(build)
+    if a.index and os.path.exists(a.index):
+        _, wall, cpu = timed(lambda: index.load_index(a.index, max_elements=n))
+        print(f"hnswlib index loaded from {a.index} (build times below are the load's)")
+    else:
+        _, wall, cpu = timed(build)
+        if a.index:
+            index.save_index(a.index)
     print(f"hnswlib build: wall {wall:.1f} s, CPU {cpu:.1f} s, mean layer-0 degree {mean_degree0(index, n):.1f}")
     for ef in [int(x) for x in a.efs.split(",")]:
         index.set_ef(ef)

@@ -260,6 +260,18 @@ mod tests {
         write_graph(path, &empty).unwrap();
     }
 
+    /// Writes a vector file by hand: `version`, the header words, then the body words from
+    /// offset 64 (data as f32 bits, then the index words).
+    fn write_by_hand(path: &Path, version: u32, header: &[u32], body: impl Iterator<Item = u32>) {
+        let mut w = FramedWriter::create(path, VEC_MAGIC, version).unwrap();
+        let head: Vec<u8> = header.iter().flat_map(|x| x.to_le_bytes()).collect();
+        w.write(&head).unwrap();
+        w.align(DATA_AT).unwrap();
+        w.write(&body.flat_map(u32::to_le_bytes).collect::<Vec<u8>>())
+            .unwrap();
+        w.finish().unwrap();
+    }
+
     #[test]
     fn stored_order_and_lookup_by_row() {
         let dir = tempfile::tempdir().unwrap();
@@ -310,13 +322,7 @@ mod tests {
     fn a_stride_below_the_dimension_is_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let (v, g) = (dir.path().join("v"), dir.path().join("g"));
-        let mut w = FramedWriter::create(&v, VEC_MAGIC, 3).unwrap();
-        for word in [2u32, 1, 1] {
-            w.write(&word.to_le_bytes()).unwrap();
-        }
-        w.align(DATA_AT).unwrap();
-        w.write(&[0u8; 16]).unwrap();
-        w.finish().unwrap();
+        write_by_hand(&v, 3, &[2, 1, 1], [0u32; 4].into_iter());
         write_empty_graph(&g);
         let err = VectorColumn::open(&v, &g, 2).unwrap_err();
         assert!(
@@ -331,17 +337,10 @@ mod tests {
         let (v, g) = (dir.path().join("v"), dir.path().join("g"));
         let (data, _) = input();
         // Stored order 2, 0, 1: rows 5, 0, 2; by_row lists stored indices 1, 2, 0.
-        let mut w = FramedWriter::create(&v, VEC_MAGIC, 2).unwrap();
-        w.write(&2u32.to_le_bytes()).unwrap();
-        w.write(&3u32.to_le_bytes()).unwrap();
-        w.align(DATA_AT).unwrap();
         let stored = [2usize, 0, 1]
             .iter()
             .flat_map(|&i| data[2 * i..2 * i + 2].iter().map(|x| x.to_bits()));
-        let words = stored.chain([5, 0, 2, 1, 2, 0]);
-        w.write(&words.flat_map(u32::to_le_bytes).collect::<Vec<u8>>())
-            .unwrap();
-        w.finish().unwrap();
+        write_by_hand(&v, 2, &[2, 3], stored.chain([5, 0, 2, 1, 2, 0]));
         write_loadable_graph(&g);
         let col = VectorColumn::open(&v, &g, 2).unwrap();
         assert_eq!(col.rows().unwrap(), &[5, 0, 2]);
@@ -356,14 +355,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (v, g) = (dir.path().join("v"), dir.path().join("g"));
         let (data, rows) = input();
-        let mut w = FramedWriter::create(&v, VEC_MAGIC, 1).unwrap();
-        w.write(&2u32.to_le_bytes()).unwrap();
-        w.write(&3u32.to_le_bytes()).unwrap();
-        w.align(DATA_AT).unwrap();
         let words = data.iter().map(|x| x.to_bits()).chain(rows.iter().copied());
-        w.write(&words.flat_map(u32::to_le_bytes).collect::<Vec<u8>>())
-            .unwrap();
-        w.finish().unwrap();
+        write_by_hand(&v, 1, &[2, 3], words);
         write_empty_graph(&g);
         let col = VectorColumn::open(&v, &g, 2).unwrap();
         assert_eq!(col.rows().unwrap(), &[0, 2, 5]);
