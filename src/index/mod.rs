@@ -103,8 +103,9 @@ impl<'a> VectorsView<'a> {
 ///
 /// Graph search waits on the cache misses of vectors it reads in an order that jumps across the
 /// file. At 512 dims (2,048 bytes) every vector starts at one of two offsets in a 4 KiB page,
-/// and those first lines, the ones the search prefetches, then compete for the same cache sets
-/// and memory banks. Measured in one process alternating layouts on 100,000 x 512 (graph search,
+/// and misses on those first lines, the ones the search prefetches, are slower (likely because
+/// they map to the same cache sets and memory banks; this VM has no hardware counters to show
+/// it). Measured in one process alternating layouts on 100,000 x 512 (graph search,
 /// one thread): a 2,112-byte stride searched 13-19% faster than 2,048 bytes at ef 16-64; at 768
 /// dims (4 offsets) +2-8%; at 128 and 256 dims no gain within the noise, so smaller or
 /// unaligned vectors stay unpadded. The cost is at most 64 bytes per vector (3% at 512 dims).
