@@ -281,7 +281,7 @@ impl<'a> GraphView<'a> {
     }
 
     /// Asks the CPU to start loading the neighbour list of the `local`-th node of layer `l` (a
-    /// hint, see [`crate::storage::prefetch`]), for the node the search will expand next.
+    /// hint, as `storage::prefetch`), for the node the search will expand next.
     #[inline]
     pub fn prefetch_neighbours(&self, l: usize, local: u32) {
         let p = self.pos[l];
