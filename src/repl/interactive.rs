@@ -80,7 +80,16 @@ const KEYWORDS: &[&str] = &[
 ];
 
 const DOT_COMMANDS: &[&str] = &[
-    ".help", ".tables", ".schema", ".timer", ".mode", ".read", ".open", ".quit",
+    ".help",
+    ".tables",
+    ".schema",
+    ".timer",
+    ".mode",
+    ".read",
+    ".checkpoint",
+    ".compact",
+    ".open",
+    ".quit",
 ];
 
 /// Completion and multi-line validation.

@@ -30,6 +30,8 @@ SQL statements end with ';' and may span lines. Dot-commands:
   .timer on|off           print how long each statement took
   .mode table|csv|json|line   result format
   .read FILE              run the SQL script in FILE
+  .checkpoint             write recent rows to segments now (also done on exit)
+  .compact [TABLE]        merge a table's segments, dropping deleted rows (all tables if none)
   .open PATH              close this database and open (or create) PATH
   .quit                   exit (also Ctrl-D)
 Ctrl-C cancels the current input or the running query.
@@ -208,6 +210,16 @@ impl<W: Write> Shell<W> {
                     other => Error::Sql(format!("{path}: statement at line {}: {other}", e.line)),
                 })?;
                 return Ok(flow);
+            }
+            ".checkpoint" => self.database().checkpoint()?,
+            ".compact" => {
+                let names = match arg(0) {
+                    Some(t) => vec![t.to_string()],
+                    None => self.database().table_names(),
+                };
+                for n in names {
+                    self.database().compact(&n)?;
+                }
             }
             ".open" => {
                 let Some(path) = arg(0) else {

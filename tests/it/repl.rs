@@ -137,6 +137,42 @@ fn dot_commands_in_scripts() {
 }
 
 #[test]
+fn checkpoint_and_compact_from_the_shell() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let segments = || {
+        std::fs::read_dir(&db)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".rows")
+            })
+            .count()
+    };
+    let script = "CREATE TABLE t (id INTEGER PRIMARY KEY, emb VECTOR(2));\n\
+        INSERT INTO t (emb) VALUES ([1, 0]), ([0, 1]);\n.checkpoint\n\
+        INSERT INTO t (emb) VALUES ([1, 1]);\n.checkpoint\n.compact t\n\
+        DELETE FROM t WHERE id = 2;\n.checkpoint\n.compact\n\
+        SELECT id FROM t ORDER BY id;\n";
+    let out = mmdb(&[db.to_str().unwrap()], Some(script));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("|  1 |\n|  3 |"),
+        "{}",
+        text(&out.stdout)
+    );
+    // Two checkpoints made two segments; compaction merged them into one.
+    assert_eq!(segments(), 1);
+
+    let out = mmdb(&[db.to_str().unwrap()], Some(".compact nope\n"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("nope"), "{}", text(&out.stderr));
+}
+
+#[test]
 fn help_lists_the_subcommands() {
     let out = mmdb(&["--help"], None);
     assert!(out.status.success());
