@@ -92,7 +92,7 @@ impl WithSimd for Kernel<'_> {
 }
 
 /// f32 values per cache line.
-const LINE: usize = 16;
+pub(super) const LINE: usize = 16;
 
 /// Asks the CPU to load every cache line of `v` (a hint, see [`crate::storage::prefetch`]), so
 /// that the cache misses of several vectors overlap before their distances need them.

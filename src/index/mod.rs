@@ -110,10 +110,9 @@ impl<'a> VectorsView<'a> {
 /// dims (4 offsets) +2-8%; at 128 and 256 dims no gain within the noise, so smaller or
 /// unaligned vectors stay unpadded. The cost is at most 64 bytes per vector (3% at 512 dims).
 pub fn padded_stride(dim: usize) -> usize {
-    const LINE: usize = 16;
     let bytes = dim * 4;
     if bytes >= 2048 && bytes.is_multiple_of(1024) {
-        dim + LINE
+        dim + distance::LINE
     } else {
         dim
     }
