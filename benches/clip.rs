@@ -15,7 +15,7 @@ use std::time::Duration;
 use candle_core::{DType, Device};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mmdb::ImageSource;
-use mmdb::embed::{ClipEmbedder, EmbedPool, Lane, PoolOptions};
+use mmdb::clip::{ClipEmbedder, EmbedPool, Lane, PoolOptions};
 
 /// The allocator of the `mmdb` binary, so the numbers are what its bulk loads and queries get.
 #[global_allocator]

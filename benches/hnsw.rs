@@ -1,6 +1,6 @@
 //! HNSW bench: build time, recall@10 and QPS of mmdb's graph (built by mmdb, and by hnsw_rs),
 //! searched as built (nodes in input order) and as a segment stores it (renumbered in locality
-//! order, `mmdb::index::locality_order`, vectors at `mmdb::index::padded_stride`).
+//! order, `mmdb::internals::locality_order`, vectors at `mmdb::internals::padded_stride`).
 //!
 //! `cargo bench --bench hnsw` (release). Sizes come from the environment so the same binary runs
 //! the 1M case later:
@@ -24,7 +24,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use mmdb::index::{
+use mmdb::internals::{
     GraphBuilder, GraphView, VectorsView, build_graph_with, locality_order, padded_stride,
     renumber, search_exact, search_graph,
 };

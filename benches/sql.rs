@@ -121,15 +121,9 @@ fn main() {
             measure(&queries, |q| {
                 let snap = db.snapshot("t").expect("snapshot");
                 let pred = |_: RowId, r: &Row| filter.is_none_or(|f| f(r));
-                let req = SearchRequest {
-                    column: 2,
-                    query: q,
-                    k: 10,
-                    ef: None,
-                    exact: false,
-                    filter: filter.map(|_| &pred as &(dyn Fn(RowId, &Row) -> bool + Sync)),
-                    filter_columns: columns,
-                };
+                let mut req = SearchRequest::new(2, q, 10);
+                req.filter = filter.map(|_| &pred as &(dyn Fn(RowId, &Row) -> bool + Sync));
+                req.filter_columns = columns;
                 snap.search(&req).expect("search").len()
             })
         };

@@ -148,15 +148,7 @@ fn open_case(dir: &Path, dim: usize, verify: &str) {
     let n = snap.row_count();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
     let q: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-    let req = SearchRequest {
-        column: 2,
-        query: &q,
-        k: 10,
-        ef: None,
-        exact: false,
-        filter: None,
-        filter_columns: None,
-    };
+    let req = SearchRequest::new(2, &q, 10);
     if verify == "idle" {
         let idle = env("MMDB_BENCH_IDLE_MS", 5000) as u64;
         std::thread::sleep(std::time::Duration::from_millis(idle));

@@ -1,27 +1,42 @@
 //! mmdb: an embedded vector database with native multimodal (CLIP) indexing.
 //!
 //! Open a [`Database`] (a directory), run SQL through [`Database::execute`] and
-//! [`Database::query`], or use the storage API directly ([`Database::insert`],
-//! [`TableSnapshot::search`]). The README's example runs as a doctest.
+//! [`Database::query`] (or a [`Session`], which keeps `SET` settings), or use the storage API
+//! directly ([`Database::insert`], [`TableSnapshot::search`] with a [`SearchRequest`]). The
+//! README's example runs as a doctest.
 //!
 //! Modules along the data path (see `docs/ARCHITECTURE.md`): `sql` (parse, plan, execute) →
-//! [`embed`] (CLIP with candle) → `wal` → `memtable` → `segment` (mmap + [`index`] HNSW), with
-//! `db` tying them together, [`coco`] and [`demo`] for bulk loading, and [`repl`] for the shell.
+//! `embedder` (the [`Embedder`] trait and [`ModelRegistry`]) → `db` → `wal` → `memtable` →
+//! `segment` (mmap + `index` HNSW) → `storage`. Cargo features follow those layers:
+//!
+//! - without default features, the engine alone: storage, WAL, segments, index, SQL, and [`coco`]
+//!   loading through whatever [`Embedder`] is installed
+//!   ([`DatabaseBuilder::model_loader`], [`ModelRegistry::insert`]);
+//! - `clip` (default): CLIP with candle ([`clip`]) as the built-in model loader, image decoding,
+//!   and the [`demo`] data generator; `download` and `avx512` (default) and `cuda` refine it;
+//! - `cli` (default): the `mmdb` binary.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 mod catalog;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
+#[cfg(feature = "clip")]
+pub mod clip;
 pub mod coco;
 mod db;
+#[cfg(feature = "clip")]
 pub mod demo;
-pub mod embed;
+mod embedder;
 mod error;
-pub mod index;
+mod index;
 mod memtable;
-pub mod repl;
+#[cfg(test)]
+mod module_graph;
 mod schema;
 mod segment;
-pub mod sql;
+mod sql;
 mod storage;
 mod value;
 mod wal;
@@ -30,11 +45,23 @@ pub use db::{
     DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS, DEFAULT_MEMTABLE_MAX_BYTES, Database,
     DatabaseBuilder, SearchHit, SearchPath, SearchPlan, SearchRequest, TableSnapshot,
 };
+pub use embedder::{DEFAULT_MODEL, Embedder, ModelLoader, ModelRegistry};
 pub use error::{Error, Result};
 pub use schema::{Column, HnswParams, TableSchema};
-pub use sql::{ColumnInfo, FromValue, Output, ResultRow, Rows, Session, Statement};
-pub use value::{ColumnType, ImageSource, Metric, Row, RowId, Value};
+pub use sql::{
+    ColumnInfo, FromValue, Output, ResultRow, RowIndex, Rows, ScriptError, Session, Settings,
+    Statement, is_complete,
+};
+pub use value::{ColumnType, ImageSource, Metric, Row, RowFilter, RowId, Value};
 pub use wal::Sync;
+
+/// Engine internals for the benches (`benches/hnsw.rs` measures the index alone). Not an API:
+/// only with the hidden `__internals` feature, and it may change in any release.
+#[cfg(feature = "__internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::index::*;
+}
 
 /// The README's code blocks, run as doctests.
 #[cfg(doctest)]

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use mmdb::Database;
-use mmdb::repl::{Flow, Shell};
+use mmdb::cli::{Flow, Shell};
 
 /// mimalloc rather than glibc's malloc: candle allocates a fresh buffer for every tensor operation,
-/// and glibc hands large ones back to the kernel and faults them in again, which cost CLIP 15-20% of
-/// its CPU time (see docs/coco.md). Applications embedding the library choose their own allocator.
+/// and glibc hands large ones back to the kernel and faults them in again, which cost CLIP a good
+/// share of its CPU time (measurements: docs/perf.md#mimalloc). Applications embedding the library
+/// choose their own allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -38,11 +39,11 @@ enum Command {
     /// Generate the synthetic demo scenes as a COCO captions dataset.
     DemoData(DemoDataArgs),
     /// Bulk-load a COCO captions dataset (captions JSON + image folder).
-    LoadCoco(mmdb::coco::cli::LoadCocoArgs),
+    LoadCoco(mmdb::cli::coco::LoadCocoArgs),
     /// Import precomputed embeddings in the clip-retrieval layout (img_emb/*.npy + metadata).
-    ImportNpy(mmdb::coco::cli::ImportNpyArgs),
+    ImportNpy(mmdb::cli::coco::ImportNpyArgs),
     /// Text->image and image->text Recall@K over a loaded COCO-format set.
-    BenchRecall(mmdb::coco::cli::BenchRecallArgs),
+    BenchRecall(mmdb::cli::coco::BenchRecallArgs),
     /// Print embeddings of texts and images as JSON lines.
     Embed(EmbedArgs),
 }
@@ -59,7 +60,7 @@ struct DemoArgs {
     #[arg(long, default_value_t = 2024)]
     seed: u64,
     /// Model (folder or hub id) [default: the bundled demo model].
-    #[arg(long, default_value = mmdb::demo::DEMO_MODEL_SPEC)]
+    #[arg(long, default_value = mmdb::cli::DEMO_MODEL_SPEC)]
     model: String,
 }
 
@@ -82,7 +83,7 @@ struct DemoDataArgs {
 #[derive(Args)]
 struct EmbedArgs {
     /// Model: a folder in Hugging Face layout, a hub id, or `mmdb-demo-clip`.
-    #[arg(long, default_value = mmdb::embed::DEFAULT_MODEL)]
+    #[arg(long, default_value = mmdb::DEFAULT_MODEL)]
     model: String,
     /// A text to embed (repeatable).
     #[arg(long = "text")]
@@ -106,8 +107,8 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Shell(args)) => shell(args),
         None => shell(cli.shell),
-        Some(Command::Demo(a)) => report(mmdb::demo::run_tour(
-            &mmdb::demo::TourOptions {
+        Some(Command::Demo(a)) => report(mmdb::cli::run_tour(
+            &mmdb::cli::TourOptions {
                 dir: a.dir,
                 images: a.images,
                 seed: a.seed,
@@ -126,10 +127,10 @@ fn main() -> ExitCode {
                 )
             }),
         ),
-        Some(Command::LoadCoco(a)) => report(mmdb::coco::cli::run_load_coco(&a)),
-        Some(Command::ImportNpy(a)) => report(mmdb::coco::cli::run_import_npy(&a)),
-        Some(Command::BenchRecall(a)) => report(mmdb::coco::cli::run_bench_recall(&a)),
-        Some(Command::Embed(a)) => report(mmdb::embed::run_embed(
+        Some(Command::LoadCoco(a)) => report(mmdb::cli::coco::run_load_coco(&a)),
+        Some(Command::ImportNpy(a)) => report(mmdb::cli::coco::run_import_npy(&a)),
+        Some(Command::BenchRecall(a)) => report(mmdb::cli::coco::run_bench_recall(&a)),
+        Some(Command::Embed(a)) => report(mmdb::cli::run_embed(
             &a.model,
             &a.texts,
             &a.images,
@@ -152,7 +153,7 @@ fn report(result: mmdb::Result<()>) -> ExitCode {
 fn shell(args: ShellArgs) -> ExitCode {
     let (path, temporary) = match &args.db {
         Some(p) => (p.clone(), false),
-        None => (mmdb::repl::temp_db_dir(), true),
+        None => (mmdb::cli::temp_db_dir(), true),
     };
     let db = match Database::open(&path) {
         Ok(db) => db,
@@ -238,19 +239,12 @@ fn close(shell: Shell<std::io::Stdout>, code: ExitCode) -> ExitCode {
     }
 }
 
-#[cfg(feature = "repl")]
 fn interactive(shell: &mut Shell<std::io::Stdout>) -> ExitCode {
-    match mmdb::repl::interactive::run(shell) {
+    match mmdb::cli::interactive::run(shell) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("Error: {e}");
             ExitCode::FAILURE
         }
     }
-}
-
-#[cfg(not(feature = "repl"))]
-fn interactive(_: &mut Shell<std::io::Stdout>) -> ExitCode {
-    eprintln!("Error: this mmdb was built without the `repl` feature; use -c SQL or pipe a script");
-    ExitCode::FAILURE
 }

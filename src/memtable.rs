@@ -7,9 +7,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::db::RowFilter;
 use crate::index::score;
-use crate::{Metric, Row, RowId, Value};
+use crate::{Metric, Row, RowFilter, RowId, Value};
 
 /// Recent rows by id.
 #[derive(Debug, Clone, Default)]
@@ -81,7 +80,7 @@ impl MemTable {
             .rows
             .iter()
             .filter_map(|(&id, row)| {
-                let v = row_vector(row, col)?;
+                let v = row.vector(col)?;
                 if v.len() != query.len() || filter.is_some_and(|f| !f(id, row)) {
                     return None;
                 }
@@ -91,15 +90,6 @@ impl MemTable {
         hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         hits.truncate(k);
         hits
-    }
-}
-
-/// The vector of column `col` of `row`: a VECTOR value or the embedding of an IMAGE / TEXT.
-pub fn row_vector(row: &Row, col: usize) -> Option<&[f32]> {
-    match row.values.get(col)? {
-        Value::Vector(v) => Some(v),
-        Value::Null => None,
-        _ => row.embeddings.get(col)?.as_deref(),
     }
 }
 

@@ -135,7 +135,20 @@ pub struct Row {
     pub embeddings: Vec<Option<Vec<f32>>>,
 }
 
+/// A row filter for searches: `true` keeps the row.
+pub type RowFilter<'a> = &'a (dyn Fn(RowId, &Row) -> bool + Sync);
+
 impl Row {
+    /// The vector of column `col`: a VECTOR value or the embedding of an IMAGE / embedded TEXT;
+    /// `None` for NULL or a column out of range.
+    pub fn vector(&self, col: usize) -> Option<&[f32]> {
+        match self.values.get(col)? {
+            Value::Vector(v) => Some(v),
+            Value::Null => None,
+            _ => self.embeddings.get(col)?.as_deref(),
+        }
+    }
+
     /// A row of plain values with no embeddings.
     pub fn new(values: Vec<Value>) -> Row {
         let embeddings = vec![None; values.len()];

@@ -9,16 +9,15 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use super::captions::{CocoCaptions, CocoImage, Split};
 use super::image_file::{FailureKind, read_checked};
 use super::report::{CaptionFailure, ImageFailure, LoadReport, write_failures};
 use super::tables::{captions_table, ensure_tables};
-use crate::embed::{DEFAULT_MODEL, Embedder};
+use crate::embedder::{DEFAULT_MODEL, Embedder};
 use crate::{Database, Error, ImageSource, Result, Row, RowId, Value};
 
 /// What to load and how. [`LoadOptions::new`] gives the defaults.
@@ -58,20 +57,28 @@ impl LoadOptions {
     }
 }
 
-/// Whether to draw a progress bar (on stderr, and only when it is a terminal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Progress {
-    /// An indicatif bar with rate and ETA; hidden automatically when stderr is not a terminal.
-    Bar,
-    /// Nothing.
-    Hidden,
+/// Receives a load's progress: the number of images to embed, then each batch done. The shell
+/// draws a progress bar with it (`src/cli/progress.rs`); a Python binding can forward it.
+pub trait Progress: Send + Sync {
+    /// Called once, before the first batch, with the number of images left to load.
+    fn start(&self, _total: u64) {}
+    /// Called after each batch with the number of images it held.
+    fn advance(&self, _images: u64) {}
+    /// Called once when the load stops (finished, cancelled or failed).
+    fn finish(&self) {}
 }
+
+/// Reports nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
 
 /// Loads a COCO-format data set into `db` (see the module doc); returns what happened.
 pub fn load(
     db: &Database,
     opts: &LoadOptions,
-    progress: Progress,
+    progress: &dyn Progress,
     cancel: &AtomicBool,
 ) -> Result<LoadReport> {
     let started = Instant::now();
@@ -139,7 +146,7 @@ pub fn load(
         report_path: report_path.clone(),
         seconds: 0.0,
     };
-    let bar = progress_bar(progress, todo.len());
+    progress.start(todo.len() as u64);
     for batch in todo.chunks(opts.batch_size) {
         if cancel.load(Ordering::SeqCst) {
             report.interrupted = true;
@@ -155,12 +162,19 @@ pub fn load(
             &coco,
             &present_captions,
             &mut report,
-        )?;
+        );
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                progress.finish();
+                return Err(e);
+            }
+        };
         report.images_loaded += loaded.0;
         report.captions_loaded += loaded.1;
-        bar.inc(batch.len() as u64);
+        progress.advance(batch.len() as u64);
     }
-    bar.finish_and_clear();
+    progress.finish();
     write_failures(
         &report_path,
         &report.image_failures,
@@ -302,24 +316,9 @@ pub(super) fn row_ids(db: &Database, table: &str) -> Result<HashSet<RowId>> {
 }
 
 /// `<db name>.<suffix>` in the folder holding the database (reports live beside it, not inside).
-pub(super) fn beside_db(db: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn beside_db(db: &Path, suffix: &str) -> PathBuf {
     let name = db
         .file_name()
         .map_or_else(|| "mmdb".into(), |n| n.to_string_lossy().into_owned());
     db.with_file_name(format!("{name}.{suffix}"))
-}
-
-fn progress_bar(progress: Progress, total: usize) -> ProgressBar {
-    if progress == Progress::Hidden {
-        return ProgressBar::hidden();
-    }
-    // stderr draw target: indicatif draws nothing when stderr is not a terminal.
-    let bar = ProgressBar::new(total as u64);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} images {per_sec} ETA {eta}",
-    ) {
-        bar.set_style(style);
-    }
-    bar.enable_steady_tick(Duration::from_millis(250));
-    bar
 }

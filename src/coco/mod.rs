@@ -3,7 +3,6 @@
 //! `docs/coco.md`.
 
 pub mod captions;
-pub mod cli;
 mod image_file;
 mod load;
 mod npy;
@@ -14,7 +13,9 @@ mod tables;
 
 pub use captions::{CocoCaption, CocoCaptions, CocoImage, Split};
 pub use image_file::FailureKind;
-pub use load::{LoadOptions, Progress, load};
+#[cfg(feature = "cli")]
+pub(crate) use load::beside_db;
+pub use load::{LoadOptions, NoProgress, Progress, load};
 pub use npy::{NpyImportOptions, NpyImportReport, import_npy};
 pub use npy_file::write_f32 as write_npy_f32;
 pub use recall::{RecallOptions, bench_recall};

@@ -30,7 +30,7 @@ pub struct NpyImportOptions {
     /// Images table; captions go to `<table>_captions`. Default `coco`.
     pub table: String,
     /// Model spec recorded with the tables (used later to embed SQL query text). Default
-    /// [`crate::embed::DEFAULT_MODEL`].
+    /// [`crate::embedder::DEFAULT_MODEL`].
     pub model: String,
     /// The model identity to record. Default none: load `model` and take its identity (and check
     /// its dimension against the files).
@@ -45,7 +45,7 @@ impl NpyImportOptions {
         NpyImportOptions {
             dir: dir.into(),
             table: "coco".into(),
-            model: crate::embed::DEFAULT_MODEL.into(),
+            model: crate::embedder::DEFAULT_MODEL.into(),
             identity: None,
             batch_size: 1024,
         }

@@ -179,15 +179,7 @@ fn run(
         .captions
         .par_iter()
         .map(|(_, image, v)| {
-            let req = SearchRequest {
-                column: image_col,
-                query: v,
-                k: kmax,
-                ef,
-                exact,
-                filter: None,
-                filter_columns: None,
-            };
+            let req = SearchRequest::new(image_col, v, kmax).ef(ef).exact(exact);
             Ok(images.search(&req)?.iter().position(|h| h.id == *image))
         })
         .collect::<Result<_>>()?;
@@ -195,7 +187,7 @@ fn run(
         .images
         .par_iter()
         .map(|(id, v)| {
-            let req = SearchRequest { column: caption_col, query: v, k: kmax, ef, exact, filter: None, filter_columns: None };
+            let req = SearchRequest::new(caption_col, v, kmax).ef(ef).exact(exact);
             let hits = captions.search(&req)?;
             Ok(hits.iter().position(|h| {
                 matches!(h.row.values.get(image_id_col), Some(Value::Integer(i)) if *i as RowId == *id)

@@ -1,9 +1,11 @@
 //! Options for opening a database.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use super::Database;
 use crate::Result;
+use crate::embedder::{ModelLoader, ModelRegistry};
 use crate::wal::Sync;
 
 /// Default memtable size before a flush to a segment: 64 MiB.
@@ -14,7 +16,7 @@ pub const DEFAULT_MAX_SEGMENTS: usize = 8;
 pub const DEFAULT_MAX_DELETED_FRACTION: f64 = 0.3;
 
 /// Options of [`Database`]; build with [`Database::builder`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DatabaseBuilder {
     pub(crate) sync: Sync,
     pub(crate) memtable_max_bytes: usize,
@@ -22,6 +24,24 @@ pub struct DatabaseBuilder {
     pub(crate) max_deleted_fraction: f64,
     pub(crate) read_only: bool,
     pub(crate) verify_in_background: bool,
+    pub(crate) model_loader: Option<Arc<ModelLoader>>,
+}
+
+impl std::fmt::Debug for DatabaseBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseBuilder")
+            .field("sync", &self.sync)
+            .field("memtable_max_bytes", &self.memtable_max_bytes)
+            .field("max_segments", &self.max_segments)
+            .field("max_deleted_fraction", &self.max_deleted_fraction)
+            .field("read_only", &self.read_only)
+            .field("verify_in_background", &self.verify_in_background)
+            .field(
+                "model_loader",
+                &self.model_loader.as_ref().map_or("built-in", |_| "custom"),
+            )
+            .finish()
+    }
 }
 
 impl Default for DatabaseBuilder {
@@ -33,12 +53,14 @@ impl Default for DatabaseBuilder {
             max_deleted_fraction: DEFAULT_MAX_DELETED_FRACTION,
             read_only: false,
             verify_in_background: true,
+            model_loader: None,
         }
     }
 }
 
 impl DatabaseBuilder {
     /// When a write is durable. Default [`Sync::Full`] (fsync before each write returns).
+    #[must_use]
     pub fn sync(mut self, s: Sync) -> Self {
         self.sync = s;
         self
@@ -46,6 +68,7 @@ impl DatabaseBuilder {
 
     /// Memtable size (approximate heap bytes, all tables together) above which a write flushes
     /// the memtables to segments. Default 64 MiB ([`DEFAULT_MEMTABLE_MAX_BYTES`]).
+    #[must_use]
     pub fn memtable_max_bytes(mut self, n: usize) -> Self {
         self.memtable_max_bytes = n;
         self
@@ -53,6 +76,7 @@ impl DatabaseBuilder {
 
     /// Automatic compaction merges all segments of a table when it has more than `n` segments.
     /// Default 8 ([`DEFAULT_MAX_SEGMENTS`]); at least 1.
+    #[must_use]
     pub fn max_segments(mut self, n: usize) -> Self {
         self.max_segments = n.max(1);
         self
@@ -60,6 +84,7 @@ impl DatabaseBuilder {
 
     /// Automatic compaction rewrites a table when more than this fraction of its segment rows is
     /// deleted. Default 0.3 ([`DEFAULT_MAX_DELETED_FRACTION`]).
+    #[must_use]
     pub fn max_deleted_fraction(mut self, f: f64) -> Self {
         self.max_deleted_fraction = f;
         self
@@ -67,6 +92,7 @@ impl DatabaseBuilder {
 
     /// Open without the write lock, seeing the data committed at open; writes fail with
     /// [`crate::Error::ReadOnly`]. Default false.
+    #[must_use]
     pub fn read_only(mut self, yes: bool) -> Self {
         self.read_only = yes;
         self
@@ -74,13 +100,34 @@ impl DatabaseBuilder {
 
     /// Whether open starts a background thread that verifies the checksums of every segment's
     /// vector and graph files. Searches never read unverified bytes: with `true` (the default)
-    /// the first search of a large table usually finds the work done (measured at 1,000,000 x
-    /// 512: 45 ms instead of 265 ms with the files in the page cache, 3.1 s when cold) and waits
-    /// only for what is left of the files it reads; with `false`
-    /// nothing is read at open and each segment column is verified on its first search.
+    /// the first search of a large table usually finds the work done (measurements:
+    /// docs/perf.md#background-verification) and waits only for what is left of the files it
+    /// reads; with `false` nothing is read at open and each segment column is verified on its
+    /// first search.
+    #[must_use]
     pub fn verify_in_background(mut self, yes: bool) -> Self {
         self.verify_in_background = yes;
         self
+    }
+
+    /// How the database's [`ModelRegistry`] loads a model spec that was not registered with
+    /// [`ModelRegistry::insert`] (a table's `model`, `mmdb load-coco --model`). Default: the
+    /// built-in loader, CLIP with candle (folder, HF cache or download) when mmdb is built with
+    /// the `clip` feature (a default feature); without it, a loader that refuses every spec with
+    /// [`crate::Error::Model`].
+    #[must_use]
+    pub fn model_loader(mut self, loader: Arc<ModelLoader>) -> Self {
+        self.model_loader = Some(loader);
+        self
+    }
+
+    /// A fresh registry with this builder's loader.
+    pub(crate) fn models(&self) -> ModelRegistry {
+        ModelRegistry::with_loader(
+            self.model_loader
+                .clone()
+                .unwrap_or_else(ModelRegistry::builtin_loader),
+        )
     }
 
     /// Opens (or, unless read-only, creates) the database at `path`.

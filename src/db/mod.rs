@@ -23,12 +23,12 @@ use parking_lot::{Mutex, RwLock};
 pub use builder::{
     DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS, DEFAULT_MEMTABLE_MAX_BYTES, DatabaseBuilder,
 };
-pub use search::{RowFilter, SearchHit, SearchPath, SearchPlan, SearchRequest};
+pub use search::{SearchHit, SearchPath, SearchPlan, SearchRequest};
 pub use snapshot::TableSnapshot;
 use state::TableState;
 
 use crate::catalog::StoredSchema;
-use crate::embed::ModelRegistry;
+use crate::embedder::ModelRegistry;
 use crate::segment::manifest::{Manifest, SegmentEntry, TableEntry};
 use crate::storage::WriteLock;
 use crate::wal::WalWriter;

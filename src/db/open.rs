@@ -50,8 +50,8 @@ impl Database {
         };
         let inner = Inner {
             path: path.clone(),
+            models: opts.models(),
             opts,
-            models: Default::default(),
             tables: RwLock::new(tables),
             writer: Mutex::new(None),
         };
@@ -92,8 +92,8 @@ fn open_read_only(path: &Path, opts: DatabaseBuilder) -> Result<Database> {
                 let db = Database {
                     inner: Arc::new(Inner {
                         path,
+                        models: opts.models(),
                         opts,
-                        models: Default::default(),
                         tables: RwLock::new(tables),
                         writer: Mutex::new(None),
                     }),

@@ -17,6 +17,7 @@ use parking_lot::Mutex;
 
 use super::TableSnapshot;
 use super::validate::check_vector;
+use crate::value::RowFilter;
 use crate::{Error, Result, Row, RowId};
 
 /// Rows sampled per segment to estimate a filter's selectivity.
@@ -29,11 +30,19 @@ pub const EXACT_MAX_SELECTIVITY: f64 = 0.05;
 /// A merge candidate: score, id, and where the row is (None: memtable; Some((segment, position))).
 type Candidate = (f32, RowId, Option<(usize, usize)>);
 
-/// A row filter: `true` keeps the row.
-pub type RowFilter<'a> = &'a (dyn Fn(RowId, &Row) -> bool + Sync);
-
-/// One top-k query.
+/// One top-k query: [`SearchRequest::new`] with the table's defaults, then the setters.
+///
+/// ```
+/// # use mmdb::SearchRequest;
+/// let even = |id: mmdb::RowId, _: &mmdb::Row| id % 2 == 0;
+/// let req = SearchRequest::new(2, &[1.0, 0.0, 0.0], 10).ef(64).filter(&even);
+/// assert_eq!((req.k, req.ef, req.exact), (10, Some(64), false));
+/// ```
+///
+/// New options arrive as new setters with defaults (the struct is `#[non_exhaustive]`), so
+/// code written against one release keeps compiling.
 #[derive(Clone, Copy)]
+#[non_exhaustive]
 pub struct SearchRequest<'a> {
     /// Index of a vector-bearing column (VECTOR, IMAGE, embedded TEXT).
     pub column: usize,
@@ -68,6 +77,35 @@ impl<'a> SearchRequest<'a> {
             filter_columns: None,
         }
     }
+
+    /// Candidate list size of the HNSW search; `None` (the default) uses the table's
+    /// `ef_search`.
+    #[must_use]
+    pub fn ef(mut self, ef: impl Into<Option<usize>>) -> Self {
+        self.ef = ef.into();
+        self
+    }
+
+    /// Brute force over every (matching) row instead of the graph. Default false.
+    #[must_use]
+    pub fn exact(mut self, yes: bool) -> Self {
+        self.exact = yes;
+        self
+    }
+
+    /// Keep only rows for which `f` is true. Default: no filter.
+    #[must_use]
+    pub fn filter(mut self, f: RowFilter<'a>) -> Self {
+        self.filter = Some(f);
+        self
+    }
+
+    /// The columns the filter reads (see the field). Default: all of them.
+    #[must_use]
+    pub fn filter_columns(mut self, columns: &'a [usize]) -> Self {
+        self.filter_columns = Some(columns);
+        self
+    }
 }
 
 /// One result.
@@ -94,6 +132,13 @@ pub enum SearchPath {
     Exact,
 }
 
+impl fmt::Display for SearchPath {
+    /// The name EXPLAIN prints: `hnsw`, `filtered-hnsw`, `filtered-exact`, `exact`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl SearchPath {
     fn name(self) -> &'static str {
         match self {
@@ -107,6 +152,7 @@ impl SearchPath {
 
 /// The plan of a search, for EXPLAIN.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct SearchPlan {
     /// Column name.
     pub column: String,

@@ -18,7 +18,6 @@ mod captions;
 mod coco;
 mod draw;
 mod scene;
-mod tour;
 
 use std::fs;
 use std::io::Cursor;
@@ -33,7 +32,6 @@ use coco::{CocoCaption, CocoCaptions, CocoImage};
 
 pub use captions::CAPTIONS_PER_IMAGE;
 use scene::Scene;
-pub use tour::{DEMO_MODEL_SPEC, TourOptions, run_tour};
 
 /// Side of every generated image in pixels.
 pub const IMAGE_SIDE: u32 = 96;

@@ -1,19 +1,21 @@
 //! Building a segment's graph: validate, build the layers, make layer 0 reachable, serialise.
 //!
-//! Two builders ([`GraphBuilder`]): mmdb's own parallel insertion (`insert`, the default) and
-//! hnsw_rs's, whose layers are extracted into a [`GraphLayers`]. mmdb's reaches hnswlib's recall at
-//! hnswlib's build cost; hnsw_rs's graph loses recall as segments grow (see `insert` for numbers).
+//! Two builders ([`GraphBuilder`]): mmdb's own parallel insertion (`insert`, the default) and,
+//! with the hidden `__internals` feature only, hnsw_rs's (`hnsw_rs_builder.rs`), whose layers are
+//! extracted into a [`GraphLayers`]. mmdb's reaches hnswlib's recall at
+//! hnswlib's build cost; hnsw_rs's graph loses recall as segments grow (see `insert`;
+//! measurements: docs/perf.md#graph-builders).
 //! The hnsw_rs path stays for comparison (`benches/hnsw.rs`) and as a second opinion in tests.
 //!
 //! A second pass re-selecting every node's neighbours with the HNSW heuristic over its out- and
 //! in-neighbours (hnsw_rs prunes overflowing lists by distance only, hnswlib by the heuristic) was
-//! tried and measured on 20,000 clustered 128-d vectors: recall@10 at ef 10/16/32 went from
-//! 0.922/0.980/0.999 (hnsw_rs's graph as is, searched by mmdb) to 0.834/0.928/0.988 (heuristic only)
-//! or 0.912/0.973/0.999 (heuristic, free slots refilled), so it was dropped: at that size the graph
-//! is not what costs hnsw_rs its recall, its one-hop upper-layer descent is (see `search`).
+//! tried on 20,000 clustered 128-d vectors: searched by mmdb, hnsw_rs's graph as is kept the best
+//! recall@10 at every ef tried, against the heuristic alone or with free slots refilled
+//! (docs/perf.md#neighbour-re-selection-pass), so it was dropped: at that size the graph is not
+//! what costs hnsw_rs its recall, its one-hop upper-layer descent is (see `search`).
 //!
 //! With hnsw_rs, its distances are mmdb's own squared L2 kernel
-//! ([`BuildDistance`]: runtime-dispatched SIMD, AVX-512 where the CPU has it, which hnsw_rs's
+//! (`BuildDistance`: runtime-dispatched SIMD, AVX-512 where the CPU has it, which hnsw_rs's
 //! `simdeez` kernels do not use; and it cannot panic on finite input, unlike hnsw_rs's `DistDot`,
 //! which asserts on vectors that are normalised only to within 2e-6), on "build vectors":
 //! - cosine: the stored (normalised) vectors; L2 order equals cosine order on the unit sphere;
@@ -23,11 +25,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use hnsw_rs::anndists::dist::Distance;
-use hnsw_rs::hnsw::Hnsw;
-
 use super::insert::BuildScore;
-use super::layout::{GraphLayers, Layer, MAX_LAYERS};
+use super::layout::GraphLayers;
 use super::{VectorsView, connect, insert};
 use crate::{Error, HnswParams, Metric, Result};
 
@@ -83,7 +82,9 @@ pub enum GraphBuilder {
     /// mmdb's parallel insertion (hnswlib's algorithm). The default.
     #[default]
     Mmdb,
-    /// hnsw_rs's parallel insertion, layers copied out.
+    /// hnsw_rs's parallel insertion, layers copied out (only with the hidden `__internals`
+    /// feature: the HNSW bench's comparison builder).
+    #[cfg(feature = "__internals")]
     HnswRs,
 }
 
@@ -120,8 +121,9 @@ pub fn build_graph_with(
             GraphBuilder::Mmdb => {
                 insert::build_layers(v, score, params.m, params.ef_construction, LEVEL_SEED)
             }
+            #[cfg(feature = "__internals")]
             GraphBuilder::HnswRs => {
-                let mut g = build_layers(v, params);
+                let mut g = super::hnsw_rs_builder::build_layers(v, params);
                 if let Some(layer0) = g.layers.first_mut() {
                     connect::add_reverse_edges(&mut layer0.adj, 2 * params.m);
                 }
@@ -187,79 +189,5 @@ impl<'a> BuildVectors<'a> {
         } else {
             VectorsView::new(&self.owned, self.borrowed.dim() + 1)
         }
-    }
-}
-
-/// Squared L2 for hnsw_rs. Squaring keeps the order of distances, which is all HNSW insertion
-/// compares (candidate lists and the neighbour heuristic's `d(e, r) < d(e, q)`).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct BuildDistance;
-
-impl Distance<f32> for BuildDistance {
-    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        super::l2_sq(va, vb)
-    }
-}
-
-/// Runs hnsw_rs and extracts its layers; may panic inside hnsw_rs (the caller catches it).
-fn build_layers(vectors: VectorsView<'_>, params: &HnswParams) -> GraphLayers {
-    let n = vectors.len();
-    let (m, m0) = (params.m, 2 * params.m);
-    let mut levels = vec![0u8; n];
-    let mut lists: Vec<Vec<Vec<u32>>> = vec![Vec::new(); n];
-    if n > 1 {
-        let hnsw = Hnsw::<f32, BuildDistance>::new(
-            m,
-            n,
-            MAX_LAYERS,
-            params.ef_construction,
-            BuildDistance,
-        );
-        // The first point alone: inserted in parallel with others, it may be left unlinked.
-        hnsw.insert_slice((vectors.get(0), 0));
-        let items: Vec<(&[f32], usize)> = (1..n).map(|i| (vectors.get(i), i)).collect();
-        hnsw.parallel_insert_slice(&items);
-        for p in hnsw.get_point_indexation() {
-            let id = p.get_origin_id();
-            let level = p.get_point_id().0;
-            levels[id] = level;
-            // hnsw_rs also records upper-layer "neighbours" of nodes that are not on that layer
-            // (from its descent); only layers 0..=level are real.
-            lists[id] = p
-                .get_neighborhood_id()
-                .into_iter()
-                .take(level as usize + 1)
-                .map(|layer| layer.iter().map(|nb| nb.get_origin_id() as u32).collect())
-                .collect();
-        }
-    }
-    let top = levels.iter().copied().max().unwrap_or(0) as usize;
-    let mut layers = Vec::with_capacity(top + 1);
-    for l in 0..=top {
-        let nodes: Vec<u32> = (0..n as u32)
-            .filter(|&i| levels[i as usize] as usize >= l)
-            .collect();
-        let adj = nodes
-            .iter()
-            .map(|&g| {
-                let mut a: Vec<u32> = lists[g as usize].get(l).cloned().unwrap_or_default();
-                a.retain(|&x| x != g && (x as usize) < n && levels[x as usize] as usize >= l);
-                let mut seen = std::collections::HashSet::with_capacity(a.len());
-                a.retain(|x| seen.insert(*x));
-                a
-            })
-            .collect();
-        layers.push(Layer { nodes, adj });
-    }
-    let entry = layers
-        .last()
-        .and_then(|l| l.nodes.first().copied())
-        .unwrap_or(0);
-    GraphLayers {
-        n: n as u32,
-        entry,
-        m: m as u32,
-        m0: m0 as u32,
-        layers,
     }
 }

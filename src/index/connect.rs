@@ -48,6 +48,7 @@ pub(super) fn connect_layer0(adj: &mut [Vec<u32>], entry: u32, vectors: VectorsV
 /// hnsw_rs's neighbour heuristic drops exact duplicates (`dist <= dist`), which leaves rows of
 /// identical vectors with one edge each: reverse edges make such chains walkable both ways, so
 /// that search from any start node, not only the entry point, reaches them.
+#[cfg(feature = "__internals")]
 pub(super) fn add_reverse_edges(adj: &mut [Vec<u32>], max: usize) {
     for u in 0..adj.len() {
         for i in 0..adj[u].len() {

@@ -5,13 +5,12 @@
 //! kept before it) and links both ways, shrinking an overflowing list with the same heuristic
 //! (capacity `m` above layer 0, `2m` on layer 0).
 //!
-//! Why mmdb builds its own graphs rather than keep hnsw_rs's (which it did first): cost. On
-//! 100,000 clustered 512-d vectors (`benches/hnsw.rs`, 2 cores), this builder took 73 CPU-s,
-//! hnswlib 46 and hnsw_rs 208 (4.5x hnswlib, against a target of at most 2x). Searched by the same
-//! code, this graph's recall@10 matches hnswlib's at every ef (0.883 / 0.972 / 0.997 at ef
-//! 16 / 32 / 64, hnswlib 0.877 / 0.970 / 0.997); hnsw_rs's graph, whose lists mmdb pads with
-//! reverse edges, is denser (mean layer-0 degree 23 against 19) and reaches a little more recall
-//! per ef at about the same queries per CPU-second.
+//! Why mmdb builds its own graphs rather than keep hnsw_rs's (which it did first): cost. On the
+//! HNSW bench (`benches/hnsw.rs`), hnsw_rs took several times hnswlib's build CPU time, against
+//! a target of at most 2x, which this builder meets. Searched by the same code, this graph's
+//! recall@10 matches hnswlib's at every ef; hnsw_rs's graph, whose lists mmdb pads with reverse
+//! edges, is denser and reaches a little more recall per ef at about the same queries per
+//! CPU-second (measurements: docs/perf.md#graph-builders, docs/perf.md#hnsw-bench).
 //!
 //! Concurrency: insertions run on rayon threads. Each node's neighbour lists sit behind their own
 //! mutex, held only to copy or replace a list (never while computing distances), so threads block

@@ -6,7 +6,7 @@
 //!
 //! API contract used by `segment`:
 //! - [`build_graph`] builds the HNSW graph of `n` vectors (parallel insertion, see `insert`) and
-//!   returns it in mmdb's own layout (see `layout`); [`build_graph_with`] can use `hnsw_rs` instead;
+//!   returns it in mmdb's own layout (see `layout`); [`build_graph_with`] can use `hnsw_rs` instead (hidden `__internals` feature, for the bench);
 //! - [`locality_order`] and [`renumber`] renumber a built graph so that neighbours sit close
 //!   together; the segment stores its vectors in that order (`reorder`);
 //! - [`GraphView::parse`] checks those bytes and reads them in place (from an mmap) without copying;
@@ -21,13 +21,18 @@ mod build;
 mod connect;
 mod distance;
 mod flat;
+#[cfg(feature = "__internals")]
+mod hnsw_rs_builder;
 mod insert;
 mod layout;
 mod reorder;
 mod search;
 mod visited;
 
+// The bench reaches more of the index (`mmdb::internals`) than the engine uses.
+#[cfg_attr(not(feature = "__internals"), allow(unused_imports))]
 pub use build::{GraphBuilder, build_graph, build_graph_with, validate_vectors};
+#[cfg_attr(not(feature = "__internals"), allow(unused_imports))]
 pub use distance::{dot, l2_sq, score};
 pub use flat::search_exact;
 pub use layout::GraphView;
@@ -105,10 +110,10 @@ impl<'a> VectorsView<'a> {
 /// file. At 512 dims (2,048 bytes) every vector starts at one of two offsets in a 4 KiB page,
 /// and misses on those first lines, the ones the search prefetches, are slower (likely because
 /// they map to the same cache sets and memory banks; this VM has no hardware counters to show
-/// it). Measured in one process alternating layouts on 100,000 x 512 (graph search,
-/// one thread): a 2,112-byte stride searched 13-19% faster than 2,048 bytes at ef 16-64; at 768
-/// dims (4 offsets) +2-8%; at 128 and 256 dims no gain within the noise, so smaller or
-/// unaligned vectors stay unpadded. The cost is at most 64 bytes per vector (3% at 512 dims).
+/// it). Measured in one process alternating layouts (graph search, one thread), the padded
+/// stride searched faster at 512 and 768 dims and gained nothing within the noise at 128 and
+/// 256 dims (docs/perf.md#stride-padding), so smaller or unaligned vectors stay unpadded. The
+/// cost is at most 64 bytes per vector (3% at 512 dims).
 pub fn padded_stride(dim: usize) -> usize {
     let bytes = dim * 4;
     if bytes >= 2048 && bytes.is_multiple_of(1024) {
@@ -151,5 +156,7 @@ impl Ord for Scored {
     }
 }
 
+#[cfg(test)]
+mod recall_tests;
 #[cfg(test)]
 mod tests;

@@ -6,10 +6,9 @@
 //! pages (and often cache lines of the neighbour lists). The graph is the same graph: only the
 //! ids change, and the segment stores its vectors in the same order.
 //!
-//! Measured on 100,000 clustered 512-d vectors (`benches/hnsw.rs`, the same graph both ways), one
-//! thread, queries per second at ef 16 / 32 / 64 / 128 / 256: 8,819 / 6,224 / 4,335 / 3,027 /
-//! 2,113 in insertion order against 10,584 / 7,489 / 5,277 / 3,913 / 2,611 renumbered (+20-29%),
-//! with the same recall.
+//! Measured with `benches/hnsw.rs` (the same graph both ways, one thread), the renumbered graph
+//! answers more queries per second at every ef, with the same recall
+//! (docs/perf.md#locality-reorder).
 
 use super::GraphView;
 use super::layout::{GraphLayers, Layer};

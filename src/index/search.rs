@@ -12,8 +12,8 @@
 //! `ef / s` nodes, each scoring up to `2m` neighbours, so roughly `2m * ef / s` distances, against
 //! `s * n` for an exact scan of the matching rows. The exact scan is cheaper when
 //! `s < sqrt(2m * ef / n)`, i.e. when fewer than `sqrt(2m * ef * n)` rows match (m = 16, ef = 64:
-//! ~11,000 rows at n = 100,000; 20,000 x 128-d measured: graph faster at 50%, exact faster at 10%
-//! and 1%). The storage layer makes that choice; this function always walks the graph.
+//! ~11,000 rows at n = 100,000; measurements agree: docs/perf.md#filtered-search-planner). The
+//! storage layer makes that choice; this function always walks the graph.
 
 use std::cmp::Reverse;
 
@@ -156,8 +156,8 @@ fn beam_layer0(
         }
         // Unvisited neighbours first; then, while one is scored, the first line of the vector
         // `PREFETCH_AHEAD` neighbours on is prefetched (hnswlib prefetches the next one; with
-        // vectors in locality order 3 ahead measured +3-10% over 1 ahead on 100,000 x 512, and
-        // prefetching all of them at once was slower).
+        // vectors in locality order 3 ahead beat 1 ahead, and prefetching all of them at once
+        // was slower: docs/perf.md#prefetch-distance).
         let mut fresh = std::mem::take(&mut scratch.fresh);
         fresh.clear();
         for nb in graph.neighbours(0, c.id) {

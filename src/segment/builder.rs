@@ -4,7 +4,6 @@ use std::path::Path;
 
 use super::{Segment, graph_path, rows::write_rows, rows_path, vec_path, vectors};
 use crate::index::{GraphView, VectorsView, build_graph, locality_order, renumber};
-use crate::memtable::row_vector;
 use crate::{Result, Row, RowId, TableSchema};
 
 /// Writes segment `id` of `rows` (ascending ids, already validated) and opens it. Every file is
@@ -26,7 +25,7 @@ pub fn build_segment(
         let mut data = Vec::with_capacity(rows.len() * dim);
         let mut positions = Vec::with_capacity(rows.len());
         for (pos, (_, row)) in rows.iter().enumerate() {
-            if let Some(v) = row_vector(row, c).filter(|v| v.len() == dim) {
+            if let Some(v) = row.vector(c).filter(|v| v.len() == dim) {
                 data.extend_from_slice(v);
                 positions.push(pos as u32);
             }

@@ -12,11 +12,12 @@
 //! ..   by_row  [u32; count]            the vector indices in ascending row position
 //! ```
 //! The graph's nodes, and so the vectors, are in [`crate::index::locality_order`]: neighbours sit
-//! close together, which makes searches 20-29% faster than in row order. The stride is
-//! [`crate::index::padded_stride`]: 512-d vectors are 2,112 bytes apart, not 2,048 (searches
-//! 13-19% faster). `by_row` finds the vector of a row by binary search. Version 2 (still read)
-//! had no `stride` (it was `dim`); version 1 (still read) also stored the vectors in row order,
-//! with `rows` ascending and no `by_row`.
+//! close together, which makes searches faster than in row order. The stride is
+//! [`crate::index::padded_stride`]: 512-d vectors are 2,112 bytes apart, not 2,048, which also
+//! makes searches faster (measurements: docs/perf.md#locality-reorder and
+//! docs/perf.md#stride-padding). `by_row` finds the vector of a row by binary search. Version 2
+//! (still read) had no `stride` (it was `dim`); version 1 (still read) also stored the vectors in
+//! row order, with `rows` ascending and no `by_row`.
 //!
 //! Graph file body (framed, magic `\x89MMDBHNS`, version 1): the bytes of
 //! `crate::index::build_graph`, renumbered by `crate::index::renumber`, read in place with
@@ -101,8 +102,8 @@ pub struct VectorColumn {
     stride: usize,
     count: usize,
     /// Set once the graph passed the full [`GraphView::parse`]; later loads only re-read its
-    /// header (the bytes are immutable). Checking every edge on each query cost about 1 ms at
-    /// 100,000 nodes, most of an unfiltered search.
+    /// header (the bytes are immutable). Checking every edge on each query cost most of an
+    /// unfiltered search (measurements: docs/perf.md#graph-parse-cache).
     graph_checked: AtomicBool,
 }
 

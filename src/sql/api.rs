@@ -56,6 +56,14 @@ impl Database {
     }
 }
 
+impl Session {
+    /// Parses and plans `sql` once, for repeated runs with different parameters (with this
+    /// session's settings).
+    pub fn prepare(&self, sql: &str) -> Result<Statement> {
+        Statement::new(self.clone(), sql)
+    }
+}
+
 /// A parsed statement, reusable with different parameters.
 #[derive(Debug, Clone)]
 pub struct Statement {

@@ -180,8 +180,15 @@ pub fn type_name(c: &Column) -> String {
     }
 }
 
-/// The CREATE TABLE statement that makes `schema` (for `.schema`).
-pub fn create_sql(schema: &TableSchema) -> String {
+impl TableSchema {
+    /// The `CREATE TABLE` statement that makes this table (what the shell's `.schema` prints).
+    pub fn create_sql(&self) -> String {
+        create_sql(self)
+    }
+}
+
+/// The CREATE TABLE statement that makes `schema`.
+pub(crate) fn create_sql(schema: &TableSchema) -> String {
     let cols: Vec<String> = schema
         .columns
         .iter()

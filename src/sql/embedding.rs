@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::embed::{DEFAULT_MODEL, Embedder};
+use crate::embedder::{DEFAULT_MODEL, Embedder};
 use crate::{ColumnType, Database, Error, ImageSource, Result, Row, TableSchema, Value};
 
 /// Whether column `i` gets its vector from the model.

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
-use crate::sql::query_vec::{QueryArg, SimKind, row_vector, score};
+use crate::sql::query_vec::{QueryArg, SimKind, score};
 use crate::sql::value_fmt::{sql_literal, widen_f32};
 use crate::{ColumnType, Error, ImageSource, Metric, Result, Row, RowId, Value};
 
@@ -269,7 +269,7 @@ impl Expr {
                 kind,
                 ..
             } => {
-                let Some(v) = row_vector(row, *column) else {
+                let Some(v) = row.vector(*column) else {
                     return Ok(Value::Null);
                 };
                 let q = ctx

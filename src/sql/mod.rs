@@ -10,17 +10,22 @@ mod binder;
 mod ddl;
 mod embedding;
 mod expr;
-pub mod parser;
-pub mod plan;
+mod parser;
+mod plan;
 mod planner;
+mod query_resolve;
 mod query_vec;
 mod rows;
 mod select_exec;
 mod session;
+mod settings;
 mod value_fmt;
 mod write_exec;
 
 pub use api::Statement;
+pub use parser::is_complete;
 pub use rows::{ColumnInfo, FromValue, ResultRow, RowIndex, Rows};
-pub use session::{Output, ScriptError, Session, Settings, schema_sql};
-pub use value_fmt::{display_value, sql_literal, widen_f32};
+pub use session::{Output, ScriptError, Session};
+pub use settings::Settings;
+#[cfg(feature = "cli")]
+pub(crate) use value_fmt::{display_value, widen_f32};

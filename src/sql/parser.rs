@@ -77,8 +77,14 @@ pub fn split_statements(sql: &str) -> Result<Vec<StatementText>> {
     Ok(out)
 }
 
-/// True when `sql` holds at least one statement and ends with `;` (outside quotes and comments):
-/// the REPL keeps reading lines until then. Unterminated quotes count as incomplete.
+/// True when `sql` holds at least one statement and ends with `;` (outside quotes and comments),
+/// like SQLite's `sqlite3_complete`: a shell keeps reading lines until then. Unterminated quotes
+/// count as incomplete.
+///
+/// ```
+/// assert!(mmdb::is_complete("SELECT ';' FROM t; -- done"));
+/// assert!(!mmdb::is_complete("SELECT 1 FROM t WHERE a = 'x;"));
+/// ```
 pub fn is_complete(sql: &str) -> bool {
     let dialect = GenericDialect {};
     let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
@@ -260,5 +266,16 @@ mod tests {
         let err = parse_statement("SELECT 'abc").unwrap_err().to_string();
         assert!(err.contains("line 1, column"), "{err}");
         assert!(parse_statement("SELECT 1; SELECT 2").is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 400, ..Default::default() })]
+
+        /// Any text: the splitter and the completeness check answer, never panic.
+        #[test]
+        fn random_text_never_panics(sql in "\\PC{0,80}") {
+            let _ = split_statements(&sql);
+            let _ = is_complete(&sql);
+        }
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use crate::sql::value_fmt::sql_literal;
-use crate::{ImageSource, Metric, Row, RowId, Value};
+use crate::{ImageSource, Metric, RowId, Value};
 
 /// `similarity` (higher is closer) or `distance` (lower is closer).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,15 +51,6 @@ impl fmt::Display for QueryArg {
             QueryArg::Param(n) => write!(f, "${}", n + 1),
             QueryArg::Row(id) => write!(f, "row({id})"),
         }
-    }
-}
-
-/// The vector of column `col` in `row`: a VECTOR value or the embedding of an IMAGE / TEXT.
-pub fn row_vector(row: &Row, col: usize) -> Option<&[f32]> {
-    match row.values.get(col) {
-        Some(Value::Vector(v)) => Some(v),
-        Some(Value::Null) | None => None,
-        Some(_) => row.embeddings.get(col).and_then(|e| e.as_deref()),
     }
 }
 

@@ -7,24 +7,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sqlparser::ast;
 
 use crate::sql::binder::Params;
-use crate::sql::ddl::{create_sql, type_name};
+use crate::sql::ddl::type_name;
 use crate::sql::expr::{EvalCtx, Expr};
 use crate::sql::parser::{parse_script, parse_statement};
 use crate::sql::plan::{Plan, SelectPlan, Setting};
 use crate::sql::planner::{Catalog, plan};
+use crate::sql::query_resolve::resolve_queries;
 use crate::sql::rows::{ColumnInfo, Rows};
-use crate::sql::select_exec::{resolve_queries, run_select};
+use crate::sql::select_exec::run_select;
+use crate::sql::settings::Settings;
 use crate::sql::write_exec::{run_delete, run_insert, run_update};
-use crate::{ColumnType, Database, Error, Result, Row, RowId, SearchRequest, TableSchema, Value};
-
-/// Session settings changed by `SET`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Settings {
-    /// `SET ef_search = N`: HNSW candidate list size; `None` uses the table's default.
-    pub ef_search: Option<usize>,
-    /// `SET exact = true`: brute-force vector search.
-    pub exact: bool,
-}
+use crate::{ColumnType, Database, Error, Result, Row, RowFilter, RowId, TableSchema, Value};
 
 /// What a statement produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,11 +111,6 @@ impl Session {
                 "query() ran a statement that returns no rows; use execute()".into(),
             )),
         }
-    }
-
-    /// Parses and plans `sql` once, for repeated runs with different parameters.
-    pub fn prepare(&self, sql: &str) -> Result<crate::sql::api::Statement> {
-        crate::sql::api::Statement::new(self.clone(), sql)
     }
 
     /// Runs one statement.
@@ -275,22 +263,19 @@ impl Session {
                         .as_ref()
                         .is_none_or(|f| f.eval_condition(id, row, &ctx).unwrap_or(false))
                 };
-                let filter: &(dyn Fn(RowId, &Row) -> bool + Sync) = &keep;
                 let filter_columns = s.filter.as_ref().map(Expr::columns);
-                let req = SearchRequest {
-                    column: vs.column,
-                    query: &queries[vs.query],
-                    k: vs.k,
-                    ef: self.settings.ef_search,
-                    exact: self.settings.exact,
-                    filter: s.filter.as_ref().map(|_| filter),
-                    filter_columns: filter_columns.as_deref(),
-                };
-                let plan = snap.plan_search(&req);
-                // The storage plan repeats column and k; keep its path, ef and estimates.
-                let text = plan.to_string();
-                let detail = text.split(" path=").nth(1).map(|t| format!("path={t}"));
-                detail.unwrap_or(text)
+                let filter = filter_columns
+                    .as_deref()
+                    .map(|c| (&keep as RowFilter<'_>, c));
+                let req = self
+                    .settings
+                    .search_request(vs.column, &queries[vs.query], vs.k, filter);
+                // The plan's own line already names the column and k.
+                let p = snap.plan_search(&req);
+                format!(
+                    "path={} ef={} est_rows={} selectivity={:.3}",
+                    p.path, p.ef, p.estimated_rows, p.estimated_selectivity
+                )
             }
             None => format!("rows={}", snap.row_count()),
         };
@@ -338,9 +323,4 @@ fn describe(schema: &TableSchema) -> Rows {
         })
         .collect();
     Rows::new(cols, rows)
-}
-
-/// The CREATE TABLE text of a table (for the REPL's `.schema`).
-pub fn schema_sql(db: &Database, table: &str) -> Result<String> {
-    Ok(create_sql(&db.table_schema(table)?))
 }

@@ -15,6 +15,14 @@ pub fn sql_literal(v: &Value) -> String {
     }
 }
 
+/// As the shell shows it: text unquoted, reals always with a decimal point or exponent, images as
+/// their path, blobs as `X'..'` hex, vectors in full.
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&display_value(self, usize::MAX))
+    }
+}
+
 /// The value as shown in results; vectors show at most `max_items` components.
 pub fn display_value(v: &Value, max_items: usize) -> String {
     match v {

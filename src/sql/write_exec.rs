@@ -4,8 +4,8 @@
 use crate::sql::binder::absolute_path;
 use crate::sql::embedding::{embed_rows, is_embedded};
 use crate::sql::expr::{EvalCtx, Expr};
+use crate::sql::query_resolve::resolve_query;
 use crate::sql::query_vec::QueryArg;
-use crate::sql::select_exec::resolve_query;
 use crate::sql::value_fmt::sql_literal;
 use crate::{ColumnType, Database, Error, ImageSource, Result, Row, RowId, TableSchema, Value};
 

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use mmdb::Database;
-use mmdb::coco::{self, LoadOptions, NpyImportOptions, Progress, RecallOptions};
+use mmdb::coco::{self, LoadOptions, NpyImportOptions, RecallOptions};
 
 use crate::load_coco::FakeEmbedder;
 
@@ -77,7 +77,7 @@ fn recall_matches_the_hand_worked_answer_on_every_path() {
     db.models().insert("fake", Arc::new(fake()));
     let mut o = LoadOptions::new(dir.path().join("captions.json"), dir.path().join("images"));
     o.model = "fake".into();
-    let r = coco::load(&db, &o, Progress::Hidden, &AtomicBool::new(false)).unwrap();
+    let r = coco::load(&db, &o, &coco::NoProgress, &AtomicBool::new(false)).unwrap();
     assert_eq!((r.images_loaded, r.captions_loaded), (3, 6), "{r}");
 
     let mut opts = RecallOptions::new();

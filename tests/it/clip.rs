@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use candle_core::{DType, Device};
 use mmdb::ImageSource;
-use mmdb::embed::{
-    ClipEmbedder, EmbedPool, Embedder, Lane, ModelRegistry, PoolOptions, l2_normalize,
-};
+use mmdb::clip::{ClipEmbedder, EmbedPool, Lane, PoolOptions, l2_normalize};
+use mmdb::{Embedder, ModelRegistry};
 use serde_json::Value;
 
 const TOL: f32 = 1e-4;
@@ -240,7 +239,7 @@ fn a_batch_split_across_cores_matches_one_call() {
         }
         // A batch of SPLIT_ROWS_PER_CORE rows per core or more: rows cut into one chunk per core.
         fn cycled<T: Clone>(v: &[T]) -> Vec<T> {
-            let many = mmdb::embed::SPLIT_ROWS_PER_CORE * 2 + 1;
+            let many = mmdb::clip::SPLIT_ROWS_PER_CORE * 2 + 1;
             v.iter().cycle().take(many).cloned().collect()
         }
         check(&cycled(&images), m.encode_pixels(&cycled(&pixels)).unwrap());
@@ -316,7 +315,7 @@ fn pool_keeps_order_isolates_bad_rows_and_caches() {
 fn cli_prints_json_lines_and_registry_loads_folders() {
     let mut out = Vec::new();
     let img = fixture().join("images/rgb_130x49.png");
-    mmdb::embed::run_embed(
+    mmdb::cli::run_embed(
         fixture().to_str().unwrap(),
         &["a photo of a cat".to_string()],
         std::slice::from_ref(&img),
@@ -334,7 +333,7 @@ fn cli_prints_json_lines_and_registry_loads_folders() {
     assert_eq!(lines[1]["embedding"].as_array().unwrap().len(), 48);
 
     let mut out = Vec::new();
-    let err = mmdb::embed::run_embed(
+    let err = mmdb::cli::run_embed(
         fixture().to_str().unwrap(),
         &[],
         &[PathBuf::from("/nope.png")],

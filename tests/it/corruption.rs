@@ -28,15 +28,7 @@ fn read_all_with(dir: &Path, background: bool) -> Result<usize> {
     }
     let q = crate::persistence::vector(5, 16);
     for exact in [true, false] {
-        let hits = snap.search(&SearchRequest {
-            column: 2,
-            query: &q,
-            k: 5,
-            ef: None,
-            exact,
-            filter: None,
-            filter_columns: None,
-        })?;
+        let hits = snap.search(&SearchRequest::new(2, &q, 5).exact(exact))?;
         assert_eq!(hits.len(), 5);
     }
     Ok(n)

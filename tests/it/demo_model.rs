@@ -1,6 +1,3 @@
-//! Not yet declared in `main.rs`: it needs the CLIP loader (`mmdb::embed::ClipEmbedder`, branch
-//! `clip`); add `mod demo_model;` there once both are merged (checked passing on a merge of both).
-//!
 //! The bundled demo model, loaded through mmdb's CLIP path (the same as real CLIP weights),
 //! reaches on freshly generated scenes the Recall@K that PyTorch measured for it
 //! (`fixtures/models/mmdb-demo-clip/metrics.json`, block `test`: seed 1, 500 images).
@@ -8,8 +5,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use mmdb::Embedder;
 use mmdb::ImageSource;
-use mmdb::embed::{ClipEmbedder, Embedder};
+use mmdb::clip::ClipEmbedder;
 use serde_json::Value as Json;
 
 /// Recall points (percent) the Rust path may differ from PyTorch's: resize arithmetic and f32

@@ -1,6 +1,6 @@
 //! `mmdb demo` (the README's main command) end to end, on a small set, with the bundled model.
 
-use mmdb::demo::{DEMO_MODEL_SPEC, TourOptions, run_tour};
+use mmdb::cli::{DEMO_MODEL_SPEC, TourOptions, run_tour};
 
 #[test]
 fn the_tour_loads_queries_and_reports_recall() {

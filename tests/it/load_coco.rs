@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use mmdb::coco::{self, FailureKind, LoadOptions, Progress};
-use mmdb::embed::Embedder;
+use mmdb::Embedder;
+use mmdb::coco::{self, FailureKind, LoadOptions};
 use mmdb::{Database, Error, ImageSource, Result, Value};
 
 /// A deterministic embedder: an image's vector is the RGB colour of its top-left pixel (0..1), a
@@ -105,7 +105,7 @@ fn loads_good_images_reports_broken_ones_and_resumes() {
     let db_path = dir.path().join("db");
     let never = AtomicBool::new(false);
     let db = open(&db_path, FakeEmbedder::new(&[]));
-    let r = coco::load(&db, &options(), Progress::Hidden, &never).unwrap();
+    let r = coco::load(&db, &options(), &coco::NoProgress, &never).unwrap();
     assert_eq!(
         (r.images_total, r.images_loaded, r.captions_loaded),
         (7, 4, 8),
@@ -164,7 +164,7 @@ fn loads_good_images_reports_broken_ones_and_resumes() {
     drop((snap, caps));
 
     // Second run: nothing new, the broken ones are reported again.
-    let r2 = coco::load(&db, &options(), Progress::Hidden, &never).unwrap();
+    let r2 = coco::load(&db, &options(), &coco::NoProgress, &never).unwrap();
     assert_eq!(
         (
             r2.images_loaded,
@@ -190,7 +190,7 @@ fn a_cancelled_load_keeps_its_batches_and_resumes() {
     let mut fake = FakeEmbedder::new(&[]);
     fake.cancel = Some((1, cancel.clone()));
     let db = open(&db_path, fake);
-    let r = coco::load(&db, &options(), Progress::Hidden, &cancel).unwrap();
+    let r = coco::load(&db, &options(), &coco::NoProgress, &cancel).unwrap();
     // The flag rose during the first batch (ids 1, 2): that batch completes, then the load stops.
     assert!(r.interrupted);
     assert_eq!((r.images_loaded, r.captions_loaded), (2, 4), "{r}");
@@ -199,7 +199,7 @@ fn a_cancelled_load_keeps_its_batches_and_resumes() {
     let db = open(&db_path, FakeEmbedder::new(&[]));
     assert_eq!((count(&db, "coco"), count(&db, "coco_captions")), (2, 4));
     let never = AtomicBool::new(false);
-    let r = coco::load(&db, &options(), Progress::Hidden, &never).unwrap();
+    let r = coco::load(&db, &options(), &coco::NoProgress, &never).unwrap();
     assert_eq!(
         (r.images_already_loaded, r.images_loaded, r.captions_loaded),
         (2, 2, 4),
@@ -215,7 +215,7 @@ fn a_split_file_selects_images() {
     let mut o = options();
     o.split = Some(fixture().join("karpathy_split.json"));
     o.table = "test5k".into();
-    let r = coco::load(&db, &o, Progress::Hidden, &AtomicBool::new(false)).unwrap();
+    let r = coco::load(&db, &o, &coco::NoProgress, &AtomicBool::new(false)).unwrap();
     assert_eq!(
         (r.images_total, r.images_loaded, r.image_failures.len()),
         (4, 3, 1),
@@ -243,29 +243,30 @@ fn refuses_a_foreign_table_and_another_model() {
     .unwrap();
     let mut o = options();
     o.table = "other".into();
-    let err = coco::load(&db, &o, Progress::Hidden, &never)
+    let err = coco::load(&db, &o, &coco::NoProgress, &never)
         .unwrap_err()
         .to_string();
     assert!(err.contains("not the COCO layout"), "{err}");
 
-    coco::load(&db, &options(), Progress::Hidden, &never).unwrap();
+    coco::load(&db, &options(), &coco::NoProgress, &never).unwrap();
     let mut other = FakeEmbedder::new(&[]);
     other.identity = "another-model dim=3".into();
     db.models().insert("fake2", Arc::new(other));
     let mut o = options();
     o.model = "fake2".into();
-    let err = coco::load(&db, &o, Progress::Hidden, &never).unwrap_err();
+    let err = coco::load(&db, &o, &coco::NoProgress, &never).unwrap_err();
     assert!(matches!(err, Error::ModelMismatch { .. }), "{err}");
 
     let mut o = options();
     o.captions = dir.path().join("nope.json");
-    let err = coco::load(&db, &o, Progress::Hidden, &never)
+    let err = coco::load(&db, &o, &coco::NoProgress, &never)
         .unwrap_err()
         .to_string();
     assert!(err.contains("nope.json"), "{err}");
 }
 
 #[test]
+#[cfg(feature = "clip")]
 fn loads_through_the_real_clip_pool() {
     // The randomly initialised tiny CLIP: meaningless vectors, but the real decode/embed path.
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/clip-tiny");
@@ -273,7 +274,7 @@ fn loads_through_the_real_clip_pool() {
     let db = Database::open(dir.path().join("db")).unwrap();
     let mut o = options();
     o.model = model.to_string_lossy().into_owned();
-    let r = coco::load(&db, &o, Progress::Hidden, &AtomicBool::new(false)).unwrap();
+    let r = coco::load(&db, &o, &coco::NoProgress, &AtomicBool::new(false)).unwrap();
     assert_eq!((r.images_loaded, r.captions_loaded), (4, 8), "{r}");
     let kinds: Vec<FailureKind> = r.image_failures.iter().map(|f| f.kind).collect();
     assert_eq!(
@@ -300,8 +301,9 @@ fn loads_through_the_real_clip_pool() {
 }
 
 #[test]
+#[cfg(feature = "cli")]
 fn the_cli_entries_load_then_benchmark_read_only() {
-    use mmdb::coco::cli::{BenchRecallArgs, LoadCocoArgs, run_bench_recall, run_load_coco};
+    use mmdb::cli::coco::{BenchRecallArgs, LoadCocoArgs, run_bench_recall, run_load_coco};
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let load = LoadCocoArgs {

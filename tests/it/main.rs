@@ -1,17 +1,23 @@
-//! Integration tests: one binary, one module per area.
+//! Integration tests: one binary, one module per area. Modules that need CLIP (the `clip`
+//! feature) or the `mmdb` binary (`cli`) are compiled only with those features, so
+//! `cargo test --no-default-features` runs the engine's tests alone.
 
 mod bench_recall;
+#[cfg(feature = "clip")]
 mod clip;
 mod corruption;
 mod crash;
+#[cfg(feature = "clip")]
 mod demo_data;
+#[cfg(feature = "clip")]
 mod demo_model;
+#[cfg(feature = "cli")]
 mod demo_tour;
 mod explain;
 mod load_coco;
 mod model_prop;
 mod persistence;
-mod recall;
+#[cfg(feature = "cli")]
 mod repl;
 mod sql_fuzz;
 mod sql_logic;

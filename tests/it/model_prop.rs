@@ -76,15 +76,7 @@ fn check(db: &Database, model: &BTreeMap<RowId, i64>) -> Result<(), TestCaseErro
     want.sort_by(|a, b| b.total_cmp(a));
     for exact in [true, false] {
         let hits = snap
-            .search(&SearchRequest {
-                column: 2,
-                query: &q,
-                k: 3,
-                ef: Some(200),
-                exact,
-                filter: None,
-                filter_columns: None,
-            })
+            .search(&SearchRequest::new(2, &q, 3).ef(200).exact(exact))
             .unwrap();
         prop_assert_eq!(hits.len(), model.len().min(3));
         for (h, w) in hits.iter().zip(&want) {

@@ -61,16 +61,9 @@ fn searches(db: &Database, dim: u32) -> Vec<Vec<(RowId, i64)>> {
                 Some(&label3 as &(dyn Fn(RowId, &Row) -> bool + std::marker::Sync)),
             ),
         ] {
-            let req = SearchRequest {
-                column: 2,
-                query: &query,
-                k: 7,
-                // ef above the row count: the graph search is exhaustive, so results are exact.
-                ef: Some(1000),
-                exact,
-                filter,
-                filter_columns: None,
-            };
+            // ef above the row count: the graph search is exhaustive, so results are exact.
+            let mut req = SearchRequest::new(2, &query, 7).ef(1000).exact(exact);
+            req.filter = filter;
             let hits: Vec<SearchHit> = snap.search(&req).unwrap();
             out.push(
                 hits.iter()
@@ -95,7 +88,7 @@ fn identical_results_across_flush_compaction_reopen() {
     identical_results_across_flush_compaction_reopen_at(16);
 }
 
-/// 512 dims: segments store these vectors padded (`mmdb::index::padded_stride`).
+/// 512 dims: segments store these vectors padded (`index::padded_stride`).
 #[test]
 fn identical_results_across_flush_compaction_reopen_512_d() {
     identical_results_across_flush_compaction_reopen_at(512);
@@ -199,15 +192,7 @@ fn catalog_persists() {
     assert_eq!(r.embeddings[1], Some(vec![0.0, 0.6, 0.8]));
     assert_eq!(snap.get(2).unwrap().unwrap().embeddings[1], None);
     let hits = snap
-        .search(&SearchRequest {
-            column: 1,
-            query: &[0.0, 0.0, 1.0],
-            k: 5,
-            ef: None,
-            exact: false,
-            filter: None,
-            filter_columns: None,
-        })
+        .search(&SearchRequest::new(1, &[0.0, 0.0, 1.0], 5))
         .unwrap();
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].row, r);

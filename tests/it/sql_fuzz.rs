@@ -120,8 +120,7 @@ proptest! {
     fn random_text_never_panics(sql in "\\PC{0,80}") {
         let (_d, mut s) = session();
         let _ = s.run(&sql, &[]);
-        let _ = mmdb::sql::parser::split_statements(&sql);
-        let _ = mmdb::sql::parser::is_complete(&sql);
+        let _ = s.run_script(&sql, |_, _| {});
     }
 }
 

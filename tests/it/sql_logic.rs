@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use mmdb::embed::{DEFAULT_MODEL, Embedder};
+use mmdb::{DEFAULT_MODEL, Embedder};
 use mmdb::{Database, Error, ImageSource, Output, Session, Value};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
@@ -93,7 +93,7 @@ fn render(v: &Value) -> String {
     match v {
         Value::Real(r) => format!("{r:.3}"),
         Value::Text(s) if s.is_empty() => "(empty)".into(),
-        other => mmdb::sql::display_value(other, usize::MAX),
+        other => other.to_string(),
     }
 }
 

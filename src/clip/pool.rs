@@ -21,10 +21,11 @@ use candle_core::{DType, Device};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use parking_lot::Mutex;
 
+use super::Preprocess;
 use super::cache::{Cache, hash};
-use super::clip::{ClipEmbedder, model_id};
+use super::embedder::{ClipEmbedder, model_id};
 use super::resolve::resolve_model;
-use super::{Embedder, Preprocess};
+use crate::embedder::Embedder;
 use crate::{Error, ImageSource, Result};
 
 /// Which queue a request goes through.
@@ -58,8 +59,8 @@ pub struct PoolOptions {
     pub half_on_gpu: bool,
     /// Bulk workers per device, each running whole batches (data parallel). Default 0: automatic,
     /// which on a CPU device is one single-threaded worker per available core and on a GPU one
-    /// worker. On 2 cores, ViT-B/32, bulk image rows ran at 28.7 images/s this way and 29.5 with
-    /// one worker spreading each batch over both cores (`benches/clip.rs`); single-threaded
+    /// worker. On a CPU this loads images about as fast as one worker spreading each batch over
+    /// all cores (`benches/clip.rs`; docs/perf.md#clip-cpu-threading), and single-threaded
     /// workers leave the query worker's per-core pools to queries alone.
     pub bulk_workers_per_device: usize,
     /// Threads of each bulk worker's own compute pool; 0 uses the global rayon pool. Default 0.

@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::coco::{LoadOptions, Progress, RecallOptions, bench_recall, load};
-use crate::repl::render::{Mode, render};
+use crate::cli::progress::Bar;
+use crate::cli::render::{Mode, render};
+use crate::coco::{LoadOptions, RecallOptions, bench_recall, load};
 use crate::{Database, Error, Result, Value};
 
-/// The model spec of the bundled demo model (see [`crate::embed::resolve_model`]).
-pub const DEMO_MODEL_SPEC: &str = crate::embed::DEMO_MODEL_NAME;
+/// The model spec of the bundled demo model (see [`crate::clip::resolve_model`]).
+pub const DEMO_MODEL_SPEC: &str = crate::clip::DEMO_MODEL_NAME;
 
 /// Options of the tour.
 #[derive(Debug, Clone)]
@@ -59,7 +60,7 @@ pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
             data.display()
         ),
     )?;
-    let summary = super::generate(&data, opts.images, opts.seed, 1.0)?;
+    let summary = crate::demo::generate(&data, opts.images, opts.seed, 1.0)?;
     w(
         out,
         format!(
@@ -88,7 +89,7 @@ pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
     load_opts.table = TABLE.to_string();
     load_opts.model = opts.model.clone();
     let cancel = AtomicBool::new(false);
-    let report = load(&db, &load_opts, Progress::Bar, &cancel)?;
+    let report = load(&db, &load_opts, &Bar::new(), &cancel)?;
     w(out, format!("{report}"))?;
     let started = Instant::now();
     db.checkpoint()?;

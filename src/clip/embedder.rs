@@ -13,7 +13,6 @@ use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::Embedder;
 use super::config::ModelConfig;
 use super::cores::{Cores, gemm_on_calling_thread};
 use super::model::{ClipNet, model_err};
@@ -21,15 +20,16 @@ use super::preprocess::Preprocess;
 use super::resolve::resolve_model;
 use super::tokenize::ClipTokenizer;
 use super::transformer::Exec;
+use crate::embedder::Embedder;
 use crate::{Error, ImageSource, Result};
 
 /// Default largest batch one model call encodes.
 pub const DEFAULT_MAX_BATCH: usize = 32;
 
 /// Rows per core from which a CPU batch is cut into rows per core rather than run with each
-/// layer spread over the cores (see [`ClipEmbedder`]). ViT-B/32 on 2 cores, images/s:
-/// 8 images 29.1 cut into rows against 28.3 spread, 32 images 30.7 against 28.4; 1 image 19.3
-/// spread, where cutting has nothing to cut.
+/// layer spread over the cores (see [`ClipEmbedder`]). On ViT-B/32, cutting was the faster of
+/// the two from 8 images on 2 cores; a single image has nothing to cut (measurements:
+/// docs/perf.md#clip-cpu-threading).
 pub const SPLIT_ROWS_PER_CORE: usize = 4;
 
 /// A loaded CLIP model with its tokenizer and preprocessing.
@@ -41,9 +41,9 @@ pub const SPLIT_ROWS_PER_CORE: usize = 4;
 /// work on a single-threaded pool of its own, made on first use: a batch of at least
 /// [`SPLIT_ROWS_PER_CORE`] rows per core is cut into one chunk of rows per core; a smaller one (a
 /// query, a short insert) runs once with each layer's heads and MLP units spread over the cores.
-/// candle's own threading (inside each matmul; a spinning pool for element-wise ops) gave
-/// ViT-B/32 on 2 cores 8.9 images/s for a single image and 25.7 for 32; this gives 19.1 and 30.7
-/// (PyTorch: 16.2 and 26.7). Clones share those pools.
+/// This is faster than candle's own threading (inside each matmul; a spinning pool for
+/// element-wise ops), most of all for a single image, where candle's fell well behind PyTorch on
+/// the same cores (measurements: docs/perf.md#clip-bench). Clones share those pools.
 #[derive(Debug, Clone)]
 pub struct ClipEmbedder {
     net: ClipNet,
@@ -81,7 +81,7 @@ impl ClipEmbedder {
         let net = ClipNet::load(&weights, &config, device, dtype)?;
         let tokenizer =
             ClipTokenizer::from_file(&dir.join("tokenizer.json"), config.max_positions())?;
-        let image_size = u32::try_from(config.clip.vision_config.image_size)
+        let image_size = u32::try_from(config.vision.image_size)
             .map_err(|_| Error::Model("image_size does not fit u32".into()))?;
         let preprocess = Preprocess::from_dir(dir, image_size)?;
         if preprocess.crop != (image_size, image_size) {

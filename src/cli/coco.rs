@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::load::{LoadOptions, Progress, beside_db, load};
-use super::npy::{NpyImportOptions, import_npy};
-use super::recall::{RecallOptions, bench_recall};
+use crate::cli::progress::Bar;
+use crate::coco::{LoadOptions, beside_db, load};
+use crate::coco::{NpyImportOptions, import_npy};
+use crate::coco::{RecallOptions, bench_recall};
 use crate::{Database, Error, Result};
 
 /// `mmdb load-coco DB --captions F --images DIR [--model M] [--table NAME] [--split FILE]`
@@ -53,7 +54,7 @@ pub fn run_load_coco(args: &LoadCocoArgs) -> Result<()> {
         (None, Err(_)) => opts.model,
     };
     let cancel = cancel_flag();
-    let report = load(&db, &opts, Progress::Bar, cancel)?;
+    let report = load(&db, &opts, &Bar::new(), cancel)?;
     println!("{report}");
     db.close()?;
     if report.interrupted {
@@ -74,7 +75,7 @@ pub struct ImportNpyArgs {
     #[arg(long, default_value = "coco")]
     pub table: String,
     /// Model spec recorded with the tables (embeds SQL query text later).
-    #[arg(long, default_value = crate::embed::DEFAULT_MODEL)]
+    #[arg(long, default_value = crate::embedder::DEFAULT_MODEL)]
     pub model: String,
     /// Model identity to record instead of loading the model to read it.
     #[arg(long)]

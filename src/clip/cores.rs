@@ -19,7 +19,7 @@ use rayon::ThreadPool;
 /// Makes gemm, candle's CPU matmul, run every matmul on the calling thread: mmdb gives each core its
 /// own work, so gemm's own threading only costs. Inside a single-threaded pool candle still asks
 /// gemm for its rayon mode (it counts the machine's cores, not the pool's), whose blocking made
-/// ViT-B/32 on 2 cores 1.5x slower (one image: 12.9 -> 19.0 images/s without it).
+/// a single image markedly slower (measurements: docs/perf.md#clip-cpu-threading).
 ///
 /// gemm's threshold is global: other candle CPU matmuls in the same process stop threading too.
 pub(crate) fn gemm_on_calling_thread() {
@@ -76,8 +76,9 @@ impl Cores {
         let slots: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
         let used = n.min(self.pools.len());
         // Cores still running. Core 0, done with its own tasks, spins on this before it joins
-        // the others: waiting in rayon's join puts the thread to sleep after ~15 us, and waking
-        // it cost 25-40 us per call (a CLIP layer joins twice).
+        // the others: waiting in rayon's join puts the thread to sleep after a short spin, and
+        // waking it costs more than the wait is worth, twice per CLIP layer (measurements:
+        // docs/perf.md#clip-cpu-threading).
         let running = AtomicUsize::new(used.max(1) - 1);
         let run_core = |core: usize| {
             for i in (core..n).step_by(used.max(1)) {

@@ -16,8 +16,8 @@ use rustyline::history::DefaultHistory;
 use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 
-use crate::repl::shell::{Flow, Shell};
-use crate::sql::parser::is_complete;
+use crate::cli::shell::{Flow, Shell};
+use crate::is_complete;
 
 const KEYWORDS: &[&str] = &[
     "SELECT",

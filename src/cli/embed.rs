@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use super::{EmbedPool, Embedder, PoolOptions};
+use crate::clip::{EmbedPool, PoolOptions};
+use crate::embedder::Embedder;
 use crate::{Error, ImageSource, Result};
 
 /// Loads `model` (folder or hub id) and writes one JSON line per text and image to `out`.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use crate::repl::render::{Mode, render};
-use crate::sql::parser::is_complete;
-use crate::sql::{ScriptError, schema_sql};
+use crate::ScriptError;
+use crate::cli::render::{Mode, render};
+use crate::is_complete;
 use crate::{Database, Error, Output, Session};
 
 /// What the caller should do after a command.
@@ -182,7 +182,7 @@ impl<W: Write> Shell<W> {
                 };
                 let mut text = String::new();
                 for n in names {
-                    text.push_str(&schema_sql(self.database(), &n)?);
+                    text.push_str(&self.database().table_schema(&n)?.create_sql());
                     text.push('\n');
                 }
                 self.print(&text);

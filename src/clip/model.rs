@@ -57,7 +57,7 @@ impl ClipNet {
         let layout = placement.layout;
         layout.apply(&mut tensors).map_err(model_err(&what))?;
         let vb = VarBuilder::from_tensors(tensors, dtype, device);
-        let (t, v) = (&config.clip.text_config, &config.clip.vision_config);
+        let (t, v) = (&config.text, &config.vision);
         let projection = |name: &str, width: usize| {
             Dense::load(&vb, name, (width, config.projection_dim), layout, false)
         };
@@ -167,8 +167,8 @@ pub fn pool_position(ids: &[u32], pooling: TextPooling) -> usize {
 
 /// Every tensor the config needs, with its shape.
 fn expected_tensors(config: &ModelConfig) -> Vec<(String, Vec<usize>)> {
-    let t = &config.clip.text_config;
-    let v = &config.clip.vision_config;
+    let t = &config.text;
+    let v = &config.vision;
     let mut out = vec![
         (
             "text_model.embeddings.token_embedding.weight".into(),

@@ -1,4 +1,5 @@
-//! HNSW recall against the exact index: 20,000 clustered 128-d unit vectors.
+//! HNSW recall against the exact index: 20,000 clustered 128-d unit vectors (a unit test: the
+//! index is internal).
 //!
 //! The data generator is the one of `benches/hnsw.rs`: `k = sqrt(n)` centres drawn uniformly on the
 //! unit sphere, each vector a random centre plus Gaussian noise of total norm ~`SPREAD`,
@@ -7,8 +8,8 @@
 use std::path::Path;
 use std::time::Instant;
 
-use mmdb::index::{GraphView, VectorsView, build_graph, search_exact, search_graph};
-use mmdb::{HnswParams, Metric};
+use super::{GraphView, VectorsView, build_graph, search_exact, search_graph};
+use crate::{HnswParams, Metric};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -2,13 +2,14 @@
 //! (pinned by the golden tests), laid out for speed on CPU.
 //!
 //! Why not candle-transformers' towers, which this module replaced: measured on ViT-B/32, their
-//! layout cost about half the throughput PyTorch gets on the same cores. The differences:
+//! layout fell far short of the throughput PyTorch gets on the same cores (measurements:
+//! docs/perf.md#gemm-weight-layout). The differences:
 //!
 //! - **Weights stored transposed** (`[in, out]`, contiguous) where gemm's AVX-512 kernels run
 //!   (the default `avx512` feature on a CPU that has them). `x.matmul(w.t())`, which candle's
-//!   `Linear` does, hands gemm a row-major left operand that it re-packs on every call. The packing
-//!   was 15–20% of all CPU time, and for the few rows of a text query it made each matmul 2–7×
-//!   slower than on the transposed copy, with gemm's AVX-512 kernels (see [`WeightLayout`]).
+//!   `Linear` does, hands gemm a row-major left operand that it re-packs on every call. With gemm's
+//!   AVX-512 kernels the packing took a large share of all CPU time, and for the few rows of a text
+//!   query it made each matmul much slower than on the transposed copy (see [`WeightLayout`]).
 //! - **One fused Q/K/V matmul** per layer, with the attention scale folded into the Q weights, and
 //!   one copy to put heads first.
 //! - **The last layer runs only the rows that are read**: the class token of each image, the pooled
@@ -44,12 +45,13 @@ type CResult<T> = candle_core::Result<T>;
 /// chosen once per model by [`WeightLayout::for_device`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum WeightLayout {
-    /// PyTorch's `[out, in]`, multiplied as `x.matmul(w.t())`, as candle's `Linear`. Faster with
-    /// gemm's AVX2 kernels (0-20% on ViT-B/32's shapes) and for cuBLAS, which transposes for free.
+    /// PyTorch's `[out, in]`, multiplied as `x.matmul(w.t())`, as candle's `Linear`. At least as
+    /// fast with gemm's AVX2 kernels on ViT-B/32's shapes, and for cuBLAS, which transposes for
+    /// free.
     OutIn,
     /// Transposed to `[in, out]` and contiguous, multiplied as `x.matmul(w)`: gemm's AVX-512 kernels
-    /// read it in place instead of re-packing it on every call, 1.0-1.8x faster for image batches
-    /// and 2-7x for the few rows of a text query (`x.matmul(w.t())` spent 15-20% in packing).
+    /// read it in place instead of re-packing it on every call, which pays most for the few rows
+    /// of a text query (measurements: docs/perf.md#gemm-weight-layout).
     #[cfg_attr(not(feature = "avx512"), allow(dead_code))]
     InOut,
 }

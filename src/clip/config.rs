@@ -1,17 +1,13 @@
 //! Hugging Face `config.json` of a `CLIPModel` -> the sizes and options mmdb's towers run with.
 //!
-//! The sizes are kept in candle-transformers' `ClipConfig` types (candle 0.11's have no serde support
-//! and only a ViT-B/32 preset, so the mapping is done here from the file). Absent fields take
+//! The sizes are mmdb's own [`TextConfig`] and [`VisionConfig`] (the towers are mmdb's own, so
+//! nothing here depends on candle-transformers). Absent fields take
 //! transformers' documented defaults (`CLIPTextConfig`, `CLIPVisionConfig`), exactly as
 //! `from_pretrained` would. The activation (quick-GELU or exact GELU) and the LayerNorm epsilon are
 //! read per tower; a checkpoint with any other activation is refused, never run with a wrong one.
 
 use std::path::Path;
 
-use candle_transformers::models::clip::{
-    ClipConfig, text_model::Activation as CandleActivation, text_model::ClipTextConfig,
-    vision_model::ClipVisionConfig,
-};
 use serde_json::Value as Json;
 
 use crate::{Error, Result};
@@ -44,11 +40,49 @@ pub struct TowerOptions {
     pub layer_norm_eps: f64,
 }
 
+/// The text tower's sizes (`text_config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextConfig {
+    /// `vocab_size`.
+    pub vocab_size: usize,
+    /// `hidden_size`.
+    pub embed_dim: usize,
+    /// `intermediate_size` (the MLP's hidden width).
+    pub intermediate_size: usize,
+    /// `max_position_embeddings`.
+    pub max_position_embeddings: usize,
+    /// `num_hidden_layers`.
+    pub num_hidden_layers: usize,
+    /// `num_attention_heads`.
+    pub num_attention_heads: usize,
+}
+
+/// The vision tower's sizes (`vision_config`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VisionConfig {
+    /// `hidden_size`.
+    pub embed_dim: usize,
+    /// `intermediate_size` (the MLP's hidden width).
+    pub intermediate_size: usize,
+    /// `num_hidden_layers`.
+    pub num_hidden_layers: usize,
+    /// `num_attention_heads`.
+    pub num_attention_heads: usize,
+    /// `num_channels` (3: RGB).
+    pub num_channels: usize,
+    /// `image_size`: the side of the square input, in pixels.
+    pub image_size: usize,
+    /// `patch_size`: the side of a patch, in pixels.
+    pub patch_size: usize,
+}
+
 /// Everything mmdb needs from `config.json`.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
-    /// The towers' sizes (in candle-transformers' config types; their `activation` is unused).
-    pub clip: ClipConfig,
+    /// The text tower's sizes.
+    pub text: TextConfig,
+    /// The vision tower's sizes.
+    pub vision: VisionConfig,
     /// Text pooling rule, as transformers applies it for this config.
     pub pooling: TextPooling,
     /// Token id used to pad a batch (its value never reaches the pooled state: the mask is causal).
@@ -64,7 +98,7 @@ pub struct ModelConfig {
 impl ModelConfig {
     /// Maximum number of text positions (tokens, start and end included).
     pub fn max_positions(&self) -> usize {
-        self.clip.text_config.max_position_embeddings
+        self.text.max_position_embeddings
     }
 
     /// Reads and maps `path` (a `config.json`).
@@ -118,26 +152,19 @@ impl ModelConfig {
         let text_options = options(&t)?;
         let vision_options = options(&v)?;
 
-        let text_config = ClipTextConfig {
+        let text_config = TextConfig {
             vocab_size: t.usize("vocab_size", 49408)?,
             embed_dim: t.usize("hidden_size", 512)?,
-            // Unused: the activation mmdb runs is `TowerOptions::activation`.
-            activation: CandleActivation::QuickGelu,
             intermediate_size: t.usize("intermediate_size", 2048)?,
             max_position_embeddings: t.usize("max_position_embeddings", 77)?,
-            pad_with: None,
             num_hidden_layers: t.usize("num_hidden_layers", 12)?,
             num_attention_heads: t.usize("num_attention_heads", 8)?,
-            projection_dim,
         };
-        let vision_config = ClipVisionConfig {
+        let vision_config = VisionConfig {
             embed_dim: v.usize("hidden_size", 768)?,
-            // Unused: the activation mmdb runs is `TowerOptions::activation`.
-            activation: CandleActivation::QuickGelu,
             intermediate_size: v.usize("intermediate_size", 3072)?,
             num_hidden_layers: v.usize("num_hidden_layers", 12)?,
             num_attention_heads: v.usize("num_attention_heads", 12)?,
-            projection_dim,
             num_channels: v.usize("num_channels", 3)?,
             image_size: v.usize("image_size", 224)?,
             patch_size: v.usize("patch_size", 32)?,
@@ -151,14 +178,9 @@ impl ModelConfig {
             TextPooling::FirstEos(to_u32(eos, "text_config.eos_token_id")?)
         };
         let pad_token_id = to_u32(t.usize("pad_token_id", 1)?, "text_config.pad_token_id")?;
-        let image_size = vision_config.image_size;
         Ok(ModelConfig {
-            clip: ClipConfig {
-                text_config,
-                vision_config,
-                logit_scale_init_value: 2.6592,
-                image_size,
-            },
+            text: text_config,
+            vision: vision_config,
             pooling,
             pad_token_id,
             projection_dim,
@@ -168,7 +190,7 @@ impl ModelConfig {
     }
 }
 
-fn check_shapes(t: &ClipTextConfig, v: &ClipVisionConfig) -> Result<()> {
+fn check_shapes(t: &TextConfig, v: &VisionConfig) -> Result<()> {
     let bad = |what: String| Err(Error::Model(format!("unsupported CLIP config: {what}")));
     for (name, dim, heads) in [
         ("text", t.embed_dim, t.num_attention_heads),
@@ -256,9 +278,9 @@ mod tests {
     #[test]
     fn defaults_are_vit_b_32() {
         let c = ModelConfig::from_json_str(r#"{"model_type":"clip"}"#).unwrap();
-        assert_eq!(c.clip.vision_config.embed_dim, 768);
-        assert_eq!(c.clip.vision_config.patch_size, 32);
-        assert_eq!(c.clip.text_config.embed_dim, 512);
+        assert_eq!(c.vision.embed_dim, 768);
+        assert_eq!(c.vision.patch_size, 32);
+        assert_eq!(c.text.embed_dim, 512);
         assert_eq!(c.projection_dim, 512);
         assert_eq!(c.pooling, TextPooling::FirstEos(49407));
     }
@@ -273,11 +295,11 @@ mod tests {
                                  "num_attention_heads":16,"patch_size":14}}"#,
         )
         .unwrap();
-        assert_eq!(c.clip.vision_config.embed_dim, 1024);
-        assert_eq!(c.clip.vision_config.num_hidden_layers, 24);
-        assert_eq!(c.clip.vision_config.patch_size, 14);
-        assert_eq!(c.clip.text_config.embed_dim, 768);
-        assert_eq!(c.clip.text_config.projection_dim, 768);
+        assert_eq!(c.vision.embed_dim, 1024);
+        assert_eq!(c.vision.num_hidden_layers, 24);
+        assert_eq!(c.vision.patch_size, 14);
+        assert_eq!(c.text.embed_dim, 768);
+        assert_eq!(c.projection_dim, 768);
         assert_eq!(c.pooling, TextPooling::ArgmaxFirst);
     }
 
