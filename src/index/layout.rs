@@ -27,6 +27,18 @@
 //! (it wraps this payload); [`GraphView::parse`] checks every bound so that corrupt bytes give
 //! [`Error::Corrupted`] instead of a panic or an out-of-bounds read during search.
 
+// Parsers of files and user input: no unwrap, expect, panic or unchecked indexing outside
+// tests; an `#[expect]` names the invariant where one truly holds.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 use std::path::Path;
 
 use crate::{Error, Result};

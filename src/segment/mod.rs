@@ -5,6 +5,18 @@
 //! `seg-<id>.rows` (rkyv rows), `seg-<id>.c<col>.vec` and `seg-<id>.c<col>.hnsw` per vector
 //! column, `seg-<id>.del<gen>` deletion bitmaps.
 
+// Parsers of files and user input: no unwrap, expect, panic or unchecked indexing outside
+// tests; an `#[expect]` names the invariant where one truly holds.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod builder;
 mod deletes;
 pub mod manifest;

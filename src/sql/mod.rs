@@ -5,6 +5,18 @@
 //! `select_exec` / `write_exec` run it (with `embedding` filling vectors), [`Session`] ties it
 //! together and `api` puts `execute` / `query` / `prepare` on [`crate::Database`].
 
+// Parsers of files and user input: no unwrap, expect, panic or unchecked indexing outside
+// tests; an `#[expect]` names the invariant where one truly holds.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod api;
 mod binder;
 mod ddl;

@@ -2,6 +2,18 @@
 //! temporary file, fsync, rename, fsync of the directory), the framed file format every segment file uses, memory
 //! maps and the cache prefetch hint (the only `unsafe` in mmdb) and the write lock.
 
+// Parsers of files and user input: no unwrap, expect, panic or unchecked indexing outside
+// tests; an `#[expect]` names the invariant where one truly holds.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod framed;
 mod lock;
 mod mmap;

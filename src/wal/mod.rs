@@ -20,6 +20,18 @@
 //! by more data, a gap in sequence numbers, a bad file header) is [`crate::Error::Corrupted`]
 //! naming the file and byte offset.
 
+// Parsers of files and user input: no unwrap, expect, panic or unchecked indexing outside
+// tests; an `#[expect]` names the invariant where one truly holds.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 mod codec;
 mod recovery;
 mod writer;
