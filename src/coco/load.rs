@@ -22,6 +22,7 @@ use crate::{Database, Error, ImageSource, Result, Row, RowId, Value};
 
 /// What to load and how. [`LoadOptions::new`] gives the defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct LoadOptions {
     /// COCO captions JSON (`captions_val2017.json`).
     pub captions: PathBuf,

@@ -2,7 +2,7 @@
 //! Recall@K benchmark of the CLIP paper run through mmdb's own search. Layout and procedure:
 //! `docs/coco.md`.
 
-pub mod captions;
+mod captions;
 mod image_file;
 mod load;
 mod npy;

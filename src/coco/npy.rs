@@ -24,6 +24,7 @@ use crate::{Database, Error, ImageSource, Result, Row, Value};
 
 /// What to import. [`NpyImportOptions::new`] gives the defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct NpyImportOptions {
     /// The clip-retrieval output folder.
     pub dir: PathBuf,

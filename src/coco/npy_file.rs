@@ -5,6 +5,18 @@
 //! padded with spaces, then the `n * d` values row-major. Accepted dtypes: `<f2` (clip-retrieval's
 //! default), `<f4`, `<f8`. Rows are read in chunks so multi-GB shards never sit in memory whole.
 
+// Parsers of files and user input: no unwrap, expect, panic or unchecked indexing outside
+// tests; an `#[expect]` names the invariant where one truly holds.
+#![cfg_attr(
+    not(test),
+    warn(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -83,15 +95,27 @@ impl NpyReader {
                 "fortran_order matrices are not supported (save with C order)".into(),
             ));
         }
-        let (rows, dim) = match shape[..] {
+        let (rows, dim) = match *shape.as_slice() {
             [n, d] => (n, d),
             _ => return Err(bad(format!("shape {shape:?} is not 2-D (rows, dim)"))),
         };
         if dim == 0 {
             return Err(bad("dimension 0".into()));
         }
+        // The shape comes from the file: its byte size may not fit in 64 bits.
         let data_start = pre.len() as u64 + if pre[6] == 1 { 2 } else { 4 } + header_len as u64;
-        let expected = data_start + (rows * dim * dtype.size()) as u64;
+        let expected = rows
+            .checked_mul(dim)
+            .and_then(|x| x.checked_mul(dtype.size()))
+            .and_then(|x| u64::try_from(x).ok())
+            .and_then(|x| x.checked_add(data_start))
+            .ok_or_else(|| {
+                bad(format!(
+                    "shape ({rows}, {dim}) of {}-byte values is too large (its byte size \
+                     overflows), the file has {file_len} bytes",
+                    dtype.size()
+                ))
+            })?;
         if file_len != expected {
             return Err(bad(format!(
                 "shape ({rows}, {dim}) needs {expected} bytes, the file has {file_len}"
@@ -120,6 +144,7 @@ impl NpyReader {
     /// Reads up to `n` more rows as f32 (fewer at the end, none when done).
     pub fn read_rows(&mut self, n: usize) -> Result<Vec<Vec<f32>>> {
         let n = n.min(self.rows - self.next_row);
+        // `open` checked that rows * dim * size fits (it is the file's data length) and n <= rows.
         let width = self.dim * self.dtype.size();
         let mut buf = vec![0u8; n * width];
         self.reader
@@ -129,16 +154,22 @@ impl NpyReader {
             .chunks_exact(width)
             .map(|row| match self.dtype {
                 Dtype::F16 => row
-                    .chunks_exact(2)
-                    .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                    .as_chunks::<2>()
+                    .0
+                    .iter()
+                    .map(|b| f16_to_f32(u16::from_le_bytes(*b)))
                     .collect(),
                 Dtype::F32 => row
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .as_chunks::<4>()
+                    .0
+                    .iter()
+                    .map(|b| f32::from_le_bytes(*b))
                     .collect(),
                 Dtype::F64 => row
-                    .chunks_exact(8)
-                    .map(|b| f64::from_le_bytes(b.try_into().expect("8-byte chunk")) as f32)
+                    .as_chunks::<8>()
+                    .0
+                    .iter()
+                    .map(|b| f64::from_le_bytes(*b) as f32)
                     .collect(),
             })
             .collect();
@@ -151,10 +182,10 @@ impl NpyReader {
 fn parse_header(h: &str) -> std::result::Result<(Dtype, bool, Vec<usize>), String> {
     let value_of = |key: &str| -> std::result::Result<&str, String> {
         let pat = format!("'{key}'");
-        let at = h
-            .find(&pat)
+        let (_, rest) = h
+            .split_once(pat.as_str())
             .ok_or_else(|| format!("header lacks {pat}: {h}"))?;
-        let rest = h[at + pat.len()..].trim_start();
+        let rest = rest.trim_start();
         rest.strip_prefix(':')
             .map(str::trim_start)
             .ok_or_else(|| format!("bad header: {h}"))
@@ -262,6 +293,18 @@ mod tests {
         std::fs::write(&p, b"hello world").unwrap();
         let err = NpyReader::open(&p).err().unwrap().to_string();
         assert!(err.contains("magic"), "{err}");
+
+        // A shape whose byte size overflows is an error naming the file, not a panic or a wrap.
+        for shape in ["(4611686018427387904, 16)", "(18446744073709551615, 1)"] {
+            let header =
+                format!("{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}\n");
+            let mut b = b"\x93NUMPY\x01\x00".to_vec();
+            b.extend_from_slice(&(header.len() as u16).to_le_bytes());
+            b.extend_from_slice(header.as_bytes());
+            std::fs::write(&p, &b).unwrap();
+            let err = NpyReader::open(&p).err().unwrap().to_string();
+            assert!(err.contains("m.npy") && err.contains("too large"), "{err}");
+        }
 
         let h = "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3), }";
         assert!(parse_header(h).unwrap_err().contains("<i8"));

@@ -19,6 +19,7 @@ use crate::{Database, Error, Result, RowId, SearchRequest, TableSnapshot, Value}
 
 /// Benchmark options. [`RecallOptions::new`] gives the defaults.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct RecallOptions {
     /// Images table (captions in `<table>_captions`). Default `coco`.
     pub table: String,

@@ -72,7 +72,13 @@ pub struct GraphView<'a> {
     pos: [LayerPos; MAX_LAYERS],
 }
 
+/// Word `i` of `bytes`. Unchecked beyond the slice's own bounds check: read per search step.
 #[inline]
+#[expect(
+    clippy::indexing_slicing,
+    reason = "validated by parse: callers read header words after parse checked the header \
+              length, and section words at offsets parse checked against the total length"
+)]
 fn word(bytes: &[u8], i: usize) -> u32 {
     let (b, _) = bytes[i * 4..i * 4 + 4].as_chunks::<4>();
     u32::from_le_bytes(b[0])
@@ -80,6 +86,11 @@ fn word(bytes: &[u8], i: usize) -> u32 {
 
 /// Words `from..to` as an iterator of u32.
 #[inline]
+#[expect(
+    clippy::indexing_slicing,
+    reason = "validated by parse: `from..to` lies inside a section (node list, offsets, or the \
+              neighbours between two offsets that parse checked are ordered and <= edges_l)"
+)]
 fn words(bytes: &[u8], from: usize, to: usize) -> impl Iterator<Item = u32> + '_ {
     // `as_chunks` gives `[u8; 4]` items: one 32-bit load each (indexing four bytes compiled to
     // two 16-bit loads and a shift).
@@ -128,7 +139,8 @@ impl<'a> GraphView<'a> {
         if at > total {
             return Err(bad("layer table past the end".into()));
         }
-        for l in 0..layers {
+        let mut below = n;
+        for (l, slot) in pos.iter_mut().enumerate().take(layers) {
             let (count, edges) = (
                 word(bytes, HEADER_WORDS + 2 * l),
                 word(bytes, HEADER_WORDS + 2 * l + 1),
@@ -136,7 +148,7 @@ impl<'a> GraphView<'a> {
             let ok_count = if l == 0 {
                 count == n
             } else {
-                count >= 1 && count <= pos[l - 1].count
+                count >= 1 && count <= below
             };
             if !ok_count {
                 return Err(bad(format!("layer {l} has {count} nodes")));
@@ -151,13 +163,14 @@ impl<'a> GraphView<'a> {
                     "layer {l} runs past the end ({end} > {total} words)"
                 )));
             }
-            pos[l] = LayerPos {
+            *slot = LayerPos {
                 count,
                 edges,
                 nodes,
                 offsets,
                 neigh,
             };
+            below = count;
             at = end;
         }
         if at != total {
@@ -181,12 +194,11 @@ impl<'a> GraphView<'a> {
     }
 
     fn check_layer(&self, l: usize) -> std::result::Result<(), String> {
-        let p = self.pos[l];
+        let p = self.layer(l);
         let c = p.count as usize;
         if l > 0 {
             // Strictly ascending and a subset of the layer below (a merge walk).
-            let mut below =
-                (0..self.pos[l - 1].count as usize).map(|i| self.node_id(l - 1, i as u32));
+            let mut below = (0..self.layer_len(l - 1)).map(|i| self.node_id(l - 1, i as u32));
             let mut prev: Option<u32> = None;
             for g in words(self.bytes, p.nodes, p.nodes + c) {
                 if prev.is_some_and(|q| q >= g) || g >= self.n {
@@ -250,7 +262,18 @@ impl<'a> GraphView<'a> {
 
     /// Number of nodes on layer `l`.
     pub fn layer_len(&self, l: usize) -> usize {
-        self.pos[l].count as usize
+        self.layer(l).count as usize
+    }
+
+    /// The sections of layer `l`.
+    #[inline]
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "callers pass a layer below self.layers <= MAX_LAYERS (parse checked the \
+                  count; searches walk only the graph's own layers)"
+    )]
+    fn layer(&self, l: usize) -> LayerPos {
+        self.pos[l]
     }
 
     /// Global id of the `local`-th node of layer `l`.
@@ -259,13 +282,13 @@ impl<'a> GraphView<'a> {
         if l == 0 {
             local
         } else {
-            word(self.bytes, self.pos[l].nodes + local as usize)
+            word(self.bytes, self.layer(l).nodes + local as usize)
         }
     }
 
     /// Local index on layer `l` of global id `g`, if the node is on that layer.
     pub fn local_of(&self, l: usize, g: u32) -> Option<u32> {
-        let p = self.pos[l];
+        let p = self.layer(l);
         if l == 0 {
             return (g < self.n).then_some(g);
         }
@@ -284,7 +307,7 @@ impl<'a> GraphView<'a> {
     /// Neighbours of the `local`-th node of layer `l` (global ids on layer 0, local indices above).
     #[inline]
     pub fn neighbours(&self, l: usize, local: u32) -> impl Iterator<Item = u32> + 'a {
-        let p = self.pos[l];
+        let p = self.layer(l);
         let (from, to) = (
             word(self.bytes, p.offsets + local as usize) as usize,
             word(self.bytes, p.offsets + local as usize + 1) as usize,
@@ -296,7 +319,7 @@ impl<'a> GraphView<'a> {
     /// hint, as `storage::prefetch`), for the node the search will expand next.
     #[inline]
     pub fn prefetch_neighbours(&self, l: usize, local: u32) {
-        let p = self.pos[l];
+        let p = self.layer(l);
         let from = word(self.bytes, p.offsets + local as usize) as usize;
         if let Some(x) = self.bytes.get((p.neigh + from) * 4) {
             crate::storage::prefetch(x);

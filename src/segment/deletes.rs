@@ -40,12 +40,14 @@ impl DeleteBitmap {
 
     /// Marks row `i` deleted; true if it was live.
     pub fn insert(&mut self, i: usize) -> bool {
-        if i >= self.n || self.contains(i) {
-            return false;
+        match self.words.get_mut(i / 64) {
+            Some(w) if i < self.n && *w & (1 << (i % 64)) == 0 => {
+                *w |= 1 << (i % 64);
+                self.count += 1;
+                true
+            }
+            _ => false,
         }
-        self.words[i / 64] |= 1 << (i % 64);
-        self.count += 1;
-        true
     }
 
     /// Number of deleted rows.
@@ -72,13 +74,16 @@ impl DeleteBitmap {
         f.verify_all()?;
         let body = f.body();
         let words = bytes_as_u64(body).ok_or_else(|| Error::corrupted(path, "bitmap size"))?;
-        if words.len() != 1 + n.div_ceil(64) || words[0] != n as u64 {
+        let Some((_, words)) = words
+            .split_first()
+            .filter(|(rows, words)| **rows == n as u64 && words.len() == n.div_ceil(64))
+        else {
             return Err(Error::corrupted(
                 path,
                 format!("bitmap is not for {n} rows"),
             ));
-        }
-        let words = words[1..].to_vec();
+        };
+        let words = words.to_vec();
         let count = words.iter().map(|w| w.count_ones() as usize).sum();
         Ok(DeleteBitmap { words, n, count })
     }

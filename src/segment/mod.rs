@@ -101,8 +101,10 @@ impl Segment {
 
     /// Columns with vector files.
     pub fn vector_columns(&self) -> Vec<usize> {
-        (0..self.vectors.len())
-            .filter(|&c| self.vectors[c].is_some())
+        self.vectors
+            .iter()
+            .enumerate()
+            .filter_map(|(c, v)| v.as_ref().map(|_| c))
             .collect()
     }
 
@@ -160,10 +162,20 @@ impl Segment {
                 continue;
             };
             let v = vc.vector(i)?.to_vec();
-            if matches!(schema.columns[c].ty, crate::ColumnType::Vector(_)) {
-                row.values[c] = Value::Vector(v);
+            let is_vector = schema
+                .columns
+                .get(c)
+                .is_some_and(|col| matches!(col.ty, crate::ColumnType::Vector(_)));
+            let filled = if is_vector {
+                row.values.get_mut(c).map(|x| *x = Value::Vector(v))
             } else {
-                row.embeddings[c] = Some(v);
+                row.embeddings.get_mut(c).map(|e| *e = Some(v))
+            };
+            if filled.is_none() {
+                return Err(Error::corrupted(
+                    self.rows.path(),
+                    format!("row {pos} has no column {c} for its vector"),
+                ));
             }
         }
         Ok(row)
@@ -203,9 +215,10 @@ impl Segment {
         } else {
             search_graph(&graph, vectors, metric, query, k, ef, Some(&filter))
         };
+        // Every hit passed `filter`, which found its row position.
         Ok(hits
             .into_iter()
-            .map(|(i, s)| (rows[i as usize] as usize, s))
+            .filter_map(|(i, s)| rows.get(i as usize).map(|&r| (r as usize, s)))
             .collect())
     }
 

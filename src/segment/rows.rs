@@ -114,11 +114,11 @@ impl RowsFile {
         let file = FramedFile::open(path, MAGIC, VERSION)?;
         let body = file.body();
         let bad = |d: String| Error::corrupted(path, d);
-        if body.len() < 8 {
+        let Some(&n) = body.first_chunk::<8>() else {
             return Err(bad("rows body too short".into()));
-        }
+        };
         file.verify_range(0, 8)?;
-        let n = u64::from_le_bytes(body[..8].try_into().unwrap_or_default()) as usize;
+        let n = usize::try_from(u64::from_le_bytes(n)).unwrap_or(usize::MAX);
         let index_end = n
             .checked_mul(24)
             .and_then(|x| x.checked_add(8))
@@ -129,7 +129,10 @@ impl RowsFile {
         let body_len = body.len();
         let rf = RowsFile { file, n, data_at };
         let ids = rf.ids();
-        if ids.windows(2).any(|w| w[0] >= w[1]) {
+        if ids.len() != n || rf.starts().len() != n || rf.lens().len() != n {
+            return Err(bad("the row index is not 8-byte aligned".into()));
+        }
+        if !ids.is_sorted_by(|a, b| a < b) {
             return Err(bad("row ids are not ascending".into()));
         }
         let data_len = body_len.saturating_sub(data_at) as u64;
@@ -156,24 +159,47 @@ impl RowsFile {
 
     /// Row ids, ascending.
     pub fn ids(&self) -> &[u64] {
-        bytes_as_u64(&self.file.body()[8..8 + self.n * 8]).unwrap_or(&[])
+        self.index(0)
     }
 
     fn starts(&self) -> &[u64] {
-        bytes_as_u64(&self.file.body()[8 + self.n * 8..8 + self.n * 16]).unwrap_or(&[])
+        self.index(1)
     }
 
     fn lens(&self) -> &[u64] {
-        bytes_as_u64(&self.file.body()[8 + self.n * 16..8 + self.n * 24]).unwrap_or(&[])
+        self.index(2)
+    }
+
+    /// The `k`-th `[u64; n]` array of the index (ids, starts, lens); `open` checked that the index
+    /// fits the body and is aligned (empty otherwise, which `open` rejects).
+    fn index(&self, k: usize) -> &[u64] {
+        let at = 8 + k * self.n * 8;
+        self.file
+            .body()
+            .get(at..at + self.n * 8)
+            .and_then(bytes_as_u64)
+            .unwrap_or(&[])
     }
 
     /// The archived row at position `pos`, validated. VECTOR values come back as
     /// [`StoredValue::InVectorFile`] for the caller to fill.
     pub fn get(&self, pos: usize) -> Result<&ArchivedStoredRow> {
-        let at = self.data_at + self.starts()[pos] as usize;
-        let len = self.lens()[pos] as usize;
+        let (Some(&start), Some(&len)) = (self.starts().get(pos), self.lens().get(pos)) else {
+            return Err(Error::corrupted(
+                self.file.path(),
+                format!("row {pos} requested, the file has {} rows", self.n),
+            ));
+        };
+        // `open` checked that every archive lies inside the body.
+        let (at, len) = (self.data_at + start as usize, len as usize);
         self.file.verify_range(at, len)?;
-        let bytes = &self.file.body()[at..at + len];
+        let bytes = self.file.body().get(at..).and_then(|b| b.get(..len));
+        let bytes = bytes.ok_or_else(|| {
+            Error::corrupted(
+                self.file.path(),
+                format!("row {pos} (body byte {at}, {len} bytes) runs past the end"),
+            )
+        })?;
         rkyv::access::<ArchivedStoredRow, rancor::Error>(bytes).map_err(|e| {
             Error::corrupted(
                 self.file.path(),

@@ -53,6 +53,20 @@ pub fn write_vectors(
     order: &[u32],
 ) -> Result<()> {
     let stride = padded_stride(dim);
+    let n = rows.len();
+    if Some(vectors.len()) != n.checked_mul(dim) || order.len() != n || u32::try_from(n).is_err() {
+        return Err(Error::InvalidArgument(format!(
+            "{} vector values, {n} rows and {} stored positions for dimension {dim}",
+            vectors.len(),
+            order.len()
+        )));
+    }
+    let out_of_range =
+        || Error::InvalidArgument(format!("vector order is not a permutation of 0..{n}"));
+    // Checked before the file is created, so a bad order leaves no temporary file.
+    if order.iter().any(|&i| i as usize >= n) {
+        return Err(out_of_range());
+    }
     let mut w = FramedWriter::create(path, VEC_MAGIC, VEC_VERSION)?;
     w.write(&(dim as u32).to_le_bytes())?;
     w.write(&(rows.len() as u32).to_le_bytes())?;
@@ -62,7 +76,12 @@ pub fn write_vectors(
     for chunk in order.chunks((1 << 18) / stride.max(1) + 1) {
         buf.clear();
         for &i in chunk {
-            for x in &vectors[i as usize * dim..(i as usize + 1) * dim] {
+            let v = (i as usize)
+                .checked_mul(dim)
+                .and_then(|at| vectors.get(at..))
+                .and_then(|v| v.get(..dim))
+                .ok_or_else(out_of_range)?;
+            for x in v {
                 buf.extend_from_slice(&x.to_le_bytes());
             }
             buf.resize(buf.len() + (stride - dim) * 4, 0);
@@ -72,8 +91,11 @@ pub fn write_vectors(
     buf.clear();
     let mut stored_at = vec![0u32; order.len()];
     for (stored, &i) in order.iter().enumerate() {
-        buf.extend_from_slice(&rows[i as usize].to_le_bytes());
-        stored_at[i as usize] = stored as u32;
+        let (Some(row), Some(at)) = (rows.get(i as usize), stored_at.get_mut(i as usize)) else {
+            return Err(out_of_range());
+        };
+        buf.extend_from_slice(&row.to_le_bytes());
+        *at = stored as u32;
     }
     // `rows` ascends in input order, so input order is row order.
     for s in stored_at {
@@ -113,18 +135,21 @@ impl VectorColumn {
         let vecs = FramedFile::open_versions(vec_path, VEC_MAGIC, 1..=VEC_VERSION)?;
         let body = vecs.body();
         let bad = |d: String| Error::corrupted(vec_path, d);
-        if body.len() < DATA_AT {
+        // dim, count and (from version 3) stride: the first three header words.
+        let Some(&[d0, d1, d2, d3, c0, c1, c2, c3, s0, s1, s2, s3, ..]) =
+            body.first_chunk::<DATA_AT>()
+        else {
             return Err(bad("vector body too short".into()));
-        }
+        };
         vecs.verify_range(0, 8)?;
-        let fdim = u32::from_le_bytes(body[0..4].try_into().unwrap_or_default()) as usize;
-        let count = u32::from_le_bytes(body[4..8].try_into().unwrap_or_default()) as usize;
+        let fdim = u32::from_le_bytes([d0, d1, d2, d3]) as usize;
+        let count = u32::from_le_bytes([c0, c1, c2, c3]) as usize;
         if fdim != dim {
             return Err(bad(format!("dimension {fdim}, the schema says {dim}")));
         }
         let stride = if vecs.version() >= 3 {
             vecs.verify_range(8, 4)?;
-            u32::from_le_bytes(body[8..12].try_into().unwrap_or_default()) as usize
+            u32::from_le_bytes([s0, s1, s2, s3]) as usize
         } else {
             dim
         };
@@ -187,15 +212,23 @@ impl VectorColumn {
 
     /// Vector `i` (verifying only the blocks it lies in).
     pub fn vector(&self, i: usize) -> Result<&[f32]> {
+        if i >= self.count {
+            return Err(Error::corrupted(
+                self.vecs.path(),
+                format!("vector {i} of {} requested", self.count),
+            ));
+        }
+        // i < count: `open` checked that count * stride * 4 bytes fit the body.
         let at = DATA_AT + i * self.stride * 4;
         self.vecs.verify_range(at, self.dim * 4)?;
         self.raw()
             .0
-            .get(i * self.stride..i * self.stride + self.dim)
+            .get(i * self.stride..)
+            .and_then(|v| v.get(..self.dim))
             .ok_or_else(|| {
                 Error::corrupted(
                     self.vecs.path(),
-                    format!("vector {i} of {} requested", self.count),
+                    format!("vector {i} of {} is past the end of the data", self.count),
                 )
             })
     }
@@ -220,16 +253,19 @@ impl VectorColumn {
         Ok(by_row
             .binary_search_by_key(&pos, |&i| row_of(i))
             .ok()
-            .map(|j| by_row[j] as usize)
+            .and_then(|j| by_row.get(j))
+            .map(|&i| i as usize)
             .filter(|&i| i < self.count))
     }
 
     /// Vectors (padding included), row positions and (from version 2) vector indices by row.
     fn raw(&self) -> (&[f32], &[u32], &[u32]) {
         let body = self.vecs.body();
+        // `open` checked the body size against count and stride; empty slices otherwise.
         let split = DATA_AT + self.count * self.stride * 4;
-        let data = bytes_as_f32(&body[DATA_AT..split]).unwrap_or(&[]);
-        let index = bytes_as_u32(&body[split..]).unwrap_or(&[]);
+        let data = body.get(DATA_AT..split).and_then(bytes_as_f32);
+        let index = body.get(split..).and_then(bytes_as_u32);
+        let (data, index) = (data.unwrap_or(&[]), index.unwrap_or(&[]));
         let (rows, by_row) = index.split_at(self.count.min(index.len()));
         (data, rows, by_row)
     }

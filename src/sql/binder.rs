@@ -187,8 +187,13 @@ impl<'a> Binder<'a> {
                 "unknown column {name} (no table in FROM)"
             )));
         };
-        match schema.column_index(name) {
-            Some(i) => Ok(Expr::Column(i, schema.columns[i].name.clone())),
+        let found = schema
+            .columns
+            .iter()
+            .enumerate()
+            .find(|(_, c)| c.name.eq_ignore_ascii_case(name));
+        match found {
+            Some((i, c)) => Ok(Expr::Column(i, c.name.clone())),
             None if name.eq_ignore_ascii_case("rowid") => Ok(Expr::RowId),
             None => Err(Error::NoSuchColumn {
                 table: schema.name.clone(),
@@ -316,10 +321,15 @@ impl<'a> Binder<'a> {
                 )));
             }
         };
-        let schema = self
+        // A column was just bound against `self.schema`, so both lookups succeed.
+        let Some((schema, c)) = self
             .schema
-            .expect("a column was bound, so a table is in scope");
-        let c = &schema.columns[column];
+            .and_then(|s| s.columns.get(column).map(|c| (s, c)))
+        else {
+            return Err(Error::Sql(format!(
+                "{fname}(): column {name} is not in the table in scope"
+            )));
+        };
         if !c.has_vector() {
             return Err(Error::Sql(format!(
                 "{fname}(): column {}.{name} is {} and has no vector (use VECTOR, IMAGE or EMBEDDED_TEXT)",

@@ -7,11 +7,14 @@
 use std::sync::Arc;
 
 use crate::embedder::{DEFAULT_MODEL, Embedder};
-use crate::{ColumnType, Database, Error, ImageSource, Result, Row, TableSchema, Value};
+use crate::{Column, ColumnType, Database, Error, ImageSource, Result, Row, TableSchema, Value};
 
-/// Whether column `i` gets its vector from the model.
+/// Whether column `i` gets its vector from the model (false when the table has no column `i`).
 pub fn is_embedded(schema: &TableSchema, i: usize) -> bool {
-    let c = &schema.columns[i];
+    schema.columns.get(i).is_some_and(embedded_column)
+}
+
+fn embedded_column(c: &Column) -> bool {
     c.embedded && matches!(c.ty, ColumnType::Image | ColumnType::Text)
 }
 
@@ -55,9 +58,16 @@ pub fn embed_rows(
     cols: Option<&[usize]>,
     row_numbers: &[usize],
 ) -> Result<()> {
-    let targets: Vec<usize> = (0..schema.columns.len())
-        .filter(|&i| is_embedded(schema, i) && cols.is_none_or(|c| c.contains(&i)))
-        .filter(|&i| rows.iter().any(|r| !r.values[i].is_null()))
+    let number = |r: usize| row_numbers.get(r).copied().unwrap_or(r);
+    let targets: Vec<(usize, &Column)> = schema
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|&(i, c)| embedded_column(c) && cols.is_none_or(|cs| cs.contains(&i)))
+        .filter(|&(i, _)| {
+            rows.iter()
+                .any(|r| r.values.get(i).is_some_and(|v| !v.is_null()))
+        })
         .collect();
     if targets.is_empty() {
         return Ok(());
@@ -66,32 +76,43 @@ pub fn embed_rows(
     for row in rows.iter_mut() {
         row.embeddings.resize(row.values.len(), None);
     }
-    for col in targets {
-        let cname = &schema.columns[col].name;
-        let which: Vec<usize> = (0..rows.len())
-            .filter(|&r| !rows[r].values[col].is_null())
-            .collect();
-        let results = match schema.columns[col].ty {
-            ColumnType::Image => {
-                let imgs: Vec<ImageSource> = which
-                    .iter()
-                    .map(|&r| match &rows[r].values[col] {
-                        Value::Image(s) => s.clone(),
-                        other => unreachable!("coerced IMAGE value is {other:?}"),
-                    })
-                    .collect();
-                e.embed_images(&imgs)
+    for (col, column) in targets {
+        let cname = &column.name;
+        // Rows come from INSERT (built with one value per column) or from a snapshot of the
+        // table; a row of another shape is an error, not an index out of range.
+        let missing = |r: usize| {
+            Error::Sql(format!(
+                "row {} of {} has no column {cname}",
+                number(r),
+                schema.name
+            ))
+        };
+        let mut which = Vec::new();
+        let mut imgs: Vec<ImageSource> = Vec::new();
+        let mut texts: Vec<String> = Vec::new();
+        for (r, row) in rows.iter().enumerate() {
+            match (column.ty, row.values.get(col)) {
+                (_, None) => return Err(missing(r)),
+                (_, Some(Value::Null)) => continue,
+                (ColumnType::Image, Some(Value::Image(s))) => imgs.push(s.clone()),
+                (ColumnType::Text, Some(Value::Text(s))) => texts.push(s.clone()),
+                (ty, Some(other)) => {
+                    return Err(Error::TypeMismatch {
+                        table: schema.name.clone(),
+                        column: cname.clone(),
+                        row: number(r),
+                        detail: format!(
+                            "expected {ty}, got {}",
+                            other.column_type().map_or("NULL".into(), |t| t.to_string())
+                        ),
+                    });
+                }
             }
-            _ => {
-                let texts: Vec<String> = which
-                    .iter()
-                    .map(|&r| match &rows[r].values[col] {
-                        Value::Text(s) => s.clone(),
-                        other => unreachable!("coerced TEXT value is {other:?}"),
-                    })
-                    .collect();
-                e.embed_texts(&texts)
-            }
+            which.push(r);
+        }
+        let results = match column.ty {
+            ColumnType::Image => e.embed_images(&imgs),
+            _ => e.embed_texts(&texts),
         };
         if results.len() != which.len() {
             return Err(Error::Model(format!(
@@ -101,7 +122,7 @@ pub fn embed_rows(
             )));
         }
         for (&r, res) in which.iter().zip(results) {
-            let n = row_numbers.get(r).copied().unwrap_or(r);
+            let n = number(r);
             let v = res.map_err(|err| row_error(err, &schema.name, cname, n))?;
             if v.len() != e.dim() {
                 return Err(Error::Model(format!(
@@ -111,7 +132,13 @@ pub fn embed_rows(
                     e.dim()
                 )));
             }
-            rows[r].embeddings[col] = Some(v);
+            // `which` holds indexes of `rows` whose `values` (and so, after the resize above,
+            // `embeddings`) have a column `col`.
+            let slot = rows
+                .get_mut(r)
+                .and_then(|row| row.embeddings.get_mut(col))
+                .ok_or_else(|| missing(r))?;
+            *slot = Some(v);
         }
     }
     Ok(())

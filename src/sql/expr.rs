@@ -566,11 +566,12 @@ fn like(s: &str, p: &str) -> bool {
     // Iterative matcher with backtracking to the last `%`: O(len(s) * len(p)) at worst.
     let (mut i, mut j) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        if j < p.len() && (p[j] == '_' || p[j] == s[i]) {
+    while let Some(&sc) = s.get(i) {
+        let pc = p.get(j).copied();
+        if pc.is_some_and(|c| c == '_' || c == sc) {
             i += 1;
             j += 1;
-        } else if j < p.len() && p[j] == '%' {
+        } else if pc == Some('%') {
             star = Some((j, i));
             j += 1;
         } else if let Some((sj, si)) = star {
@@ -581,7 +582,7 @@ fn like(s: &str, p: &str) -> bool {
             return false;
         }
     }
-    p[j..].iter().all(|&c| c == '%')
+    p.iter().skip(j).all(|&c| c == '%')
 }
 
 fn call(f: Func, args: Vec<Value>) -> Result<Value> {
@@ -714,6 +715,12 @@ mod tests {
         assert!(!like("abc", "a_"));
         assert!(like("a%b", "a%%b"));
         assert!(like("mississippi", "%iss%pi"));
+        assert!(like("", ""));
+        assert!(like("", "%%"));
+        assert!(!like("", "_"));
+        assert!(!like("a", ""));
+        assert!(like("ab%", "ab%"));
+        assert!(!like("abc", "%b"));
     }
 
     #[test]

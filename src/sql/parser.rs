@@ -53,7 +53,7 @@ pub fn split_statements(sql: &str) -> Result<Vec<StatementText>> {
                 if let Some((from, line, column)) = start.take() {
                     let to = index.offset(t.span.start.line, t.span.start.column);
                     out.push(StatementText {
-                        text: sql[from..to].trim_end().to_string(),
+                        text: index.slice(from, to)?.trim_end().to_string(),
                         line,
                         column,
                     });
@@ -69,7 +69,7 @@ pub fn split_statements(sql: &str) -> Result<Vec<StatementText>> {
     }
     if let Some((from, line, column)) = start {
         out.push(StatementText {
-            text: sql[from..].trim_end().to_string(),
+            text: index.slice(from, sql.len())?.trim_end().to_string(),
             line,
             column,
         });
@@ -113,16 +113,15 @@ pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>> {
 
 /// Parses exactly one statement (a trailing `;` is allowed).
 pub fn parse_statement(sql: &str) -> Result<Statement> {
-    let mut stmts = split_statements(sql)?;
-    match stmts.len() {
-        0 => Err(Error::Sql("empty statement".into())),
-        1 => {
-            let s = stmts.remove(0);
-            parse_one(&s.text, s.line, s.column)
-        }
-        n => Err(Error::Sql(format!(
-            "expected one statement, found {n} (the second starts at line {}, column {})",
-            stmts[1].line, stmts[1].column
+    let mut stmts = split_statements(sql)?.into_iter();
+    match (stmts.next(), stmts.next()) {
+        (None, _) => Err(Error::Sql("empty statement".into())),
+        (Some(s), None) => parse_one(&s.text, s.line, s.column),
+        (Some(_), Some(second)) => Err(Error::Sql(format!(
+            "expected one statement, found {} (the second starts at line {}, column {})",
+            2 + stmts.len(),
+            second.line,
+            second.column
         ))),
     }
 }
@@ -172,10 +171,9 @@ fn syntax_error(e: ParserError, line: u64, column: u64) -> Error {
 
 /// Splits "message at Line: L, Column: C" into the message and (L, C).
 fn split_position(raw: &str) -> (&str, Option<(u64, u64)>) {
-    let Some(at) = raw.rfind(" at Line: ") else {
+    let Some((message, rest)) = raw.rsplit_once(" at Line: ") else {
         return (raw, None);
     };
-    let rest = &raw[at + " at Line: ".len()..];
     let mut parts = rest.splitn(2, ", Column: ");
     let l = parts.next().and_then(|s| s.trim().parse().ok());
     let c = parts.next().and_then(|s| {
@@ -184,7 +182,7 @@ fn split_position(raw: &str) -> (&str, Option<(u64, u64)>) {
             .ok()
     });
     match (l, c) {
-        (Some(l), Some(c)) if l > 0 && c > 0 => (&raw[..at], Some((l, c))),
+        (Some(l), Some(c)) if l > 0 && c > 0 => (message, Some((l, c))),
         _ => (raw, None),
     }
 }
@@ -203,14 +201,25 @@ impl<'a> LineIndex<'a> {
     }
 
     fn offset(&self, line: u64, column: u64) -> usize {
-        let Some(&start) = self.starts.get((line as usize).saturating_sub(1)) else {
+        let line_start = self.starts.get((line as usize).saturating_sub(1));
+        // Line starts follow a `\n`, so they are character boundaries.
+        let Some((start, rest)) = line_start.and_then(|&s| Some((s, self.text.get(s..)?))) else {
             return self.text.len();
         };
         let chars = (column as usize).saturating_sub(1);
-        self.text[start..]
-            .char_indices()
+        rest.char_indices()
             .nth(chars)
             .map_or(self.text.len(), |(i, _)| start + i)
+    }
+
+    /// The text between byte offsets `from` and `to` (both from [`offset`](Self::offset), so on
+    /// character boundaries and in order as the tokens are).
+    fn slice(&self, from: usize, to: usize) -> Result<&'a str> {
+        self.text.get(from..to).ok_or_else(|| Error::SqlSyntax {
+            line: 0,
+            column: 0,
+            message: format!("cannot split the script at bytes {from}..{to}"),
+        })
     }
 }
 
@@ -265,7 +274,13 @@ mod tests {
         );
         let err = parse_statement("SELECT 'abc").unwrap_err().to_string();
         assert!(err.contains("line 1, column"), "{err}");
-        assert!(parse_statement("SELECT 1; SELECT 2").is_err());
+        let err = parse_statement("SELECT 1; SELECT 2;\nSELECT 3")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("found 3 (the second starts at line 1, column 11)"),
+            "{err}"
+        );
     }
 
     proptest::proptest! {

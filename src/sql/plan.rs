@@ -180,7 +180,12 @@ impl SelectPlan {
         match (&self.schema, &self.search) {
             (None, _) => lines.push("Values: one row".into()),
             (Some(s), Some(v)) => {
-                let q = &self.queries[v.query];
+                // The planner takes `v.query` from a similarity() bound into `self.queries`; a
+                // plan built otherwise still renders.
+                let q = self
+                    .queries
+                    .get(v.query)
+                    .map_or_else(|| format!("<missing query {}>", v.query), |q| q.to_string());
                 let mut line = format!(
                     "VectorSearch: table={} column={} metric={} query={q} k={}{filter}",
                     s.name,
@@ -267,7 +272,10 @@ impl fmt::Display for Plan {
             } => {
                 let sets: Vec<String> = assignments
                     .iter()
-                    .map(|(i, e)| format!("{} = {e}", schema.columns[*i].name))
+                    .map(|(i, e)| match schema.columns.get(*i) {
+                        Some(c) => format!("{} = {e}", c.name),
+                        None => format!("<missing column {i}> = {e}"),
+                    })
                     .collect();
                 write!(f, "Update: table={} set {}", schema.name, sets.join(", "))?;
                 match filter {

@@ -242,7 +242,11 @@ fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Res
         plan.order_by.len() == 1,
     ) && let Some((column, query, _)) = plan.similarity_order()
     {
-        let c = &s.columns[column];
+        // The binder resolved `column` against this same schema.
+        let c = s.columns.get(column).ok_or_else(|| Error::NoSuchColumn {
+            table: s.name.clone(),
+            column: format!("#{column}"),
+        })?;
         plan.search = Some(VectorSearch {
             column,
             name: c.name.clone(),

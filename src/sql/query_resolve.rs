@@ -14,7 +14,10 @@ fn query_columns(plan: &SelectPlan) -> Vec<Option<usize>> {
     let mut visit = |e: &Expr| {
         e.walk(&mut |x| {
             if let Expr::Similarity { column, query, .. } = x {
-                cols[*query].get_or_insert(*column);
+                // A query index out of range stays unresolved: resolving the plan fails below.
+                if let Some(slot) = cols.get_mut(*query) {
+                    slot.get_or_insert(*column);
+                }
             }
         })
     };
@@ -51,12 +54,21 @@ pub fn resolve_queries(
                 )));
             };
             if placeholder {
-                let dim = schema.columns[col].dim.max(1) as usize;
+                let dim = column(schema, col)?.dim.max(1) as usize;
                 return Ok(vec![0.0; dim]);
             }
             resolve_query(db, snap, schema, col, arg, params)
         })
         .collect()
+}
+
+/// Column `col` of `schema`. The plan's indexes were resolved against the schema at planning; the
+/// snapshot's differs only if the table was dropped and created again in between.
+fn column(schema: &TableSchema, col: usize) -> Result<&crate::Column> {
+    schema.columns.get(col).ok_or_else(|| Error::NoSuchColumn {
+        table: schema.name.clone(),
+        column: format!("#{col}"),
+    })
 }
 
 /// The query vector of `arg` for column `col`.
@@ -68,7 +80,7 @@ pub fn resolve_query(
     arg: &QueryArg,
     params: &[Value],
 ) -> Result<Vec<f32>> {
-    let c = &schema.columns[col];
+    let c = column(schema, col)?;
     let needs_model = |what: &str| {
         if matches!(c.ty, ColumnType::Vector(_)) {
             Err(Error::Sql(format!(

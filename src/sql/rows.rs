@@ -76,15 +76,27 @@ pub struct ResultRow<'a> {
 impl<'a> ResultRow<'a> {
     /// The value of column `idx` (a position or a name, case-insensitive) converted to `T`.
     pub fn get<T: FromValue>(&self, idx: impl RowIndex) -> Result<T> {
-        let i = idx.position(self.columns)?;
-        T::from_value(&self.values[i]).map_err(|detail| {
-            Error::InvalidArgument(format!("column {}: {detail}", self.columns[i].name))
-        })
+        let (column, value) = self.column_value(idx)?;
+        T::from_value(value)
+            .map_err(|detail| Error::InvalidArgument(format!("column {}: {detail}", column.name)))
     }
 
     /// The raw value of column `idx`.
     pub fn value(&self, idx: impl RowIndex) -> Result<&'a Value> {
-        Ok(&self.values[idx.position(self.columns)?])
+        Ok(self.column_value(idx)?.1)
+    }
+
+    /// Column `idx` and its value; a row shorter than its columns ([`Rows::new`] does not check)
+    /// is an error.
+    fn column_value(&self, idx: impl RowIndex) -> Result<(&'a ColumnInfo, &'a Value)> {
+        let i = idx.position(self.columns)?;
+        match (self.columns.get(i), self.values.get(i)) {
+            (Some(c), Some(v)) => Ok((c, v)),
+            _ => Err(Error::InvalidArgument(format!(
+                "column index {i} out of range (the row has {} values)",
+                self.values.len()
+            ))),
+        }
     }
 
     /// All values in column order.
@@ -199,5 +211,20 @@ mod tests {
         );
         assert!(r.get::<i64>(5).is_err());
         assert!(r.get::<i64>("nope").is_err());
+    }
+
+    #[test]
+    fn a_row_shorter_than_its_columns_is_an_error() {
+        // `Rows::new` is public and does not check the shape; `get` indexed out of range before.
+        let info = |name: &str| ColumnInfo {
+            name: name.into(),
+            ty: None,
+        };
+        let rows = Rows::new(vec![info("a"), info("b")], vec![vec![Value::Integer(1)]]);
+        let r = rows.get(0).unwrap();
+        assert_eq!(r.get::<i64>("a").unwrap(), 1);
+        let err = r.get::<i64>("b").unwrap_err().to_string();
+        assert!(err.contains("column index 1 out of range"), "{err}");
+        assert!(r.value(1).is_err());
     }
 }

@@ -51,7 +51,8 @@ pub fn run_select(
             let filter = filter_columns
                 .as_deref()
                 .map(|c| (&keep as RowFilter<'_>, c));
-            let req = settings.search_request(vs.column, &queries[vs.query], vs.k, filter);
+            let query = queries.get(vs.query).ok_or_else(|| unresolved(vs.query))?;
+            let req = settings.search_request(vs.column, query, vs.k, filter);
             snap.search(&req)?
                 .into_iter()
                 .map(|h| (h.id, h.row))
@@ -95,7 +96,7 @@ fn finish(
     queries: &[Vec<f32>],
     schema: Option<&TableSchema>,
 ) -> Result<Rows> {
-    let columns = schema.map_or(&[][..], |s| &s.columns[..]);
+    let columns = schema.map_or(&[][..], |s| s.columns.as_slice());
     let mut aggs = Vec::new();
     if !plan.aggregates.is_empty() {
         let ctx = EvalCtx {
@@ -124,8 +125,8 @@ fn finish(
             keyed.push((keys, id, row));
         }
         keyed.sort_by(|a, b| {
-            for (i, (_, desc)) in plan.order_by.iter().enumerate() {
-                let o = sort_cmp(&a.0[i], &b.0[i]);
+            for ((ka, kb), (_, desc)) in a.0.iter().zip(&b.0).zip(&plan.order_by) {
+                let o = sort_cmp(ka, kb);
                 let o = if *desc { o.reverse() } else { o };
                 if o != Ordering::Equal {
                     return o;
@@ -151,10 +152,10 @@ fn finish(
         .enumerate()
         .map(|(i, (e, name))| {
             let ty = match e {
-                Expr::Agg(n, _) => agg_type(&plan.aggregates[*n], columns),
+                Expr::Agg(n, _) => plan.aggregates.get(*n).and_then(|a| agg_type(a, columns)),
                 other => other.ty(columns),
             }
-            .or_else(|| out.iter().find_map(|r| r[i].column_type()));
+            .or_else(|| out.iter().find_map(|r| r.get(i)?.column_type()));
             ColumnInfo {
                 name: name.clone(),
                 ty,
@@ -223,4 +224,9 @@ fn aggregate(a: &Aggregate, rows: &[(RowId, Row)], ctx: &EvalCtx<'_>) -> Result<
         AggFunc::Avg => Value::Real(fsum / count as f64),
         _ => acc,
     })
+}
+
+/// The plan's vector search names a query the plan does not have.
+fn unresolved(query: usize) -> Error {
+    Error::Sql(format!("vector search query {query} was not resolved"))
 }

@@ -267,9 +267,10 @@ impl Session {
                 let filter = filter_columns
                     .as_deref()
                     .map(|c| (&keep as RowFilter<'_>, c));
-                let req = self
-                    .settings
-                    .search_request(vs.column, &queries[vs.query], vs.k, filter);
+                let query = queries.get(vs.query).ok_or_else(|| {
+                    Error::Sql(format!("vector search query {} was not resolved", vs.query))
+                })?;
+                let req = self.settings.search_request(vs.column, query, vs.k, filter);
                 // The plan's own line already names the column and k.
                 let p = snap.plan_search(&req);
                 format!(

@@ -27,7 +27,8 @@ pub fn run_insert(
         let mut values = vec![Value::Null; schema.columns.len()];
         for (&c, e) in columns.iter().zip(exprs) {
             let v = e.eval(0, &Row::default(), &ctx)?;
-            values[c] = coerce(schema, c, r, v)?;
+            let slot = values.get_mut(c).ok_or_else(|| no_column(schema, c))?;
+            *slot = coerce(schema, c, r, v)?;
         }
         out.push(Row::new(values));
     }
@@ -102,18 +103,27 @@ fn update_rows(
         }
         let mut new = row.clone();
         new.embeddings.resize(new.values.len(), None);
-        for (c, e) in assignments {
-            let v = coerce(schema, *c, changed.len(), e.eval(id, &row, &ctx)?)?;
-            if Some(*c) == pk && v != row.values[*c] {
+        for &(c, ref e) in assignments {
+            let v = coerce(schema, c, changed.len(), e.eval(id, &row, &ctx)?)?;
+            // The snapshot's rows have the shape of the planned schema unless the table was
+            // dropped and created again in between: then this is an error, not a panic.
+            let (Some(old), Some(slot)) = (row.values.get(c), new.values.get_mut(c)) else {
+                return Err(no_column(schema, c));
+            };
+            if Some(c) == pk && v != *old {
+                let name = schema.columns.get(c).map_or("", |col| col.name.as_str());
                 return Err(Error::NotSupported(format!(
-                    "changing the primary key {}.{} (row {id})",
-                    schema.name, schema.columns[*c].name
+                    "changing the primary key {}.{name} (row {id})",
+                    schema.name
                 )));
             }
-            if is_embedded(schema, *c) {
-                new.embeddings[*c] = None;
+            *slot = v;
+            // `embeddings` was resized to the length of `values` above.
+            if is_embedded(schema, c)
+                && let Some(emb) = new.embeddings.get_mut(c)
+            {
+                *emb = None;
             }
-            new.values[*c] = v;
         }
         numbers.push(id as usize);
         changed.push((id, new));
@@ -169,7 +179,10 @@ fn resolve_for(
     for f in exprs {
         f.walk(&mut |x| {
             if let Expr::Similarity { column, query, .. } = x {
-                cols[*query].get_or_insert(*column);
+                // A query index out of range stays unresolved: evaluating it is an error.
+                if let Some(slot) = cols.get_mut(*query) {
+                    slot.get_or_insert(*column);
+                }
             }
         });
     }
@@ -185,7 +198,7 @@ fn resolve_for(
 
 /// Converts a value to the type of column `c` (row `r` names it in errors).
 pub fn coerce(schema: &TableSchema, c: usize, r: usize, v: Value) -> Result<Value> {
-    let col = &schema.columns[c];
+    let col = schema.columns.get(c).ok_or_else(|| no_column(schema, c))?;
     let mismatch = |v: &Value| Error::TypeMismatch {
         table: schema.name.clone(),
         column: col.name.clone(),
@@ -227,4 +240,49 @@ pub fn coerce(schema: &TableSchema, c: usize, r: usize, v: Value) -> Result<Valu
         }
         (_, other) => return Err(mismatch(&other)),
     })
+}
+
+/// Column `c` (an index from the plan) is not in `schema`.
+fn no_column(schema: &TableSchema, c: usize) -> Error {
+    Error::NoSuchColumn {
+        table: schema.name.clone(),
+        column: format!("#{c}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Column;
+
+    fn two_columns() -> TableSchema {
+        TableSchema::new(
+            "t",
+            vec![
+                Column::new("a", ColumnType::Integer),
+                Column::new("b", ColumnType::Integer),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_column_index_outside_the_schema_is_an_error() {
+        let err = coerce(&two_columns(), 2, 0, Value::Integer(1)).unwrap_err();
+        assert!(matches!(err, Error::NoSuchColumn { .. }), "{err}");
+    }
+
+    #[test]
+    fn update_of_rows_narrower_than_the_plan_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(dir.path().join("db")).unwrap();
+        db.execute("CREATE TABLE t (a INTEGER)", &[]).unwrap();
+        db.execute("INSERT INTO t VALUES (1)", &[]).unwrap();
+        // A plan made for a two-column `t`, run on the rows of a one-column `t` (as when the
+        // table is dropped and created again between planning and running): this indexed out
+        // of range before.
+        let snap = db.snapshot("t").unwrap();
+        let set_b = [(1, Expr::Literal(Value::Integer(2)))];
+        let err = update_rows(&db, &snap, &two_columns(), &set_b, None, &[], &[]).unwrap_err();
+        assert!(matches!(err, Error::NoSuchColumn { .. }), "{err}");
+    }
 }

@@ -82,10 +82,10 @@ impl FramedWriter {
             .map_err(|e| Error::io(&self.tmp, e))?;
         self.body_len += bytes.len() as u64;
         while !bytes.is_empty() {
-            let take = (BLOCK - self.block_fill).min(bytes.len());
-            self.crc = crc32c::crc32c_append(self.crc, &bytes[..take]);
-            self.block_fill += take;
-            bytes = &bytes[take..];
+            let (head, rest) = bytes.split_at((BLOCK - self.block_fill).min(bytes.len()));
+            self.crc = crc32c::crc32c_append(self.crc, head);
+            self.block_fill += head.len();
+            bytes = rest;
             if self.block_fill == BLOCK {
                 self.crcs.push(self.crc);
                 self.crc = 0;
@@ -166,17 +166,21 @@ impl FramedFile {
         let map = Mmap::map(&file, path)?;
         let b = map.bytes();
         let bad = |d: String| Error::corrupted(path, d);
+        let too_short = || bad(format!("file too short ({} bytes)", b.len()));
         if b.len() < HEADER + FOOTER {
-            return Err(bad(format!("file too short ({} bytes)", b.len())));
+            return Err(too_short());
         }
-        if b[..8] != magic {
+        let (Some(h), Some(f)) = (b.first_chunk::<HEADER>(), b.last_chunk::<FOOTER>()) else {
+            return Err(too_short());
+        };
+        if h[..8] != magic {
             return Err(bad(format!(
                 "bad magic {:?}, expected {:?}",
-                &b[..8],
+                &h[..8],
                 magic
             )));
         }
-        let version = u32le(&b[8..12]);
+        let version = u32le(&h[8..12]);
         if !versions.contains(&version) {
             let expected = match (versions.start(), versions.end()) {
                 (a, b) if a == b => format!("{a}"),
@@ -186,17 +190,16 @@ impl FramedFile {
                 "unsupported format version {version}, expected {expected}"
             )));
         }
-        if b[12..HEADER].iter().any(|&x| x != 0) {
+        if h[12..].iter().any(|&x| x != 0) {
             return Err(bad("reserved header bytes are not zero".into()));
         }
-        let f = &b[b.len() - FOOTER..];
         if f[24..32] != magic {
             return Err(bad("bad magic in footer (file truncated?)".into()));
         }
         if u32le(&f[16..20]) != version || u32le(&f[20..24]) != 0 {
             return Err(bad("footer version or reserved bytes do not match".into()));
         }
-        let body_len = u64::from_le_bytes(f[..8].try_into().unwrap_or_default()) as usize;
+        let body_len = usize::try_from(u64le(&f[..8])).unwrap_or(usize::MAX);
         let n_blocks = u32le(&f[8..12]) as usize;
         let table_crc = u32le(&f[12..16]);
         let crcs_at = HEADER.saturating_add(body_len);
@@ -209,7 +212,12 @@ impl FramedFile {
                 b.len()
             )));
         }
-        let table = &b[crcs_at..b.len() - FOOTER + 12];
+        // The CRC covers the block CRC table and the footer's first 12 bytes (body_len, n_blocks).
+        let table = b.get(crcs_at..b.len() - FOOTER + 12).ok_or_else(|| {
+            bad(format!(
+                "block checksum table at byte {crcs_at} is past the end"
+            ))
+        })?;
         if crc32c::crc32c(table) != table_crc {
             return Err(bad("checksum mismatch in the block checksum table".into()));
         }
@@ -240,6 +248,11 @@ impl FramedFile {
 
     /// The body, not yet verified: call [`verify_range`](Self::verify_range) or
     /// [`verify_all`](Self::verify_all) before trusting it.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "`open` checked that the map is HEADER + body_len + the CRC table + FOOTER \
+                  bytes long, and the map is immutable"
+    )]
     pub fn body(&self) -> &[u8] {
         &self.map.bytes()[HEADER..HEADER + self.body_len]
     }
@@ -258,21 +271,33 @@ impl FramedFile {
 
     fn verify_block(&self, block: usize) -> Result<()> {
         let (word, bit) = (block / 64, 1u64 << (block % 64));
-        if self.verified[word].load(Ordering::Acquire) & bit != 0 {
+        let start = block.saturating_mul(BLOCK);
+        let end = start.saturating_add(BLOCK).min(self.body_len);
+        let at = self.crcs_at.saturating_add(block.saturating_mul(4));
+        let (Some(flags), Some(data), Some(want)) = (
+            self.verified.get(word),
+            self.body().get(start..end),
+            self.map
+                .bytes()
+                .get(at..)
+                .and_then(|t| t.first_chunk::<4>()),
+        ) else {
+            return Err(Error::corrupted(
+                &self.path,
+                format!("block {block} is past the last of {} blocks", self.n_blocks),
+            ));
+        };
+        if flags.load(Ordering::Acquire) & bit != 0 {
             return Ok(());
         }
-        let start = block * BLOCK;
-        let end = (start + BLOCK).min(self.body_len);
-        let data = &self.body()[start..end];
-        let at = self.crcs_at + block * 4;
-        let want = u32le(&self.map.bytes()[at..at + 4]);
+        let want = u32::from_le_bytes(*want);
         if crc32c::crc32c(data) != want {
             return Err(Error::corrupted(
                 &self.path,
                 format!("checksum mismatch in block {block} (body bytes {start}..{end})"),
             ));
         }
-        self.verified[word].fetch_or(bit, Ordering::AcqRel);
+        flags.fetch_or(bit, Ordering::AcqRel);
         Ok(())
     }
 
@@ -297,8 +322,15 @@ impl FramedFile {
     }
 }
 
+/// The little-endian u32 that `b` starts with (0 when `b` is shorter: callers pass 4-byte slices
+/// of fixed-size arrays).
 fn u32le(b: &[u8]) -> u32 {
-    u32::from_le_bytes(b[..4].try_into().unwrap_or_default())
+    b.first_chunk().map_or(0, |w| u32::from_le_bytes(*w))
+}
+
+/// The little-endian u64 that `b` starts with (0 when shorter, as [`u32le`]).
+fn u64le(b: &[u8]) -> u64 {
+    b.first_chunk().map_or(0, |w| u64::from_le_bytes(*w))
 }
 
 #[cfg(test)]

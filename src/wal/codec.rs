@@ -200,24 +200,28 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self.at.checked_add(n).filter(|&e| e <= self.b.len());
-        let end = end.ok_or_else(|| format!("truncated at byte {} (need {n} more)", self.at))?;
-        let s = &self.b[self.at..end];
-        self.at = end;
+        let s = self.b.get(self.at..).and_then(|rest| rest.get(..n));
+        let s = s.ok_or_else(|| format!("truncated at byte {} (need {n} more)", self.at))?;
+        self.at += n;
         Ok(s)
     }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let s = self
+            .b
+            .get(self.at..)
+            .and_then(|rest| rest.first_chunk::<N>());
+        let s = s.ok_or_else(|| format!("truncated at byte {} (need {N} more)", self.at))?;
+        self.at += N;
+        Ok(*s)
+    }
     fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
+        Ok(u8::from_le_bytes(self.array()?))
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().map_err(|_| "u32")?,
-        ))
+        Ok(u32::from_le_bytes(self.array()?))
     }
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().map_err(|_| "u64")?,
-        ))
+        Ok(u64::from_le_bytes(self.array()?))
     }
     fn bytes(&mut self) -> Result<&'a [u8], String> {
         let n = self.u32()? as usize;
@@ -230,8 +234,10 @@ impl<'a> Reader<'a> {
     fn f32s(&mut self) -> Result<Vec<f32>, String> {
         let n = self.u32()? as usize;
         let b = self.take(n.checked_mul(4).ok_or("vector length overflow")?)?;
-        Ok(b.chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        Ok(b.as_chunks::<4>()
+            .0
+            .iter()
+            .map(|c| f32::from_le_bytes(*c))
             .collect())
     }
 }

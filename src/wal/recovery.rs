@@ -60,22 +60,22 @@ pub fn recover(dir: &Path, checkpoint: u64) -> Result<Recovered> {
             Err(e) => return Err(Error::io(&path, e)),
         };
         let bad = |d: String| Error::corrupted(&path, d);
-        if bytes.len() < HEADER {
+        let Some(header) = bytes.first_chunk::<HEADER>() else {
             if last_file {
                 // Created by a rotation whose header write was cut short: it holds no record.
                 tail = None;
                 break;
             }
             return Err(bad(format!("WAL header truncated ({} bytes)", bytes.len())));
-        }
-        if bytes[..8] != MAGIC {
+        };
+        if header[..8] != MAGIC {
             return Err(bad("bad WAL magic".into()));
         }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().unwrap_or_default());
+        let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
         if version != VERSION {
             return Err(bad(format!("unsupported WAL version {version}")));
         }
-        if bytes[..HEADER] != header_bytes(first_seq) {
+        if *header != header_bytes(first_seq) {
             return Err(bad(
                 "WAL header checksum or first sequence number mismatch".into()
             ));
@@ -105,7 +105,12 @@ pub fn recover(dir: &Path, checkpoint: u64) -> Result<Recovered> {
                     at = end;
                 }
                 Err(Damage::Torn) if last_file => break,
-                Err(Damage::Bad(d)) if last_file && bytes[at..].iter().all(|&b| b == 0) => {
+                Err(Damage::Bad(d))
+                    if last_file
+                        && bytes
+                            .get(at..)
+                            .is_some_and(|rest| rest.iter().all(|&b| b == 0)) =>
+                {
                     let _ = d;
                     break;
                 }
@@ -131,24 +136,25 @@ enum Damage {
 }
 
 fn read_record(b: &[u8], at: usize) -> std::result::Result<(u64, &[u8], usize), Damage> {
-    if b.len() - at < RECORD_HEADER {
+    let Some((h, rest)) = b
+        .get(at..)
+        .and_then(|r| r.split_first_chunk::<RECORD_HEADER>())
+    else {
         return Err(Damage::Torn);
-    }
-    let h = &b[at..at + RECORD_HEADER];
+    };
     let len = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-    let seq = u64::from_le_bytes(h[4..12].try_into().unwrap_or_default());
+    let seq = u64::from_le_bytes([h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11]]);
     if crc32c::crc32c(&h[0..12]).to_le_bytes() != h[12..16] {
         return Err(Damage::Bad("record header checksum mismatch".into()));
     }
     if len as usize > MAX_RECORD {
         return Err(Damage::Bad(format!("impossible record length {len}")));
     }
-    let end = at + RECORD_HEADER + len as usize;
-    if end > b.len() {
+    let Some(payload) = rest.get(..len as usize) else {
         return Err(Damage::Torn);
-    }
-    let payload = &b[at + RECORD_HEADER..end];
-    if record_header(len, seq, payload) != h {
+    };
+    let end = at + RECORD_HEADER + payload.len();
+    if record_header(len, seq, payload) != *h {
         // A bad payload on the very last record, ending exactly at the end of the file, is what
         // an interrupted append leaves: torn. Followed by more data it is damage.
         return Err(if end == b.len() {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{RECORD_HEADER, WalOp, encode_op, header_bytes, record_header, wal_path};
+use super::{MAX_RECORD, RECORD_HEADER, WalOp, encode_op, header_bytes, record_header, wal_path};
 use crate::storage::fsync_dir;
 use crate::{Error, Result};
 
@@ -94,9 +94,24 @@ impl WalWriter {
         self.buf.clear();
         self.buf.extend_from_slice(&[0u8; RECORD_HEADER]);
         encode_op(op, &mut self.buf);
-        let payload_len = (self.buf.len() - RECORD_HEADER) as u32;
-        let h = record_header(payload_len, seq, &self.buf[RECORD_HEADER..]);
-        self.buf[..RECORD_HEADER].copy_from_slice(&h);
+        // Recovery rejects a longer record as damage: refuse it here rather than log it.
+        let payload_len = u32::try_from(self.buf.len() - RECORD_HEADER)
+            .ok()
+            .filter(|&l| l as usize <= MAX_RECORD)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "a batch of {} bytes exceeds the WAL record limit of {MAX_RECORD} bytes",
+                    self.buf.len() - RECORD_HEADER
+                ))
+            })?;
+        #[expect(
+            clippy::indexing_slicing,
+            reason = "`buf` starts with the RECORD_HEADER placeholder bytes pushed above"
+        )]
+        {
+            let h = record_header(payload_len, seq, &self.buf[RECORD_HEADER..]);
+            self.buf[..RECORD_HEADER].copy_from_slice(&h);
+        }
         (&*self.file)
             .write_all(&self.buf)
             .map_err(|e| Error::io(&self.path, e))?;

@@ -15,6 +15,7 @@ mod demo_model;
 mod demo_tour;
 mod explain;
 mod load_coco;
+mod model_loader;
 mod model_prop;
 mod persistence;
 #[cfg(feature = "cli")]
