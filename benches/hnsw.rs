@@ -2,8 +2,9 @@
 //! searched as built (nodes in input order) and as a segment stores it (renumbered in locality
 //! order, `mmdb::internals::locality_order`, vectors at `mmdb::internals::padded_stride`).
 //!
-//! `cargo bench --bench hnsw` (release). Sizes come from the environment so the same binary runs
-//! the 1M case later:
+//! `cargo bench --features __internals --bench hnsw` (release; the index is internal, so this
+//! inner layer is reached through the hidden `mmdb::internals`). Sizes come from the environment
+//! so the same binary runs the 1M case later:
 //! - `MMDB_BENCH_N` (100000), `MMDB_BENCH_DIM` (512), `MMDB_BENCH_QUERIES` (1000),
 //! - `MMDB_BENCH_M` (16), `MMDB_BENCH_EFC` (200), `MMDB_BENCH_EFS` ("16,32,64,128,256"),
 //! - `MMDB_BENCH_PEER` (1): also build the graph with hnsw_rs and search it with mmdb's search

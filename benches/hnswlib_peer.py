@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hnswlib on the exact data of `benches/hnsw.rs`, for a like-for-like comparison.
 
-    MMDB_BENCH_DUMP=/tmp/hnswdata cargo bench --bench hnsw   # writes base.f32, queries.f32, gt.u32, meta.json
+    MMDB_BENCH_DUMP=/tmp/hnswdata cargo bench --features __internals --bench hnsw   # writes base.f32, queries.f32, gt.u32, meta.json
     pip install hnswlib numpy
     python3 benches/hnswlib_peer.py /tmp/hnswdata [--m 16] [--efc 200] [--efs 16,32,64,128,256] [--repeat 1] [--index FILE]
 

@@ -5,6 +5,17 @@
 //! directly ([`Database::insert`], [`TableSnapshot::search`] with a [`SearchRequest`]). The
 //! README's example runs as a doctest.
 //!
+//! ```
+//! # fn main() -> mmdb::Result<()> {
+//! let dir = tempfile::tempdir().map_err(|e| mmdb::Error::io("tempdir", e))?;
+//! let db = mmdb::Database::open(dir.path())?;
+//! db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, emb VECTOR(2))", &[])?;
+//! db.execute("INSERT INTO t (emb) VALUES ([1, 0]), ([0, 1])", &[])?;
+//! let rows = db.query("SELECT id FROM t ORDER BY similarity(emb, [0.9, 0.1]) LIMIT 1", &[])?;
+//! assert_eq!(rows.get(0).and_then(|r| r.get::<i64>("id").ok()), Some(1));
+//! # Ok(()) }
+//! ```
+//!
 //! Modules along the data path (see `docs/ARCHITECTURE.md`): `sql` (parse, plan, execute) →
 //! `embedder` (the [`Embedder`] trait and [`ModelRegistry`]) → `db` → `wal` → `memtable` →
 //! `segment` (mmap + `index` HNSW) → `storage`. Cargo features follow those layers:

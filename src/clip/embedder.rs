@@ -106,6 +106,7 @@ impl ClipEmbedder {
     }
 
     /// Sets the largest batch one model call encodes (default [`DEFAULT_MAX_BATCH`]).
+    #[must_use]
     pub fn with_max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
         self
