@@ -135,6 +135,34 @@ pub enum Error {
     /// The database was closed, or a background worker stopped.
     #[error("database is closed")]
     Closed,
+
+    /// A write whose outcome is unknown: an fsync, truncate or rename failed after its bytes
+    /// were handed to the operating system, so they may or may not be durable (a reopen tells).
+    /// The database refuses every later write with [`Error::NeedsReopen`] until it is reopened.
+    #[error(
+        "I/O error on {path}: {source}; this write may or may not be durable, and the database \
+         refuses writes until it is reopened"
+    )]
+    OutcomeUnknown {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An earlier I/O failure left this handle unsure of what is on disk: writes are refused
+    /// until the database is reopened (which recovers from the files). Reads keep working.
+    #[error(
+        "database {path} refuses writes after an earlier I/O error ({cause}); reopen it to \
+         recover (reads still work)"
+    )]
+    NeedsReopen {
+        /// The database directory.
+        path: PathBuf,
+        /// The failure that stopped writes.
+        cause: String,
+    },
 }
 
 impl Error {

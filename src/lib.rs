@@ -54,7 +54,8 @@ mod wal;
 
 pub use db::{
     DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS, DEFAULT_MEMTABLE_MAX_BYTES, Database,
-    DatabaseBuilder, SearchHit, SearchPath, SearchPlan, SearchRequest, TableSnapshot,
+    DatabaseBuilder, Health, SearchHit, SearchPath, SearchPlan, SearchRequest, TableSnapshot,
+    TornTail,
 };
 pub use embedder::{DEFAULT_MODEL, Embedder, ModelLoader, ModelRegistry};
 pub use error::{Error, Result};
@@ -64,7 +65,8 @@ pub use sql::{
     Statement, is_complete,
 };
 pub use value::{ColumnType, ImageSource, Metric, Row, RowFilter, RowId, Value};
-pub use wal::Sync;
+pub use storage::{FileSystem, RealFileSystem, WritableFile};
+pub use wal::{Sync, WalRecovery};
 
 /// Engine internals for the benches (`benches/hnsw.rs` measures the index alone). Not an API:
 /// only with the hidden `__internals` feature, and it may change in any release.

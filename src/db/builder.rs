@@ -6,7 +6,8 @@ use std::sync::Arc;
 use super::Database;
 use crate::Result;
 use crate::embedder::{ModelLoader, ModelRegistry};
-use crate::wal::Sync;
+use crate::storage::{FileSystem, RealFileSystem};
+use crate::wal::{Sync, WalRecovery};
 
 /// Default memtable size before a flush to a segment: 64 MiB.
 pub const DEFAULT_MEMTABLE_MAX_BYTES: usize = 64 << 20;
@@ -25,6 +26,8 @@ pub struct DatabaseBuilder {
     pub(crate) read_only: bool,
     pub(crate) verify_in_background: bool,
     pub(crate) model_loader: Option<Arc<ModelLoader>>,
+    pub(crate) wal_recovery: WalRecovery,
+    pub(crate) fs: Arc<dyn FileSystem>,
 }
 
 impl std::fmt::Debug for DatabaseBuilder {
@@ -36,6 +39,8 @@ impl std::fmt::Debug for DatabaseBuilder {
             .field("max_deleted_fraction", &self.max_deleted_fraction)
             .field("read_only", &self.read_only)
             .field("verify_in_background", &self.verify_in_background)
+            .field("wal_recovery", &self.wal_recovery)
+            .field("file_system", &self.fs)
             .field(
                 "model_loader",
                 &self.model_loader.as_ref().map_or("built-in", |_| "custom"),
@@ -54,6 +59,8 @@ impl Default for DatabaseBuilder {
             read_only: false,
             verify_in_background: true,
             model_loader: None,
+            wal_recovery: WalRecovery::TolerateTornTail,
+            fs: Arc::new(RealFileSystem),
         }
     }
 }
@@ -118,6 +125,23 @@ impl DatabaseBuilder {
     #[must_use]
     pub fn model_loader(mut self, loader: Arc<ModelLoader>) -> Self {
         self.model_loader = Some(loader);
+        self
+    }
+
+    /// What recovery at open does with a damaged last WAL record. Default
+    /// [`WalRecovery::TolerateTornTail`]: drop it as a torn write (reported by
+    /// [`Database::health`]); [`WalRecovery::AbsoluteConsistency`] refuses to open instead.
+    #[must_use]
+    pub fn wal_recovery(mut self, mode: WalRecovery) -> Self {
+        self.wal_recovery = mode;
+        self
+    }
+
+    /// Where durable writes go. Default [`RealFileSystem`] (`std::fs`); tests install one that
+    /// simulates power loss or fails chosen operations (see [`FileSystem`]).
+    #[must_use]
+    pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.fs = fs;
         self
     }
 

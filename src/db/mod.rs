@@ -6,6 +6,7 @@
 //! swap the new state in at the end.
 
 mod builder;
+mod health;
 mod maintenance;
 mod open;
 mod search;
@@ -23,6 +24,7 @@ use parking_lot::{Mutex, RwLock};
 pub use builder::{
     DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS, DEFAULT_MEMTABLE_MAX_BYTES, DatabaseBuilder,
 };
+pub use health::{Health, TornTail};
 pub use search::{SearchHit, SearchPath, SearchPlan, SearchRequest};
 pub use snapshot::TableSnapshot;
 use state::TableState;
@@ -56,6 +58,13 @@ struct Inner {
     tables: RwLock<Tables>,
     /// `None` when read-only or closed.
     writer: Mutex<Option<Writer>>,
+    /// Set by the first I/O failure that leaves the on-disk state unknown: writes are refused
+    /// until reopen. Shared with the WAL writer and its group-commit handles.
+    poison: Arc<std::sync::OnceLock<String>>,
+    /// The last failed flush or compaction, until one succeeds.
+    maintenance_error: Mutex<Option<String>>,
+    /// What recovery dropped at open.
+    torn_tail: Option<TornTail>,
 }
 
 /// Tables by id (ids are never reused; names are looked up case-insensitively).
@@ -116,6 +125,16 @@ impl Database {
     /// The model registry of this database (one per database).
     pub fn models(&self) -> &ModelRegistry {
         &self.inner.models
+    }
+
+    /// The condition of this handle: writes refused after an I/O error, a failing flush or
+    /// compaction, a torn WAL record dropped at open.
+    pub fn health(&self) -> Health {
+        Health {
+            needs_reopen: self.inner.poison.get().cloned(),
+            maintenance_error: self.inner.maintenance_error.lock().clone(),
+            torn_tail: self.inner.torn_tail.clone(),
+        }
     }
 
     /// Names of the tables, sorted.

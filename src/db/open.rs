@@ -54,6 +54,9 @@ impl Database {
             opts,
             tables: RwLock::new(tables),
             writer: Mutex::new(None),
+            poison: Default::default(),
+            maintenance_error: Mutex::new(None),
+            torn_tail: None,
         };
         if existed.is_none() {
             inner.store_manifest(&writer, &inner.tables.read())?;
@@ -96,6 +99,9 @@ fn open_read_only(path: &Path, opts: DatabaseBuilder) -> Result<Database> {
                         opts,
                         tables: RwLock::new(tables),
                         writer: Mutex::new(None),
+                        poison: Default::default(),
+                        maintenance_error: Mutex::new(None),
+                        torn_tail: None,
                     }),
                 };
                 db.verify_segments_in_background();

@@ -15,6 +15,7 @@
 )]
 
 mod framed;
+mod fs;
 mod lock;
 mod mmap;
 
@@ -22,6 +23,7 @@ use std::fs::File;
 use std::path::Path;
 
 pub use framed::{FramedFile, FramedWriter};
+pub use fs::{FileSystem, RealFileSystem, WritableFile};
 pub use lock::WriteLock;
 pub use mmap::{Mmap, bytes_as_f32, bytes_as_u32, bytes_as_u64, prefetch};
 

@@ -37,7 +37,7 @@ mod recovery;
 mod writer;
 
 pub use codec::{WalOp, decode_op, encode_op};
-pub use recovery::{Recovered, recover};
+pub use recovery::{Recovered, WalRecovery, recover};
 pub use writer::{Sync, WalWriter};
 
 const MAGIC: [u8; 8] = *b"\x89MMDBWAL";

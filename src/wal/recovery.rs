@@ -8,6 +8,21 @@ use super::{
 };
 use crate::{Error, Result};
 
+/// What recovery does with a damaged **last** record of the WAL (see [`crate::DatabaseBuilder::wal_recovery`]).
+/// A damaged record followed by intact data is [`crate::Error::Corrupted`] in every mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum WalRecovery {
+    /// Drop it as a torn write (the default, the choice SQLite and PostgreSQL make): a crash in
+    /// the middle of an append leaves exactly this, and that write was never acknowledged. The
+    /// drop is reported by [`crate::Database::health`] (`torn_tail`) and the shell warns.
+    #[default]
+    TolerateTornTail,
+    /// Refuse to open with [`crate::Error::Corrupted`] (RocksDB's "absolute consistency"): for
+    /// those who would rather inspect the file than lose even an unacknowledged write.
+    AbsoluteConsistency,
+}
+
 /// What recovery found.
 #[derive(Debug)]
 pub struct Recovered {
