@@ -55,7 +55,6 @@ mod wal;
 pub use db::{
     DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS, DEFAULT_MEMTABLE_MAX_BYTES, Database,
     DatabaseBuilder, Health, SearchHit, SearchPath, SearchPlan, SearchRequest, TableSnapshot,
-    TornTail,
 };
 pub use embedder::{DEFAULT_MODEL, Embedder, ModelLoader, ModelRegistry};
 pub use error::{Error, Result};
@@ -64,9 +63,9 @@ pub use sql::{
     ColumnInfo, FromValue, Output, ResultRow, RowIndex, Rows, ScriptError, Session, Settings,
     Statement, is_complete,
 };
-pub use value::{ColumnType, ImageSource, Metric, Row, RowFilter, RowId, Value};
 pub use storage::{FileSystem, RealFileSystem, WritableFile};
-pub use wal::{Sync, WalRecovery};
+pub use value::{ColumnType, ImageSource, Metric, Row, RowFilter, RowId, Value};
+pub use wal::{Sync, TornTail, WalRecovery};
 
 /// Engine internals for the benches (`benches/hnsw.rs` measures the index alone). Not an API:
 /// only with the hidden `__internals` feature, and it may change in any release.

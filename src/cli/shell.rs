@@ -48,6 +48,8 @@ pub struct Shell<W: Write> {
     /// Print "N rows changed" / "OK" after statements without rows (interactive use).
     pub chatty: bool,
     out: W,
+    /// The maintenance failure last warned about (each new one is printed once).
+    warned_maintenance: Option<String>,
 }
 
 impl<W: Write> Shell<W> {
@@ -62,6 +64,31 @@ impl<W: Write> Shell<W> {
             timer: false,
             chatty: false,
             out,
+            warned_maintenance: None,
+        }
+        .warn_at_open()
+    }
+
+    /// Warns (on stderr) about what recovery dropped when the database opened.
+    fn warn_at_open(self) -> Self {
+        if let Some(torn) = self.database().health().torn_tail {
+            eprintln!("warning: {torn}");
+        }
+        self
+    }
+
+    /// Warns (on stderr) when a background flush or compaction starts failing, or writes are
+    /// refused after an I/O error.
+    fn warn_health(&mut self) {
+        let h = self.database().health();
+        if h.maintenance_error != self.warned_maintenance {
+            if let Some(e) = &h.maintenance_error {
+                eprintln!(
+                    "warning: background flush failed; committed rows are safe in the WAL and it \
+                     will be retried: {e}"
+                );
+            }
+            self.warned_maintenance = h.maintenance_error;
         }
     }
 
@@ -134,6 +161,7 @@ impl<W: Write> Shell<W> {
             last = at;
             self.print_output(out, took);
         }
+        self.warn_health();
         match failed {
             Some(e) => Err(e),
             None => Ok(()),
@@ -239,6 +267,10 @@ impl<W: Write> Shell<W> {
     /// Replaces the database with the one at `path` (created if missing). Settings reset.
     pub fn open(&mut self, path: &Path) -> Result<(), Error> {
         let db = Database::open(path)?;
+        if let Some(torn) = db.health().torn_tail {
+            eprintln!("warning: {torn}");
+        }
+        self.warned_maintenance = None;
         let old = std::mem::replace(&mut self.session, db.session());
         // Keep the same interrupt flag, so an installed Ctrl-C handler still reaches queries.
         self.session.set_interrupt_handle(self.interrupt.clone());

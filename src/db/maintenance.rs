@@ -11,11 +11,12 @@
 //! deleted.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::state::LiveSegment;
 use super::{Database, Inner, Writer};
 use crate::segment::{DeleteBitmap, build_segment, del_path};
-use crate::{Result, Row, RowId};
+use crate::{Error, Result, Row, RowId};
 
 impl Database {
     /// Writes every memtable to a new segment, persists pending deletions, commits the manifest
@@ -32,6 +33,32 @@ impl Database {
             let id = db.tables.read().find_id(table)?;
             db.compact_locked(w, id)
         })
+    }
+}
+
+/// First wait before an automatic flush or compaction that failed is tried again; it doubles
+/// with each failure up to [`MAX_RETRY_WAIT`] (a full disk must not make every write pay for a
+/// segment build that fails).
+const FIRST_RETRY_WAIT: Duration = Duration::from_secs(1);
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+impl Database {
+    /// The automatic flush and compaction after a committed write. It never fails the write:
+    /// a failure is kept in [`Database::health`] and retried after a wait.
+    pub(super) fn maintain(&self) {
+        let mut guard = self.inner.writer.lock();
+        let Some(w) = guard.as_mut() else { return };
+        if self.inner.poison.get().is_some() || w.retry_at.is_some_and(|t| Instant::now() < t) {
+            return;
+        }
+        match self.inner.maybe_flush(w) {
+            Ok(()) => w.retry_wait = Duration::ZERO,
+            Err(e) => {
+                self.inner.note_maintenance_error(&e);
+                w.retry_wait = (w.retry_wait * 2).clamp(FIRST_RETRY_WAIT, MAX_RETRY_WAIT);
+                w.retry_at = Some(Instant::now() + w.retry_wait);
+            }
+        }
     }
 }
 
@@ -68,7 +95,13 @@ impl Inner {
         Ok(())
     }
 
+    /// Writes the memtables to new segments and pending deletions to new bitmap files, then
+    /// commits them with a manifest that also names a new, empty WAL file (created first, so a
+    /// committed manifest never names a WAL file that does not exist); then switches to it and
+    /// removes what the manifest replaced. Nothing changes in memory unless the manifest
+    /// commits; after the commit, failed removals only leave files for the next open.
     pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
+        let fs = &*self.opts.fs;
         let mut tables = self.tables.read().clone();
         let last_seq = w.wal.next_seq() - 1;
         let dirty = tables
@@ -84,7 +117,7 @@ impl Inner {
                 if ls.dirty {
                     let generation = ls.del_gen + 1;
                     ls.deleted
-                        .store(&del_path(&self.path, ls.seg.id(), generation))?;
+                        .store(fs, &del_path(&self.path, ls.seg.id(), generation))?;
                     if ls.del_gen > 0 {
                         old_dels.push(del_path(&self.path, ls.seg.id(), ls.del_gen));
                     }
@@ -98,7 +131,7 @@ impl Inner {
             let rows: Vec<(RowId, &Row)> = t.mem.iter().map(|(id, r)| (id, &**r)).collect();
             let seg_id = w.next_segment_id;
             w.next_segment_id += 1;
-            let seg = Arc::new(build_segment(&self.path, seg_id, &t.schema, &rows)?);
+            let seg = Arc::new(build_segment(fs, &self.path, seg_id, &t.schema, &rows)?);
             super::open::verify_in_background(&self.opts, vec![Arc::downgrade(&seg)]);
             let n = seg.len();
             t.segments.push(LiveSegment {
@@ -109,18 +142,37 @@ impl Inner {
             });
             t.mem = Default::default();
         }
+        let next_wal = w.wal.prepare_rotation()?;
+        let wal_first = next_wal
+            .as_ref()
+            .map_or(w.wal.first_seq(), |n| n.first_seq());
+        if let Err(e) = self.write_manifest(w, &tables, last_seq, wal_first) {
+            // Not committed (a plain I/O error): the new WAL file is not needed. If the outcome
+            // is unknown the manifest may name it: keep it.
+            if let (Some(n), Error::Io { .. }) = (next_wal, &e) {
+                w.wal.abandon(n);
+            }
+            return Err(e);
+        }
         w.checkpoint_seq = last_seq;
-        self.store_manifest(w, &tables)?;
         *self.tables.write() = tables;
-        w.wal.rotate()?;
+        *self.maintenance_error.lock() = None;
+        let mut cleanup = Ok(());
+        if let Some(n) = next_wal {
+            cleanup = w.wal.install(n);
+        }
         for p in old_dels {
-            crate::storage::remove_file(&p)?;
+            cleanup = cleanup.and_then(|_| crate::storage::remove_file(fs, &p));
+        }
+        if let Err(e) = cleanup {
+            self.note_maintenance_error(&e);
         }
         Ok(())
     }
 
     /// Merges all segments of table `id` (its memtable must be empty: call after a checkpoint).
     pub(super) fn compact_locked(&self, w: &mut Writer, id: u64) -> Result<()> {
+        let fs = &*self.opts.fs;
         let mut tables = self.tables.read().clone();
         let Some(t) = tables.by_id.get_mut(&id) else {
             return Ok(());
@@ -141,7 +193,7 @@ impl Inner {
             let seg_id = w.next_segment_id;
             w.next_segment_id += 1;
             let refs: Vec<(RowId, &Row)> = rows.iter().map(|(i, r)| (*i, r)).collect();
-            let seg = Arc::new(build_segment(&self.path, seg_id, &t.schema, &refs)?);
+            let seg = Arc::new(build_segment(fs, &self.path, seg_id, &t.schema, &refs)?);
             super::open::verify_in_background(&self.opts, vec![Arc::downgrade(&seg)]);
             let n = seg.len();
             t.segments.push(LiveSegment {
@@ -153,9 +205,15 @@ impl Inner {
         }
         self.store_manifest(w, &tables)?;
         *self.tables.write() = tables;
-        for s in old {
-            self.remove_segment_files(s)?;
+        // Committed: files of the replaced segments that cannot be removed now are orphans that
+        // the next open removes.
+        let cleanup = old
+            .into_iter()
+            .try_for_each(|s| self.remove_segment_files(s))
+            .and_then(|_| crate::storage::fsync_dir(fs, &self.path));
+        if let Err(e) = cleanup {
+            self.note_maintenance_error(&e);
         }
-        crate::storage::fsync_dir(&self.path)
+        Ok(())
     }
 }

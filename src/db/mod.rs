@@ -24,7 +24,7 @@ use parking_lot::{Mutex, RwLock};
 pub use builder::{
     DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS, DEFAULT_MEMTABLE_MAX_BYTES, DatabaseBuilder,
 };
-pub use health::{Health, TornTail};
+pub use health::Health;
 pub use search::{SearchHit, SearchPath, SearchPlan, SearchRequest};
 pub use snapshot::TableSnapshot;
 use state::TableState;
@@ -64,7 +64,7 @@ struct Inner {
     /// The last failed flush or compaction, until one succeeds.
     maintenance_error: Mutex<Option<String>>,
     /// What recovery dropped at open.
-    torn_tail: Option<TornTail>,
+    torn_tail: Option<crate::wal::TornTail>,
 }
 
 /// Tables by id (ids are never reused; names are looked up case-insensitively).
@@ -92,6 +92,10 @@ struct Writer {
     checkpoint_seq: u64,
     next_table_id: u64,
     next_segment_id: u64,
+    /// When a failed automatic flush or compaction may be tried again.
+    retry_at: Option<std::time::Instant>,
+    /// The wait after the last failure (doubles per failure).
+    retry_wait: std::time::Duration,
     _lock: WriteLock,
 }
 
@@ -213,8 +217,13 @@ impl Database {
             db.store_manifest(w, &tables)?;
             *db.tables.write() = tables;
             if let Some(old) = old {
-                for ls in &old.segments {
-                    db.remove_segment_files(ls.seg.id())?;
+                // Committed: a file left behind is an orphan that the next open removes.
+                let removed = old
+                    .segments
+                    .iter()
+                    .try_for_each(|ls| db.remove_segment_files(ls.seg.id()));
+                if let Err(e) = removed {
+                    db.note_maintenance_error(&e);
                 }
             }
             Ok(())
@@ -271,7 +280,9 @@ impl Database {
     }
 
     /// Flushes, then releases the write lock. Other clones of this handle get [`Error::Closed`]
-    /// on writes afterwards (reads keep working on the state at close).
+    /// on writes afterwards (reads keep working on the state at close). A handle that refuses
+    /// writes after an I/O error ([`Error::NeedsReopen`]) writes nothing more: it only
+    /// releases the lock (every acknowledged write is in the WAL already).
     pub fn close(self) -> Result<()> {
         if self.inner.opts.read_only {
             return Ok(());
@@ -280,6 +291,10 @@ impl Database {
         let Some(w) = guard.as_mut() else {
             return Ok(());
         };
+        if self.inner.poison.get().is_some() {
+            *guard = None;
+            return Ok(());
+        }
         let r = self
             .inner
             .checkpoint_locked(w)
@@ -288,11 +303,19 @@ impl Database {
         r
     }
 
-    /// Runs `f` with the writer, or fails for read-only and closed databases.
+    /// Runs `f` with the writer, or fails for read-only, closed and poisoned databases. An
+    /// [`Error::OutcomeUnknown`] from `f` poisons the database.
     fn with_writer<T>(&self, f: impl FnOnce(&Inner, &mut Writer) -> Result<T>) -> Result<T> {
         let mut guard = self.inner.writer.lock();
         match guard.as_mut() {
-            Some(w) => f(&self.inner, w),
+            Some(_) if self.inner.poison.get().is_some() => Err(self.inner.needs_reopen()),
+            Some(w) => {
+                let r = f(&self.inner, w);
+                if let Err(e) = &r {
+                    self.inner.poison_if_unknown(e);
+                }
+                r
+            }
             None if self.inner.opts.read_only => Err(Error::ReadOnly {
                 path: self.inner.path.clone(),
             }),
@@ -302,10 +325,43 @@ impl Database {
 }
 
 impl Inner {
+    /// The error for a write refused after an I/O failure.
+    fn needs_reopen(&self) -> Error {
+        Error::NeedsReopen {
+            path: self.path.clone(),
+            cause: self.poison.get().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Poisons the database when `e` leaves the on-disk state unknown.
+    fn poison_if_unknown(&self, e: &Error) {
+        if matches!(e, Error::OutcomeUnknown { .. }) {
+            let _ = self.poison.set(e.to_string());
+        }
+    }
+
+    /// Records a failed flush, compaction or cleanup (it is retried; writes are unaffected).
+    fn note_maintenance_error(&self, e: &Error) {
+        self.poison_if_unknown(e);
+        *self.maintenance_error.lock() = Some(e.to_string());
+    }
+
     /// Writes the manifest for `tables` with the writer's counters.
     fn store_manifest(&self, w: &Writer, tables: &Tables) -> Result<()> {
+        self.write_manifest(w, tables, w.checkpoint_seq, w.wal.first_seq())
+    }
+
+    /// Writes the manifest for `tables` with a checkpoint and current WAL file of its own (a
+    /// checkpoint commits both).
+    fn write_manifest(
+        &self,
+        w: &Writer,
+        tables: &Tables,
+        checkpoint_seq: u64,
+        wal_first_seq: u64,
+    ) -> Result<()> {
         let m = Manifest {
-            checkpoint_seq: w.checkpoint_seq,
+            checkpoint_seq,
             next_table_id: w.next_table_id,
             next_segment_id: w.next_segment_id,
             tables: tables
@@ -327,8 +383,9 @@ impl Inner {
                         .collect(),
                 })
                 .collect(),
+            wal_first_seq: Some(wal_first_seq),
         };
-        m.store(&self.path)
+        m.store(&*self.opts.fs, &self.path)
     }
 
     /// Removes every file of segment `id`.
@@ -341,7 +398,7 @@ impl Inner {
                 .to_str()
                 .is_some_and(|n| crate::segment::is_segment_file(n, id))
             {
-                crate::storage::remove_file(&entry.path())?;
+                crate::storage::remove_file(&*self.opts.fs, &entry.path())?;
             }
         }
         Ok(())

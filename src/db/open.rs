@@ -29,23 +29,53 @@ impl Database {
                 path.display()
             )));
         }
+        let created = !path.exists();
         std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
         let path = path.canonicalize().map_err(|e| Error::io(path, e))?;
+        let fs = opts.fs.clone();
+        if created {
+            // The new directory's own entry must be durable before anything in it counts.
+            fsync_dir(&*fs, crate::storage::parent(&path))?;
+        }
         let lock = WriteLock::acquire(&path)?;
         let existed = Manifest::load(&path)?;
+        if existed.is_none() {
+            // A new database, or one whose creation was cut short (an empty WAL file at most).
+            for (_, wal) in refuse_without_manifest(&path)? {
+                crate::storage::remove_file(&*fs, &wal)?;
+            }
+        }
         let manifest = existed.clone().unwrap_or(Manifest {
             checkpoint_seq: 0,
             next_table_id: 1,
             next_segment_id: 1,
             tables: Vec::new(),
+            wal_first_seq: None,
         });
-        let (tables, rec) = load_state(&path, &manifest)?;
-        let wal = WalWriter::open(&path, opts.sync, rec.tail, rec.next_seq)?;
-        let writer = Writer {
+        let (tables, rec) = load_state(&path, &manifest, opts.wal_recovery)?;
+        let poison: crate::wal::Poison = Default::default();
+        let wal = WalWriter::open(
+            fs.clone(),
+            &path,
+            opts.sync,
+            rec.tail.clone(),
+            rec.next_seq,
+            poison.clone(),
+        )?;
+        // Records replayed from a file older than the one being appended to (possible only in
+        // databases written before the manifest named its WAL file) must reach a segment before
+        // a manifest names the newer file as the only one needed.
+        let spread = rec
+            .ops
+            .first()
+            .is_some_and(|(seq, _)| *seq < wal.first_seq());
+        let mut writer = Writer {
             wal,
             checkpoint_seq: manifest.checkpoint_seq,
             next_table_id: manifest.next_table_id,
             next_segment_id: manifest.next_segment_id,
+            retry_at: None,
+            retry_wait: std::time::Duration::ZERO,
             _lock: lock,
         };
         let inner = Inner {
@@ -54,14 +84,24 @@ impl Database {
             opts,
             tables: RwLock::new(tables),
             writer: Mutex::new(None),
-            poison: Default::default(),
+            poison,
             maintenance_error: Mutex::new(None),
-            torn_tail: None,
+            torn_tail: rec.torn.clone(),
         };
-        if existed.is_none() {
+        if spread {
+            inner.checkpoint_locked(&mut writer)?;
+        } else if manifest.wal_first_seq != Some(writer.wal.first_seq()) || existed.is_none() {
             inner.store_manifest(&writer, &inner.tables.read())?;
         }
-        remove_orphans(&path, &manifest)?;
+        let mut removed = false;
+        for stale in &rec.stale {
+            crate::storage::remove_file(&*fs, stale)?;
+            removed = true;
+        }
+        removed |= remove_orphans(&*fs, &path, &manifest)?;
+        if removed {
+            fsync_dir(&*fs, &path)?;
+        }
         *inner.writer.lock() = Some(writer);
         let db = Database {
             inner: Arc::new(inner),
@@ -85,12 +125,61 @@ impl Database {
     }
 }
 
+/// For a directory without a MANIFEST: the WAL files of a creation that was cut short (header
+/// only), or [`Error::Corrupted`] when it holds database files (segment files, or WAL files with
+/// records): a lost MANIFEST must not turn into an empty database that deletes them as orphans.
+fn refuse_without_manifest(path: &Path) -> Result<Vec<(u64, std::path::PathBuf)>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
+        let entry = entry.map_err(|e| Error::io(path, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if crate::segment::parse_file_name(&name).is_some_and(|f| !f.tmp) {
+            found.push(name);
+        }
+    }
+    let wals = crate::wal::list_wal_files(path)?;
+    for (_, p) in &wals {
+        let len = std::fs::metadata(p).map_err(|e| Error::io(p, e))?.len();
+        if len > crate::wal::HEADER as u64 {
+            found.push(
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    if found.is_empty() {
+        return Ok(wals);
+    }
+    found.sort();
+    let n = found.len();
+    found.truncate(3);
+    Err(Error::corrupted(
+        path.join(crate::segment::manifest::MANIFEST_FILE),
+        format!(
+            "the MANIFEST is missing but the directory holds {n} database file(s) ({}{}): \
+             refusing to open it as an empty database; nothing was deleted (restore the \
+             MANIFEST from a backup)",
+            found.join(", "),
+            if n > found.len() { ", ..." } else { "" }
+        ),
+    ))
+}
+
 fn open_read_only(path: &Path, opts: DatabaseBuilder) -> Result<Database> {
     let path = path.canonicalize().map_err(|e| Error::io(path, e))?;
     let mut attempt = 0;
     loop {
-        let manifest = Manifest::load(&path)?.unwrap_or_default();
-        match load_state(&path, &manifest) {
+        let manifest = match Manifest::load(&path)? {
+            Some(m) => m,
+            None => {
+                refuse_without_manifest(&path)?;
+                Manifest::default()
+            }
+        };
+        // A torn tail may be an append in flight in the writer beside us: always tolerated.
+        match load_state(&path, &manifest, crate::WalRecovery::TolerateTornTail) {
             Ok((tables, _)) => {
                 let db = Database {
                     inner: Arc::new(Inner {
@@ -141,8 +230,44 @@ pub(super) fn verify_in_background(opts: &DatabaseBuilder, segments: Vec<Weak<Se
     drop(spawned);
 }
 
+/// Every file `manifest` says must exist; [`Error::Corrupted`] naming the first missing one.
+fn check_files(path: &Path, manifest: &Manifest) -> Result<()> {
+    let mut missing = Vec::new();
+    for t in &manifest.tables {
+        for se in &t.segments {
+            let mut need = vec![crate::segment::rows_path(path, se.id)];
+            for &c in &se.vector_columns {
+                need.push(crate::segment::vec_path(path, se.id, c));
+                need.push(crate::segment::graph_path(path, se.id, c));
+            }
+            if se.del_gen > 0 {
+                need.push(del_path(path, se.id, se.del_gen));
+            }
+            missing.extend(need.into_iter().filter(|p| p.symlink_metadata().is_err()));
+        }
+    }
+    match missing.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::corrupted(
+            first,
+            format!(
+                "the file is missing (the MANIFEST lists it){}",
+                match missing.len() {
+                    1 => String::new(),
+                    n => format!("; {} more missing files", n - 1),
+                }
+            ),
+        )),
+    }
+}
+
 /// Opens the segments the manifest lists and replays the WAL after its checkpoint.
-fn load_state(path: &Path, manifest: &Manifest) -> Result<(Tables, crate::wal::Recovered)> {
+fn load_state(
+    path: &Path,
+    manifest: &Manifest,
+    mode: crate::WalRecovery,
+) -> Result<(Tables, crate::wal::Recovered)> {
+    check_files(path, manifest)?;
     let mut tables = Tables::default();
     for entry in &manifest.tables {
         let schema = entry
@@ -182,7 +307,7 @@ fn load_state(path: &Path, manifest: &Manifest) -> Result<(Tables, crate::wal::R
             },
         );
     }
-    let rec = recover(path, manifest.checkpoint_seq)?;
+    let rec = recover(path, manifest.checkpoint_seq, manifest.wal_first_seq, mode)?;
     for (_, op) in &rec.ops {
         // Records of dropped tables are skipped: their ids are never reused.
         if let Some(t) = tables.by_id.get_mut(&op.table()) {
@@ -192,44 +317,44 @@ fn load_state(path: &Path, manifest: &Manifest) -> Result<(Tables, crate::wal::R
     Ok((tables, rec))
 }
 
-/// Removes files a crash left behind: temporary files and segment files no manifest lists.
-fn remove_orphans(path: &Path, manifest: &Manifest) -> Result<()> {
-    let mut live = std::collections::HashSet::new();
+/// Removes files a crash left behind: temporary files mmdb writes (`seg-*.tmp`,
+/// `MANIFEST.tmp`), files of segments the manifest does not list (built by a checkpoint or
+/// compaction whose manifest never committed, or replaced by one whose removals did not finish)
+/// and deletion bitmaps of older generations. Files with other names are never touched.
+/// Returns whether anything was removed.
+fn remove_orphans(
+    fs: &dyn crate::storage::FileSystem,
+    path: &Path,
+    manifest: &Manifest,
+) -> Result<bool> {
+    let mut live = std::collections::HashMap::new();
     for t in &manifest.tables {
         for s in &t.segments {
-            live.insert((s.id, s.del_gen));
+            live.insert(s.id, s.del_gen);
         }
     }
+    let manifest_tmp =
+        crate::storage::tmp_path(&path.join(crate::segment::manifest::MANIFEST_FILE));
     let mut removed = false;
     for entry in std::fs::read_dir(path).map_err(|e| Error::io(path, e))? {
         let entry = entry.map_err(|e| Error::io(path, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let orphan = if name.ends_with(".tmp") {
-            true
-        } else if let Some(rest) = name.strip_prefix("seg-") {
-            let id: Option<u64> = rest.split('.').next().and_then(|s| s.parse().ok());
-            match id {
-                Some(id) => {
-                    let listed = live.iter().any(|&(s, _)| s == id);
-                    let old_del = rest
-                        .rsplit_once(".del")
-                        .and_then(|(_, g)| g.parse::<u64>().ok())
-                        .is_some_and(|g| !live.contains(&(id, g)));
-                    !listed || old_del
-                }
-                None => false,
+        let orphan = match crate::segment::parse_file_name(name) {
+            Some(f) => {
+                f.tmp
+                    || match (live.get(&f.id), f.del_gen) {
+                        (None, _) => true,
+                        (Some(&current), Some(g)) => g != current,
+                        (Some(_), None) => false,
+                    }
             }
-        } else {
-            false
+            None => entry.path() == manifest_tmp,
         };
         if orphan {
-            crate::storage::remove_file(&entry.path())?;
+            crate::storage::remove_file(fs, &entry.path())?;
             removed = true;
         }
     }
-    if removed {
-        fsync_dir(path)?;
-    }
-    Ok(())
+    Ok(removed)
 }

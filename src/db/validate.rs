@@ -111,6 +111,16 @@ pub fn check_vector(v: &mut [f32], dim: u32, metric: Metric) -> std::result::Res
     }
     if metric == Metric::Cosine {
         normalise(v).ok_or_else(|| "zero vector cannot be normalised for cosine".to_string())?;
+    } else {
+        // Refused now rather than accepted into the WAL and failing every checkpoint later.
+        let sq: f64 = v.iter().map(|&x| x as f64 * x as f64).sum();
+        if sq > crate::index::MAX_SQUARED_NORM {
+            return Err(format!(
+                "norm {:e} is too large for the index (at most {:e}): distances would overflow",
+                sq.sqrt(),
+                crate::index::MAX_SQUARED_NORM.sqrt()
+            ));
+        }
     }
     Ok(())
 }
@@ -178,5 +188,32 @@ mod tests {
             Value::Vector(vec![f32::NAN, 1.0]),
         ]);
         assert!(check_row(&s, 0, &mut bad).is_err());
+        // Cosine vectors of any finite norm are normalised; other metrics refuse norms the
+        // index cannot score.
+        let mut big = Row::new(vec![
+            Value::Integer(1),
+            Value::Null,
+            Value::Vector(vec![1e16, 0.0]),
+        ]);
+        check_row(&s, 0, &mut big).unwrap();
+        let mut l2 = schema();
+        l2.columns[2].metric = Metric::L2;
+        let mut big = Row::new(vec![
+            Value::Integer(1),
+            Value::Null,
+            Value::Vector(vec![1e16, 0.0]),
+        ]);
+        let e = check_row(&l2, 4, &mut big).unwrap_err();
+        assert!(
+            matches!(e, Error::TypeMismatch { ref column, row: 4, .. } if column == "v"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("too large"), "{e}");
+        let mut ok = Row::new(vec![
+            Value::Integer(1),
+            Value::Null,
+            Value::Vector(vec![1e14, 0.0]),
+        ]);
+        check_row(&l2, 0, &mut ok).unwrap();
     }
 }

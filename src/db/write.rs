@@ -149,8 +149,9 @@ impl Database {
         })
     }
 
-    /// Runs one write: `f` validates and builds the WAL operation; it is logged, applied, made
-    /// durable per the sync mode, then the memtable may be flushed.
+    /// Runs one write: `f` validates and builds the WAL operation; it is logged, applied and
+    /// made durable per the sync mode, and acknowledged; then, apart from it, the memtable may
+    /// be flushed (whose failure is not this write's: see [`Database::health`]).
     fn write<T>(&self, f: impl FnOnce(&Inner, &mut Writer) -> Result<(WalOp, T)>) -> Result<T> {
         let (seq, gc, out) = self.with_writer(|db, w| {
             let (op, out) = f(db, w)?;
@@ -164,13 +165,12 @@ impl Database {
                     t.apply(op);
                 }
             }
-            let gc = w.wal.group_commit();
-            db.maybe_flush(w)?;
-            Ok((Some(seq), Some(gc), out))
+            Ok((Some(seq), Some(w.wal.group_commit()), out))
         })?;
-        // Group commit: fsync outside the writer lock, shared with concurrent writers.
         if let (Some(seq), Some(gc)) = (seq, gc) {
+            // Group commit: fsync outside the writer lock, shared with concurrent writers.
             gc.sync_to(seq)?;
+            self.maintain();
         }
         Ok(out)
     }

@@ -33,7 +33,7 @@ use crate::{Error, HnswParams, Metric, Result};
 /// How far from 1 the norm of a cosine vector may be (they are normalised when stored).
 const COSINE_NORM_TOLERANCE: f64 = 1e-3;
 /// Largest accepted squared norm, so that no dot product or distance overflows to infinity.
-const MAX_SQUARED_NORM: f64 = 1e30;
+pub const MAX_SQUARED_NORM: f64 = 1e30;
 
 /// Checks every vector is finite, not huge, and for cosine normalised. Errors name the local id.
 pub fn validate_vectors(vectors: VectorsView<'_>, metric: Metric) -> Result<()> {

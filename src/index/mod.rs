@@ -31,7 +31,7 @@ mod visited;
 
 // The bench reaches more of the index (`mmdb::internals`) than the engine uses.
 #[cfg_attr(not(feature = "__internals"), allow(unused_imports))]
-pub use build::{GraphBuilder, build_graph, build_graph_with, validate_vectors};
+pub use build::{GraphBuilder, MAX_SQUARED_NORM, build_graph, build_graph_with, validate_vectors};
 #[cfg_attr(not(feature = "__internals"), allow(unused_imports))]
 pub use distance::{dot, l2_sq, score};
 pub use flat::search_exact;

@@ -4,17 +4,19 @@ use std::path::Path;
 
 use super::{Segment, graph_path, rows::write_rows, rows_path, vec_path, vectors};
 use crate::index::{GraphView, VectorsView, build_graph, locality_order, renumber};
+use crate::storage::FileSystem;
 use crate::{Result, Row, RowId, TableSchema};
 
 /// Writes segment `id` of `rows` (ascending ids, already validated) and opens it. Every file is
 /// fsynced and renamed into place before this returns; the segment is live once a manifest lists it.
 pub fn build_segment(
+    fs: &dyn FileSystem,
     dir: &Path,
     id: u64,
     schema: &TableSchema,
     rows: &[(RowId, &Row)],
 ) -> Result<Segment> {
-    write_rows(&rows_path(dir, id), rows)?;
+    write_rows(fs, &rows_path(dir, id), rows)?;
     let mut vector_columns = Vec::new();
     for (c, col) in schema.columns.iter().enumerate() {
         if !col.has_vector() || col.dim == 0 {
@@ -41,8 +43,8 @@ pub fn build_segment(
             let order = locality_order(&view);
             (renumber(&view, &order), order)
         };
-        vectors::write_vectors(&vec_path(dir, id, c), dim, &data, &positions, &order)?;
-        vectors::write_graph(&graph_path(dir, id, c), &graph)?;
+        vectors::write_vectors(fs, &vec_path(dir, id, c), dim, &data, &positions, &order)?;
+        vectors::write_graph(fs, &graph_path(dir, id, c), &graph)?;
     }
     Segment::open(dir, id, schema, &vector_columns)
 }

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::storage::{FramedFile, FramedWriter, bytes_as_u64};
+use crate::storage::{FileSystem, FramedFile, FramedWriter, bytes_as_u64};
 use crate::{Error, Result};
 
 const MAGIC: [u8; 8] = *b"\x89MMDBDEL";
@@ -56,8 +56,8 @@ impl DeleteBitmap {
     }
 
     /// Writes the bitmap to `path`.
-    pub fn store(&self, path: &Path) -> Result<()> {
-        let mut w = FramedWriter::create(path, MAGIC, VERSION)?;
+    pub fn store(&self, fs: &dyn FileSystem, path: &Path) -> Result<()> {
+        let mut w = FramedWriter::create(fs, path, MAGIC, VERSION)?;
         let mut body = Vec::with_capacity(8 + self.words.len() * 8);
         body.extend_from_slice(&(self.n as u64).to_le_bytes());
         for word in &self.words {
@@ -99,7 +99,7 @@ mod tests {
         let p = dir.path().join("d");
         let mut b = DeleteBitmap::new(130);
         assert!(b.insert(0) && b.insert(129) && !b.insert(129) && !b.insert(130));
-        b.store(&p).unwrap();
+        b.store(&crate::storage::RealFileSystem, &p).unwrap();
         let back = DeleteBitmap::load(&p, 130).unwrap();
         assert_eq!(back, b);
         assert_eq!(back.count(), 2);

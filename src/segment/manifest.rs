@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::StoredSchema;
-use crate::storage::{FramedFile, FramedWriter};
+use crate::storage::{FileSystem, FramedFile, FramedWriter};
 use crate::{Error, Result};
 
 /// Name of the manifest file in the database directory.
@@ -28,6 +28,11 @@ pub struct Manifest {
     pub next_segment_id: u64,
     /// The tables.
     pub tables: Vec<TableEntry>,
+    /// First sequence number of the WAL file that must exist (`wal-<this>.log`): the file
+    /// records after `checkpoint_seq` go to. Absent in databases written before it was recorded
+    /// (their WAL files are all read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal_first_seq: Option<u64>,
 }
 
 /// One table in the manifest.
@@ -73,10 +78,10 @@ impl Manifest {
     }
 
     /// Atomically replaces `dir/MANIFEST` with this manifest.
-    pub fn store(&self, dir: &Path) -> Result<()> {
+    pub fn store(&self, fs: &dyn FileSystem, dir: &Path) -> Result<()> {
         let path = dir.join(MANIFEST_FILE);
         let json = serde_json::to_vec(self).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        let mut w = FramedWriter::create(&path, MAGIC, VERSION)?;
+        let mut w = FramedWriter::create(fs, &path, MAGIC, VERSION)?;
         w.write(&json)?;
         w.finish()?;
         Ok(())
@@ -96,8 +101,10 @@ mod tests {
             next_table_id: 2,
             next_segment_id: 3,
             tables: vec![],
+            wal_first_seq: Some(8),
         };
-        m.store(dir.path()).unwrap();
+        m.store(&crate::storage::RealFileSystem, dir.path())
+            .unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap(), Some(m));
     }
 }

@@ -51,7 +51,46 @@ pub fn del_path(dir: &Path, id: u64, generation: u64) -> PathBuf {
 }
 /// Whether `name` is a file of segment `id` (for removing a dropped segment).
 pub fn is_segment_file(name: &str, id: u64) -> bool {
-    name.starts_with(&format!("seg-{id:08}."))
+    parse_file_name(name).is_some_and(|f| f.id == id && !f.tmp)
+}
+
+/// A file name that mmdb gives segment files, parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentFileName {
+    /// The segment id.
+    pub id: u64,
+    /// The generation, for a deletion bitmap.
+    pub del_gen: Option<u64>,
+    /// A temporary file (`.tmp`) being written.
+    pub tmp: bool,
+}
+
+/// Parses `seg-<id>.rows`, `seg-<id>.c<col>.vec`, `seg-<id>.c<col>.hnsw` and
+/// `seg-<id>.del<gen>`, each optionally with `.tmp`; `None` for any other name (mmdb never
+/// removes files it does not name itself).
+pub fn parse_file_name(name: &str) -> Option<SegmentFileName> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (name, tmp) = match name.strip_suffix(".tmp") {
+        Some(n) => (n, true),
+        None => (name, false),
+    };
+    let (id, kind) = name.strip_prefix("seg-")?.split_once('.')?;
+    if id.len() < 8 || !digits(id) {
+        return None;
+    }
+    let id = id.parse().ok()?;
+    let del_gen = if kind == "rows" {
+        None
+    } else if let Some(g) = kind.strip_prefix("del").filter(|g| digits(g)) {
+        Some(g.parse().ok()?)
+    } else {
+        let (col, ext) = kind.strip_prefix('c')?.split_once('.')?;
+        if !digits(col) || !(ext == "vec" || ext == "hnsw") {
+            return None;
+        }
+        None
+    };
+    Some(SegmentFileName { id, del_gen, tmp })
 }
 
 /// An open immutable segment.

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use rkyv::rancor;
 
-use crate::storage::{FramedFile, FramedWriter, bytes_as_u64};
+use crate::storage::{FileSystem, FramedFile, FramedWriter, bytes_as_u64};
 use crate::{Error, ImageSource, Result, Row, RowId, Value};
 
 const MAGIC: [u8; 8] = *b"\x89MMDBROW";
@@ -54,7 +54,7 @@ pub struct StoredRow {
 }
 
 /// Writes the rows file `path` for `rows` (ascending ids).
-pub fn write_rows(path: &Path, rows: &[(RowId, &Row)]) -> Result<()> {
+pub fn write_rows(fs: &dyn FileSystem, path: &Path, rows: &[(RowId, &Row)]) -> Result<()> {
     let mut archives = Vec::with_capacity(rows.len());
     for (_, row) in rows {
         let stored = StoredRow {
@@ -64,7 +64,7 @@ pub fn write_rows(path: &Path, rows: &[(RowId, &Row)]) -> Result<()> {
             .map_err(|e| Error::InvalidArgument(format!("cannot archive row: {e}")))?;
         archives.push(bytes);
     }
-    let mut w = FramedWriter::create(path, MAGIC, VERSION)?;
+    let mut w = FramedWriter::create(fs, path, MAGIC, VERSION)?;
     w.write(&(rows.len() as u64).to_le_bytes())?;
     for (id, _) in rows {
         w.write(&id.to_le_bytes())?;

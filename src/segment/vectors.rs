@@ -33,7 +33,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::index::{GraphView, VectorsView, padded_stride};
-use crate::storage::{FramedFile, FramedWriter, bytes_as_f32, bytes_as_u32};
+use crate::storage::{FileSystem, FramedFile, FramedWriter, bytes_as_f32, bytes_as_u32};
 use crate::{Error, Result};
 
 const VEC_MAGIC: [u8; 8] = *b"\x89MMDBVEC";
@@ -46,6 +46,7 @@ const DATA_AT: usize = 64;
 /// Writes a vector file: `vectors` (`dim` each) and their row positions `rows` (ascending),
 /// stored in `order` (`order[i]` is the input index of the `i`-th stored vector, a permutation).
 pub fn write_vectors(
+    fs: &dyn FileSystem,
     path: &Path,
     dim: usize,
     vectors: &[f32],
@@ -67,7 +68,7 @@ pub fn write_vectors(
     if order.iter().any(|&i| i as usize >= n) {
         return Err(out_of_range());
     }
-    let mut w = FramedWriter::create(path, VEC_MAGIC, VEC_VERSION)?;
+    let mut w = FramedWriter::create(fs, path, VEC_MAGIC, VEC_VERSION)?;
     w.write(&(dim as u32).to_le_bytes())?;
     w.write(&(rows.len() as u32).to_le_bytes())?;
     w.write(&(stride as u32).to_le_bytes())?;
@@ -107,8 +108,8 @@ pub fn write_vectors(
 }
 
 /// Writes a graph file.
-pub fn write_graph(path: &Path, graph: &[u8]) -> Result<()> {
-    let mut w = FramedWriter::create(path, GRAPH_MAGIC, GRAPH_VERSION)?;
+pub fn write_graph(fs: &dyn FileSystem, path: &Path, graph: &[u8]) -> Result<()> {
+    let mut w = FramedWriter::create(fs, path, GRAPH_MAGIC, GRAPH_VERSION)?;
     w.write(graph)?;
     w.finish()?;
     Ok(())
@@ -282,7 +283,7 @@ mod tests {
 
     /// Opening reads only the graph file's frame, not the graph.
     fn write_empty_graph(path: &Path) {
-        write_graph(path, &[]).unwrap();
+        write_graph(&crate::storage::RealFileSystem, path, &[]).unwrap();
     }
 
     /// A graph file that [`VectorColumn::load`] accepts (no nodes: load does not match it to the
@@ -294,13 +295,14 @@ mod tests {
             &crate::HnswParams::default(),
         )
         .unwrap();
-        write_graph(path, &empty).unwrap();
+        write_graph(&crate::storage::RealFileSystem, path, &empty).unwrap();
     }
 
     /// Writes a vector file by hand: `version`, the header words, then the body words from
     /// offset 64 (data as f32 bits, then the index words).
     fn write_by_hand(path: &Path, version: u32, header: &[u32], body: impl Iterator<Item = u32>) {
-        let mut w = FramedWriter::create(path, VEC_MAGIC, version).unwrap();
+        let mut w = FramedWriter::create(&crate::storage::RealFileSystem, path, VEC_MAGIC, version)
+            .unwrap();
         let head: Vec<u8> = header.iter().flat_map(|x| x.to_le_bytes()).collect();
         w.write(&head).unwrap();
         w.align(DATA_AT).unwrap();
@@ -314,7 +316,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (v, g) = (dir.path().join("v"), dir.path().join("g"));
         let (data, rows) = input();
-        write_vectors(&v, 2, &data, &rows, &[2, 0, 1]).unwrap();
+        write_vectors(
+            &crate::storage::RealFileSystem,
+            &v,
+            2,
+            &data,
+            &rows,
+            &[2, 0, 1],
+        )
+        .unwrap();
         write_empty_graph(&g);
         let col = VectorColumn::open(&v, &g, 2).unwrap();
         assert_eq!(col.rows().unwrap(), &[5, 0, 2]);
@@ -336,7 +346,15 @@ mod tests {
         let (v, g) = (dir.path().join("v"), dir.path().join("g"));
         let dim = 512;
         let data: Vec<f32> = (0..3 * dim).map(|x| x as f32).collect();
-        write_vectors(&v, dim, &data, &[1, 4, 7], &[1, 2, 0]).unwrap();
+        write_vectors(
+            &crate::storage::RealFileSystem,
+            &v,
+            dim,
+            &data,
+            &[1, 4, 7],
+            &[1, 2, 0],
+        )
+        .unwrap();
         write_loadable_graph(&g);
         let col = VectorColumn::open(&v, &g, dim).unwrap();
         assert_eq!(col.stride, dim + 16);

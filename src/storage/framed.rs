@@ -22,12 +22,11 @@
 //! mismatch is [`Error::Corrupted`] naming the file and the block.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Mmap, fsync_dir, parent, tmp_path};
+use super::{FileSystem, Mmap, WritableFile, fsync_dir, parent, tmp_path, unknown};
 use crate::{Error, Result};
 
 const HEADER: usize = 64;
@@ -40,8 +39,13 @@ pub type Magic = [u8; 8];
 
 /// Writes a framed file to a temporary name; [`finish`](Self::finish) makes it durable and renames
 /// it into place. Dropping an unfinished writer leaves only the temporary file.
-pub struct FramedWriter {
-    out: BufWriter<File>,
+pub struct FramedWriter<'a> {
+    fs: &'a dyn FileSystem,
+    file: Box<dyn WritableFile>,
+    /// Bytes not yet handed to the file.
+    buf: Vec<u8>,
+    /// File offset of `buf`'s first byte.
+    at: u64,
     path: PathBuf,
     tmp: PathBuf,
     magic: Magic,
@@ -52,18 +56,29 @@ pub struct FramedWriter {
     crcs: Vec<u32>,
 }
 
-impl FramedWriter {
-    /// Starts writing `path` (created via `path.tmp`).
-    pub fn create(path: &Path, magic: Magic, version: u32) -> Result<FramedWriter> {
+/// How many bytes the writer gathers before handing them to the file.
+const WRITE_BUFFER: usize = 1 << 20;
+
+impl<'a> FramedWriter<'a> {
+    /// Starts writing `path` (created via `path.tmp`) through `fs`.
+    pub fn create(
+        fs: &'a dyn FileSystem,
+        path: &Path,
+        magic: Magic,
+        version: u32,
+    ) -> Result<FramedWriter<'a>> {
         let tmp = tmp_path(path);
-        let file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        let mut out = BufWriter::with_capacity(1 << 20, file);
+        let file = fs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
         let mut header = [0u8; HEADER];
         header[..8].copy_from_slice(&magic);
         header[8..12].copy_from_slice(&version.to_le_bytes());
-        out.write_all(&header).map_err(|e| Error::io(&tmp, e))?;
+        let mut buf = Vec::with_capacity(WRITE_BUFFER);
+        buf.extend_from_slice(&header);
         Ok(FramedWriter {
-            out,
+            fs,
+            file,
+            buf,
+            at: 0,
             path: path.to_path_buf(),
             tmp,
             magic,
@@ -75,11 +90,36 @@ impl FramedWriter {
         })
     }
 
+    /// Appends `bytes` to the file (buffered).
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.buf.len() + bytes.len() > WRITE_BUFFER {
+            self.flush()?;
+        }
+        if bytes.len() >= WRITE_BUFFER {
+            self.file
+                .write_all_at(bytes, self.at)
+                .map_err(|e| Error::io(&self.tmp, e))?;
+            self.at += bytes.len() as u64;
+        } else {
+            self.buf.extend_from_slice(bytes);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.file
+                .write_all_at(&self.buf, self.at)
+                .map_err(|e| Error::io(&self.tmp, e))?;
+            self.at += self.buf.len() as u64;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+
     /// Appends body bytes.
     pub fn write(&mut self, mut bytes: &[u8]) -> Result<()> {
-        self.out
-            .write_all(bytes)
-            .map_err(|e| Error::io(&self.tmp, e))?;
+        self.put(bytes)?;
         self.body_len += bytes.len() as u64;
         while !bytes.is_empty() {
             let (head, rest) = bytes.split_at((BLOCK - self.block_fill).min(bytes.len()));
@@ -102,6 +142,8 @@ impl FramedWriter {
     }
 
     /// Writes the CRC table and footer, fsyncs, renames into place and fsyncs the directory.
+    /// A failed write is [`Error::Io`] (the file is not in place); a failed fsync or rename is
+    /// [`Error::OutcomeUnknown`].
     pub fn finish(mut self) -> Result<PathBuf> {
         if self.block_fill > 0 {
             self.crcs.push(self.crc);
@@ -118,19 +160,14 @@ impl FramedWriter {
         footer.extend_from_slice(&self.version.to_le_bytes());
         footer.extend_from_slice(&0u32.to_le_bytes());
         footer.extend_from_slice(&self.magic);
-        let tmp = self.tmp.clone();
-        self.out.write_all(&table).map_err(|e| Error::io(&tmp, e))?;
-        self.out
-            .write_all(&footer)
-            .map_err(|e| Error::io(&tmp, e))?;
-        let file = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io(&tmp, e.into_error()))?;
-        file.sync_all().map_err(|e| Error::io(&tmp, e))?;
-        drop(file);
-        std::fs::rename(&tmp, &self.path).map_err(|e| Error::io(&self.path, e))?;
-        fsync_dir(parent(&self.path))?;
+        self.put(&table)?;
+        self.put(&footer)?;
+        self.flush()?;
+        self.file.sync_all().map_err(|e| unknown(&self.tmp, e))?;
+        self.fs
+            .rename(&self.tmp, &self.path)
+            .map_err(|e| unknown(&self.path, e))?;
+        fsync_dir(self.fs, parent(&self.path))?;
         Ok(self.path)
     }
 }
@@ -340,7 +377,7 @@ mod tests {
     const M: Magic = *b"\x89MMDBTST";
 
     fn write(path: &Path, body: &[u8]) {
-        let mut w = FramedWriter::create(path, M, 1).unwrap();
+        let mut w = FramedWriter::create(&crate::storage::RealFileSystem, path, M, 1).unwrap();
         w.write(body).unwrap();
         w.finish().unwrap();
     }

@@ -5,6 +5,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use crate::{Error, Result};
@@ -25,6 +26,19 @@ impl WriteLock {
     /// Takes the lock of database directory `dir`, or fails with [`Error::Locked`].
     pub fn acquire(dir: &Path) -> Result<WriteLock> {
         let path = dir.join(LOCK_FILE);
+        let not_regular = || {
+            Error::InvalidArgument(format!(
+                "{} is not a regular file (a symbolic link?): mmdb writes its pid there and \
+                 will not write through it; remove it",
+                path.display()
+            ))
+        };
+        if path
+            .symlink_metadata()
+            .is_ok_and(|m| !m.file_type().is_file())
+        {
+            return Err(not_regular());
+        }
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -32,6 +46,15 @@ impl WriteLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| Error::io(&path, e))?;
+        // The name could have been replaced by a link between the check and the open: the file
+        // opened must be the one the name holds now, a regular file.
+        let opened = file.metadata().map_err(|e| Error::io(&path, e))?;
+        let named = path.symlink_metadata().map_err(|e| Error::io(&path, e))?;
+        if !named.file_type().is_file()
+            || (opened.dev(), opened.ino()) != (named.dev(), named.ino())
+        {
+            return Err(not_regular());
+        }
         let start = std::time::Instant::now();
         loop {
             match file.try_lock() {
@@ -84,6 +107,17 @@ mod tests {
             }
             other => panic!("expected Locked, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn symlinked_lock_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, b"keep me").unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join(LOCK_FILE)).unwrap();
+        let e = WriteLock::acquire(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("LOCK"), "{e}");
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Files on disk: durability helpers (`fsync_dir`; `FramedWriter::finish` is the atomic write:
-//! temporary file, fsync, rename, fsync of the directory), the framed file format every segment file uses, memory
+//! Files on disk: the I/O seam every durable change goes through ([`FileSystem`]), durability
+//! helpers (`fsync_dir`; `FramedWriter::finish` is the atomic write: temporary file, fsync,
+//! rename, fsync of the directory), the framed file format every segment file uses, memory
 //! maps and the cache prefetch hint (the only `unsafe` in mmdb) and the write lock.
 
 // Parsers of files and user input: no unwrap, expect, panic or unchecked indexing outside
@@ -19,7 +20,6 @@ mod fs;
 mod lock;
 mod mmap;
 
-use std::fs::File;
 use std::path::Path;
 
 pub use framed::{FramedFile, FramedWriter};
@@ -33,11 +33,19 @@ use crate::{Error, Result};
 #[cfg(not(target_endian = "little"))]
 compile_error!("mmdb's file formats are little-endian and mapped in place");
 
-/// Fsyncs directory `dir`, so that creations, renames and deletions in it are durable.
-pub fn fsync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+/// Fsyncs directory `dir` through `fs`, so that creations, renames and deletions in it are
+/// durable. A failure is [`Error::OutcomeUnknown`]: the changes may or may not have reached the
+/// disk, and the database stops writing until reopened.
+pub fn fsync_dir(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    fs.sync_dir(dir).map_err(|e| unknown(dir, e))
+}
+
+/// The error for a failed fsync, truncate or rename: what reached the disk is unknown.
+pub fn unknown(path: &Path, source: std::io::Error) -> Error {
+    Error::OutcomeUnknown {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// The temporary name used while `path` is being written.
@@ -55,9 +63,9 @@ pub fn parent(path: &Path) -> &Path {
     }
 }
 
-/// Removes `path`, ignoring a file that is already gone.
-pub fn remove_file(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
+/// Removes `path` through `fs`, ignoring a file that is already gone.
+pub fn remove_file(fs: &dyn FileSystem, path: &Path) -> Result<()> {
+    match fs.remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(path, e)),

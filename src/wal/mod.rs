@@ -37,12 +37,13 @@ mod recovery;
 mod writer;
 
 pub use codec::{WalOp, decode_op, encode_op};
-pub use recovery::{Recovered, WalRecovery, recover};
-pub use writer::{Sync, WalWriter};
+pub use recovery::{Recovered, TornTail, WalRecovery, list_wal_files, recover};
+pub use writer::{Poison, Sync, WalWriter};
 
 const MAGIC: [u8; 8] = *b"\x89MMDBWAL";
 const VERSION: u32 = 1;
-const HEADER: usize = 32;
+/// Bytes of a WAL file's header.
+pub const HEADER: usize = 32;
 const RECORD_HEADER: usize = 20;
 /// Largest payload accepted (a larger length field is damage, not data).
 const MAX_RECORD: usize = 1 << 31;

@@ -23,6 +23,32 @@ pub enum WalRecovery {
     AbsoluteConsistency,
 }
 
+/// A damaged last record that recovery dropped: what a crash in the middle of an append
+/// leaves. That write was never acknowledged (its fsync had not returned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TornTail {
+    /// The WAL file.
+    pub path: PathBuf,
+    /// Byte offset of the dropped bytes (the end of the last whole record).
+    pub offset: u64,
+    /// How many bytes were dropped.
+    pub bytes: u64,
+}
+
+impl std::fmt::Display for TornTail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "recovery dropped a torn last record of {}: {} bytes at byte {} (a write cut short \
+             by a crash, never acknowledged)",
+            self.path.display(),
+            self.bytes,
+            self.offset
+        )
+    }
+}
+
 /// What recovery found.
 #[derive(Debug)]
 pub struct Recovered {
@@ -30,9 +56,15 @@ pub struct Recovered {
     pub ops: Vec<(u64, WalOp)>,
     /// The sequence number the next record should get.
     pub next_seq: u64,
-    /// The last file and the byte offset just after its last good record (where a writer
-    /// truncates a torn tail and appends), if there is a WAL file.
-    pub tail: Option<(PathBuf, u64)>,
+    /// The file to append to: its path, first sequence number and the byte offset just after
+    /// its last whole record (a writer cuts off anything after it), if there is one.
+    pub tail: Option<(PathBuf, u64, u64)>,
+    /// The damaged last record dropped, if any.
+    pub torn: Option<TornTail>,
+    /// WAL files no longer needed (all their records are in segments, or they hold none and the
+    /// manifest does not name them: a rotation whose manifest never committed). A writer
+    /// removes them.
+    pub stale: Vec<PathBuf>,
 }
 
 /// WAL files of `dir`, sorted by first sequence number.
@@ -45,6 +77,7 @@ pub fn list_wal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         if let Some(seq) = name
             .strip_prefix("wal-")
             .and_then(|s| s.strip_suffix(".log"))
+            .filter(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse::<u64>().ok())
         {
             files.push((seq, entry.path()));
@@ -54,15 +87,105 @@ pub fn list_wal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(files)
 }
 
-/// Reads every WAL file of `dir` and returns the operations with seq > `checkpoint`.
+/// Reads the WAL of `dir` and returns the operations with seq > `checkpoint`.
 ///
-/// A record with seq <= checkpoint is skipped (its effects are in segments). Sequence numbers
-/// must continue without gaps after the checkpoint: a gap means a file is missing.
-pub fn recover(dir: &Path, checkpoint: u64) -> Result<Recovered> {
+/// `current` is the first sequence number of the WAL file the manifest names (databases
+/// written before the manifest named it pass `None`: every file is read). That file must exist
+/// with a whole header; older files are stale; newer files must hold no record. A record with
+/// seq <= checkpoint is skipped (its effects are in segments). Sequence numbers must continue
+/// without gaps after the checkpoint. A damaged last record is dropped or refused per `mode`.
+pub fn recover(
+    dir: &Path,
+    checkpoint: u64,
+    current: Option<u64>,
+    mode: WalRecovery,
+) -> Result<Recovered> {
     let files = list_wal_files(dir)?;
-    let mut ops = Vec::new();
-    let mut expect = checkpoint + 1;
-    let mut tail = None;
+    let mut rec = Recovered {
+        ops: Vec::new(),
+        next_seq: checkpoint.saturating_add(1),
+        tail: None,
+        torn: None,
+        stale: Vec::new(),
+    };
+    match current {
+        Some(first) => recover_current(dir, files, first, mode, &mut rec)?,
+        None => recover_all(files, mode, &mut rec)?,
+    }
+    Ok(rec)
+}
+
+/// Recovery when the manifest names the current WAL file (`wal-<first>.log`).
+fn recover_current(
+    dir: &Path,
+    files: Vec<(u64, PathBuf)>,
+    first: u64,
+    mode: WalRecovery,
+    rec: &mut Recovered,
+) -> Result<()> {
+    let want = super::wal_path(dir, first);
+    let missing = || {
+        Error::corrupted(
+            &want,
+            "the WAL file is missing (the MANIFEST names it as the current WAL file); \
+             acknowledged writes may be in it",
+        )
+    };
+    let mut found = false;
+    for (seq, path) in files {
+        if seq < first {
+            rec.stale.push(path);
+        } else if seq == first {
+            found = true;
+        } else {
+            match std::fs::metadata(&path) {
+                Ok(m) if m.len() <= HEADER as u64 => rec.stale.push(path),
+                Ok(_) => {
+                    return Err(Error::corrupted(
+                        &path,
+                        format!(
+                            "holds records, but the MANIFEST names {} as the current WAL file",
+                            want.display()
+                        ),
+                    ));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&path, e)),
+            }
+        }
+    }
+    if !found {
+        return Err(missing());
+    }
+    let bytes = match std::fs::read(&want) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
+        Err(e) => return Err(Error::io(&want, e)),
+    };
+    if bytes.len() < HEADER {
+        return Err(Error::corrupted(
+            &want,
+            format!(
+                "the WAL file is shorter than its header ({} bytes): it was truncated, and \
+                 acknowledged writes may be lost",
+                bytes.len()
+            ),
+        ));
+    }
+    if first > rec.next_seq {
+        return Err(Error::corrupted(
+            &want,
+            format!(
+                "WAL starts at sequence {first} but {} was expected (records are missing)",
+                rec.next_seq
+            ),
+        ));
+    }
+    read_file(&want, first, &bytes, true, mode, rec)
+}
+
+/// Recovery of every WAL file, for manifests that do not name the current one.
+fn recover_all(files: Vec<(u64, PathBuf)>, mode: WalRecovery, rec: &mut Recovered) -> Result<()> {
     let n_files = files.len();
     for (i, (first_seq, path)) in files.into_iter().enumerate() {
         let last_file = i + 1 == n_files;
@@ -74,73 +197,110 @@ pub fn recover(dir: &Path, checkpoint: u64) -> Result<Recovered> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(Error::io(&path, e)),
         };
-        let bad = |d: String| Error::corrupted(&path, d);
-        let Some(header) = bytes.first_chunk::<HEADER>() else {
+        if bytes.len() < HEADER {
             if last_file {
                 // Created by a rotation whose header write was cut short: it holds no record.
-                tail = None;
+                rec.tail = None;
+                rec.stale.push(path);
                 break;
             }
-            return Err(bad(format!("WAL header truncated ({} bytes)", bytes.len())));
-        };
-        if header[..8] != MAGIC {
-            return Err(bad("bad WAL magic".into()));
-        }
-        let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
-        if version != VERSION {
-            return Err(bad(format!("unsupported WAL version {version}")));
-        }
-        if *header != header_bytes(first_seq) {
-            return Err(bad(
-                "WAL header checksum or first sequence number mismatch".into()
+            return Err(Error::corrupted(
+                &path,
+                format!("WAL header truncated ({} bytes)", bytes.len()),
             ));
         }
-        if first_seq > expect {
+        if first_seq > rec.next_seq {
+            return Err(Error::corrupted(
+                &path,
+                format!(
+                    "WAL starts at sequence {first_seq} but {} was expected (a WAL file is missing)",
+                    rec.next_seq
+                ),
+            ));
+        }
+        read_file(&path, first_seq, &bytes, last_file, mode, rec)?;
+    }
+    Ok(())
+}
+
+/// Reads the records of one WAL file (`bytes`, at least a header long) into `rec`; a damaged
+/// last record is tolerated only in the `last_file`.
+fn read_file(
+    path: &Path,
+    first_seq: u64,
+    bytes: &[u8],
+    last_file: bool,
+    mode: WalRecovery,
+    rec: &mut Recovered,
+) -> Result<()> {
+    let bad = |d: String| Error::corrupted(path, d);
+    let Some(header) = bytes.first_chunk::<HEADER>() else {
+        return Err(bad(format!("WAL header truncated ({} bytes)", bytes.len())));
+    };
+    if header[..8] != MAGIC {
+        return Err(bad("bad WAL magic".into()));
+    }
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version != VERSION {
+        return Err(bad(format!("unsupported WAL version {version}")));
+    }
+    if *header != header_bytes(first_seq) {
+        return Err(bad(
+            "WAL header checksum or first sequence number mismatch".into()
+        ));
+    }
+    let mut at = HEADER;
+    let mut seq = first_seq;
+    while at < bytes.len() {
+        let damage = match read_record(bytes, at) {
+            Ok((rec_seq, payload, end)) => {
+                if rec_seq != seq {
+                    return Err(bad(format!(
+                        "record at byte {at} has sequence {rec_seq}, expected {seq}"
+                    )));
+                }
+                if rec_seq >= rec.next_seq {
+                    let op = decode_op(payload)
+                        .map_err(|d| bad(format!("record {rec_seq} at byte {at}: {d}")))?;
+                    rec.ops.push((rec_seq, op));
+                    rec.next_seq = rec_seq.saturating_add(1);
+                }
+                seq = seq.saturating_add(1);
+                at = end;
+                continue;
+            }
+            Err(d) => d,
+        };
+        let torn = match damage {
+            Damage::Torn => true,
+            // A zero-filled rest: the file was extended but the record never written.
+            Damage::Bad(_) => bytes
+                .get(at..)
+                .is_some_and(|rest| rest.iter().all(|&b| b == 0)),
+        };
+        if !(torn && last_file) {
+            return Err(bad(match damage {
+                Damage::Torn => format!("record at byte {at} is cut short"),
+                Damage::Bad(d) => format!("record at byte {at}: {d}"),
+            }));
+        }
+        let dropped = (bytes.len() - at) as u64;
+        if mode == WalRecovery::AbsoluteConsistency {
             return Err(bad(format!(
-                "WAL starts at sequence {first_seq} but {expect} was expected (a WAL file is missing)"
+                "damaged last record at byte {at} ({dropped} bytes): refused by \
+                 absolute-consistency recovery (the default recovery drops it as a torn write)"
             )));
         }
-        let mut at = HEADER;
-        let mut seq = first_seq;
-        while at < bytes.len() {
-            match read_record(&bytes, at) {
-                Ok((rec_seq, payload, end)) => {
-                    if rec_seq != seq {
-                        return Err(bad(format!(
-                            "record at byte {at} has sequence {rec_seq}, expected {seq}"
-                        )));
-                    }
-                    if rec_seq >= expect {
-                        let op = decode_op(payload)
-                            .map_err(|d| bad(format!("record {rec_seq} at byte {at}: {d}")))?;
-                        ops.push((rec_seq, op));
-                        expect = rec_seq + 1;
-                    }
-                    seq += 1;
-                    at = end;
-                }
-                Err(Damage::Torn) if last_file => break,
-                Err(Damage::Bad(d))
-                    if last_file
-                        && bytes
-                            .get(at..)
-                            .is_some_and(|rest| rest.iter().all(|&b| b == 0)) =>
-                {
-                    let _ = d;
-                    break;
-                }
-                Err(Damage::Torn) => return Err(bad(format!("record at byte {at} is cut short"))),
-                Err(Damage::Bad(d)) => return Err(bad(format!("record at byte {at}: {d}"))),
-            }
-        }
-        expect = expect.max(seq);
-        tail = Some((path, at as u64));
+        rec.torn = Some(TornTail {
+            path: path.to_path_buf(),
+            offset: at as u64,
+            bytes: dropped,
+        });
+        break;
     }
-    Ok(Recovered {
-        ops,
-        next_seq: expect,
-        tail,
-    })
+    rec.next_seq = rec.next_seq.max(seq);
+    rec.tail = Some((path.to_path_buf(), first_seq, at as u64));
+    Ok(())
 }
 
 enum Damage {
@@ -187,6 +347,10 @@ mod tests {
     use super::*;
     use crate::{Row, Value};
 
+    fn fs() -> std::sync::Arc<dyn crate::storage::FileSystem> {
+        std::sync::Arc::new(crate::storage::RealFileSystem)
+    }
+
     fn op(i: i64) -> WalOp {
         WalOp::Insert {
             table: 1,
@@ -195,7 +359,7 @@ mod tests {
     }
 
     fn write_n(dir: &Path, n: i64) -> PathBuf {
-        let mut w = WalWriter::open(dir, Sync::Off, None, 1).unwrap();
+        let mut w = WalWriter::open(fs(), dir, Sync::Off, None, 1, Default::default()).unwrap();
         for i in 0..n {
             w.append(&op(i)).unwrap();
         }
@@ -206,10 +370,10 @@ mod tests {
     fn replays_all_then_skips_checkpointed() {
         let dir = tempfile::tempdir().unwrap();
         write_n(dir.path(), 5);
-        let r = recover(dir.path(), 0).unwrap();
+        let r = recover(dir.path(), 0, None, WalRecovery::default()).unwrap();
         assert_eq!(r.ops.len(), 5);
         assert_eq!(r.next_seq, 6);
-        let r = recover(dir.path(), 3).unwrap();
+        let r = recover(dir.path(), 3, None, WalRecovery::default()).unwrap();
         assert_eq!(r.ops.iter().map(|o| o.0).collect::<Vec<_>>(), vec![4, 5]);
     }
 
@@ -219,7 +383,7 @@ mod tests {
         let p = write_n(dir.path(), 4);
         let full = std::fs::read(&p).unwrap();
         let ends: Vec<usize> = {
-            let r = recover(dir.path(), 0).unwrap();
+            let r = recover(dir.path(), 0, None, WalRecovery::default()).unwrap();
             assert_eq!(r.ops.len(), 4);
             let mut ends = vec![HEADER];
             let mut at = HEADER;
@@ -232,10 +396,10 @@ mod tests {
         };
         for cut in HEADER..full.len() {
             std::fs::write(&p, &full[..cut]).unwrap();
-            let r = recover(dir.path(), 0).unwrap();
+            let r = recover(dir.path(), 0, None, WalRecovery::default()).unwrap();
             let complete = ends.iter().filter(|&&e| e <= cut).count() - 1;
             assert_eq!(r.ops.len(), complete, "cut at {cut}");
-            assert_eq!(r.tail.as_ref().unwrap().1 as usize, ends[complete]);
+            assert_eq!(r.tail.as_ref().unwrap().2 as usize, ends[complete]);
         }
     }
 
@@ -249,7 +413,7 @@ mod tests {
             let mut b = full.clone();
             b[at] ^= 0x40;
             std::fs::write(&p, &b).unwrap();
-            match recover(dir.path(), 0) {
+            match recover(dir.path(), 0, None, WalRecovery::default()) {
                 Err(Error::Corrupted { path, .. }) => assert_eq!(path, p),
                 other => panic!("byte {at}: expected Corrupted, got {other:?}"),
             }
@@ -259,13 +423,20 @@ mod tests {
     #[test]
     fn missing_file_is_a_gap() {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = WalWriter::open(dir.path(), Sync::Off, None, 10).unwrap();
+        let mut w =
+            WalWriter::open(fs(), dir.path(), Sync::Off, None, 10, Default::default()).unwrap();
         w.append(&op(1)).unwrap();
         assert!(wal_path(dir.path(), 10).exists());
         assert!(matches!(
-            recover(dir.path(), 3),
+            recover(dir.path(), 3, None, WalRecovery::default()),
             Err(Error::Corrupted { .. })
         ));
-        assert_eq!(recover(dir.path(), 9).unwrap().ops.len(), 1);
+        assert_eq!(
+            recover(dir.path(), 9, None, WalRecovery::default())
+                .unwrap()
+                .ops
+                .len(),
+            1
+        );
     }
 }

@@ -1,14 +1,14 @@
 //! Appending to the WAL, with the three durability modes.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
-use super::{MAX_RECORD, RECORD_HEADER, WalOp, encode_op, header_bytes, record_header, wal_path};
-use crate::storage::fsync_dir;
+use super::{
+    HEADER, MAX_RECORD, RECORD_HEADER, WalOp, encode_op, header_bytes, record_header, wal_path,
+};
+use crate::storage::{FileSystem, WritableFile, fsync_dir, unknown};
 use crate::{Error, Result};
 
 /// When an acknowledged batch is durable.
@@ -25,53 +25,94 @@ pub enum Sync {
     Off,
 }
 
+/// The first I/O failure that left the on-disk state unknown; shared by the database, its WAL
+/// writer and the group-commit handles. Once set, every write is refused until reopen.
+pub type Poison = Arc<OnceLock<String>>;
+
 /// The open WAL file being appended to. Appends happen under the database's writer lock;
-/// [`WalWriter::sync_to`] may be called without it (group commit).
+/// [`GroupCommit::sync_to`] may be called without it.
+///
+/// I/O failures (the redb/fjall rule, and PostgreSQL's lesson that a failed fsync cannot be
+/// retried): a failed write is cut off again (the file is truncated back to the last whole
+/// record) and the caller gets [`Error::Io`], nothing committed; when that truncate fails, or an
+/// fsync fails, the caller gets [`Error::OutcomeUnknown`] and the writer is poisoned.
 #[derive(Debug)]
 pub struct WalWriter {
+    fs: Arc<dyn FileSystem>,
     dir: PathBuf,
     sync: Sync,
-    file: Arc<File>,
+    file: Arc<dyn WritableFile>,
     path: PathBuf,
+    /// Sequence number of the first record of `file` (its name).
+    first_seq: u64,
+    /// Bytes of `file` holding whole records (where the next one goes).
+    end: u64,
     next_seq: u64,
-    /// (last seq known durable, file to fsync for later ones); shared by group-commit waiters.
+    /// Last seq known durable; shared by group-commit waiters.
     synced: Arc<Mutex<u64>>,
     written: u64,
     buf: Vec<u8>,
+    poison: Poison,
+}
+
+/// A new WAL file created by [`WalWriter::prepare_rotation`], not yet in use.
+#[derive(Debug)]
+pub struct NextWal {
+    file: Arc<dyn WritableFile>,
+    path: PathBuf,
+    first_seq: u64,
+}
+
+impl NextWal {
+    /// Sequence number of its first record (the manifest that installs it names it).
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
 }
 
 impl WalWriter {
-    /// Opens `path` for appending at `end` (after recovery truncated any torn tail), or creates a
-    /// new file starting at `next_seq` when `path` is `None`.
+    /// Opens the WAL for appending: at `tail = (file, first seq, end of its last whole record)`
+    /// (recovery's tail; anything after `end` is cut off), or a new file starting at `next_seq`
+    /// when `tail` is `None`.
     pub fn open(
+        fs: Arc<dyn FileSystem>,
         dir: &Path,
         sync: Sync,
-        existing: Option<(PathBuf, u64)>,
+        tail: Option<(PathBuf, u64, u64)>,
         next_seq: u64,
+        poison: Poison,
     ) -> Result<WalWriter> {
-        let (file, path) = match existing {
-            Some((path, end)) => {
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(|e| Error::io(&path, e))?;
-                f.set_len(end)
-                    .and_then(|_| f.sync_all())
-                    .and_then(|_| f.seek(SeekFrom::Start(end)).map(|_| ()))
-                    .map_err(|e| Error::io(&path, e))?;
-                (f, path)
+        let (file, path, first_seq, end) = match tail {
+            Some((path, first_seq, end)) => {
+                let f = fs.open_write(&path).map_err(|e| Error::io(&path, e))?;
+                let len = std::fs::metadata(&path)
+                    .map_err(|e| Error::io(&path, e))?
+                    .len();
+                if len != end {
+                    f.set_len(end)
+                        .and_then(|_| f.sync_data())
+                        .map_err(|e| unknown(&path, e))?;
+                }
+                (Arc::from(f), path, first_seq, end)
             }
-            None => create_file(dir, next_seq)?,
+            None => {
+                let (f, path) = create_file(&*fs, dir, next_seq)?;
+                (f, path, next_seq, HEADER as u64)
+            }
         };
         Ok(WalWriter {
+            fs,
             dir: dir.to_path_buf(),
             sync,
-            file: Arc::new(file),
+            file,
             path,
+            first_seq,
+            end,
             next_seq,
             synced: Arc::new(Mutex::new(next_seq.saturating_sub(1))),
             written: next_seq.saturating_sub(1),
             buf: Vec::new(),
+            poison,
         })
     }
 
@@ -80,14 +121,25 @@ impl WalWriter {
         self.next_seq
     }
 
+    /// The sequence number of the first record of the file being appended to (the manifest
+    /// names it: the WAL file that must exist).
+    pub fn first_seq(&self) -> u64 {
+        self.first_seq
+    }
+
     /// The file being appended to.
     #[cfg(test)]
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Marks the writer poisoned with `cause` (the first cause wins).
+    fn poison(&self, cause: &Error) {
+        let _ = self.poison.set(cause.to_string());
+    }
+
     /// Appends one record; with [`Sync::Full`] it is fsynced before returning. Returns its seq;
-    /// with [`Sync::Normal`] call [`sync_to`](Self::sync_to) (or the handle from
+    /// with [`Sync::Normal`] call [`GroupCommit::sync_to`] (the handle from
     /// [`group_commit`](Self::group_commit)) before acknowledging.
     pub fn append(&mut self, op: &WalOp) -> Result<u64> {
         let seq = self.next_seq;
@@ -112,15 +164,26 @@ impl WalWriter {
             let h = record_header(payload_len, seq, &self.buf[RECORD_HEADER..]);
             self.buf[..RECORD_HEADER].copy_from_slice(&h);
         }
-        (&*self.file)
-            .write_all(&self.buf)
-            .map_err(|e| Error::io(&self.path, e))?;
+        if let Err(e) = self.file.write_all_at(&self.buf, self.end) {
+            // Part of the record may be in the file: cut it off, so that the next record follows
+            // the last whole one (a partial record followed by more data is damage, not a torn
+            // tail). If even that fails, the file's end is unknown.
+            if self.file.set_len(self.end).is_err() {
+                let err = unknown(&self.path, e);
+                self.poison(&err);
+                return Err(err);
+            }
+            return Err(Error::io(&self.path, e));
+        }
+        self.end += self.buf.len() as u64;
         self.next_seq += 1;
         self.written = seq;
         if self.sync == Sync::Full {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io(&self.path, e))?;
+            if let Err(e) = self.file.sync_data() {
+                let err = unknown(&self.path, e);
+                self.poison(&err);
+                return Err(err);
+            }
             let mut s = self.synced.lock();
             *s = (*s).max(seq);
         }
@@ -135,47 +198,87 @@ impl WalWriter {
             synced: self.synced.clone(),
             written: self.written,
             sync: self.sync,
+            poison: self.poison.clone(),
         }
     }
 
-    /// Starts a new file at the current sequence number and removes the older files. Called after
-    /// a manifest that covers every record so far has committed.
-    pub fn rotate(&mut self) -> Result<()> {
-        let (file, path) = create_file(&self.dir, self.next_seq)?;
-        let old = std::mem::replace(&mut self.path, path);
-        self.file = Arc::new(file);
+    /// Creates (durably) the file a checkpoint will switch to, named for the next sequence
+    /// number; `None` when the current file has no record yet (it stays). The manifest that
+    /// names it must commit before [`install`](Self::install); if it does not,
+    /// [`abandon`](Self::abandon) it.
+    pub fn prepare_rotation(&self) -> Result<Option<NextWal>> {
+        if self.next_seq == self.first_seq {
+            return Ok(None);
+        }
+        let (file, path) = create_file(&*self.fs, &self.dir, self.next_seq)?;
+        Ok(Some(NextWal {
+            file,
+            path,
+            first_seq: self.next_seq,
+        }))
+    }
+
+    /// Removes a prepared file whose manifest did not commit. Best effort: a leftover file
+    /// without records that the manifest does not name is removed at the next open.
+    pub fn abandon(&self, next: NextWal) {
+        let _ = crate::storage::remove_file(&*self.fs, &next.path);
+    }
+
+    /// Switches to `next` (its manifest committed, so every record so far is in segments) and
+    /// removes the older files. A failed removal is returned but changes nothing: the next
+    /// rotation or open removes the files.
+    pub fn install(&mut self, next: NextWal) -> Result<()> {
+        self.file = next.file;
+        self.path = next.path;
+        self.first_seq = next.first_seq;
+        self.end = HEADER as u64;
         {
             // Everything before next_seq is in segments now: durable.
             let mut s = self.synced.lock();
             *s = (*s).max(self.next_seq.saturating_sub(1));
         }
-        for (_, p) in super::recovery::list_wal_files(&self.dir)? {
-            if p != self.path {
-                crate::storage::remove_file(&p)?;
+        self.remove_older()
+    }
+
+    /// Removes the WAL files before the current one (their records are in segments).
+    fn remove_older(&self) -> Result<()> {
+        let mut removed = false;
+        for (seq, p) in super::recovery::list_wal_files(&self.dir)? {
+            if seq < self.first_seq {
+                crate::storage::remove_file(&*self.fs, &p)?;
+                removed = true;
             }
         }
-        let _ = old;
-        fsync_dir(&self.dir)
+        if removed {
+            fsync_dir(&*self.fs, &self.dir)?;
+        }
+        Ok(())
     }
 
     /// Makes every appended record durable now (used on close).
     pub fn sync_all(&self) -> Result<()> {
-        self.file.sync_data().map_err(|e| Error::io(&self.path, e))
+        self.file.sync_data().map_err(|e| {
+            let err = unknown(&self.path, e);
+            self.poison(&err);
+            err
+        })
     }
 }
 
 /// Makes records durable outside the writer lock: concurrent callers share one fsync.
 #[derive(Debug)]
 pub struct GroupCommit {
-    file: Arc<File>,
+    file: Arc<dyn WritableFile>,
     path: PathBuf,
     synced: Arc<Mutex<u64>>,
     written: u64,
     sync: Sync,
+    poison: Poison,
 }
 
 impl GroupCommit {
-    /// Returns once the record `seq` is durable (immediately for `Full` and `Off`).
+    /// Returns once the record `seq` is durable (immediately for `Full` and `Off`). A failed
+    /// fsync, or one that failed for another writer first, is [`Error::OutcomeUnknown`].
     pub fn sync_to(&self, seq: u64) -> Result<()> {
         if self.sync != Sync::Normal {
             return Ok(());
@@ -185,25 +288,32 @@ impl GroupCommit {
         if *synced >= seq {
             return Ok(());
         }
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io(&self.path, e))?;
+        // After a failed fsync the kernel may have dropped the dirty pages: a retry could
+        // "succeed" without them. Never retry.
+        if let Some(cause) = self.poison.get() {
+            return Err(unknown(&self.path, std::io::Error::other(cause.clone())));
+        }
+        if let Err(e) = self.file.sync_data() {
+            let err = unknown(&self.path, e);
+            let _ = self.poison.set(err.to_string());
+            return Err(err);
+        }
         *synced = (*synced).max(self.written.max(seq));
         Ok(())
     }
 }
 
-fn create_file(dir: &Path, first_seq: u64) -> Result<(File, PathBuf)> {
+/// Creates `wal-<first_seq>.log` with its header, durably (file and directory entry).
+fn create_file(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    first_seq: u64,
+) -> Result<(Arc<dyn WritableFile>, PathBuf)> {
     let path = wal_path(dir, first_seq);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
+    let f = fs.create(&path).map_err(|e| Error::io(&path, e))?;
+    f.write_all_at(&header_bytes(first_seq), 0)
         .map_err(|e| Error::io(&path, e))?;
-    f.write_all(&header_bytes(first_seq))
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(&path, e))?;
-    fsync_dir(dir)?;
-    Ok((f, path))
+    f.sync_data().map_err(|e| unknown(&path, e))?;
+    fsync_dir(fs, dir)?;
+    Ok((Arc::from(f), path))
 }

@@ -13,6 +13,7 @@ mod demo_data;
 mod demo_model;
 #[cfg(feature = "cli")]
 mod demo_tour;
+mod durability;
 mod explain;
 mod load_coco;
 mod model_loader;
