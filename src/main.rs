@@ -100,6 +100,17 @@ struct ShellArgs {
     /// Run this SQL (statements and dot-commands) and exit; may be repeated.
     #[arg(short = 'c', long = "command", value_name = "SQL")]
     commands: Vec<String>,
+    /// What opening does with a damaged last WAL record: tolerate-torn-tail (drop it, with a
+    /// warning), absolute-consistency (refuse to open), point-in-time (drop everything from the
+    /// first damaged record: for databases written with sync off after a power loss).
+    #[arg(long, value_name = "MODE", default_value = "tolerate-torn-tail", value_parser = parse_wal_recovery)]
+    wal_recovery: mmdb::WalRecovery,
+}
+
+fn parse_wal_recovery(s: &str) -> Result<mmdb::WalRecovery, String> {
+    mmdb::WalRecovery::parse(s).ok_or_else(|| {
+        format!("unknown mode {s:?}: tolerate-torn-tail, absolute-consistency or point-in-time")
+    })
 }
 
 fn main() -> ExitCode {
@@ -155,7 +166,10 @@ fn shell(args: ShellArgs) -> ExitCode {
         Some(p) => (p.clone(), false),
         None => (mmdb::cli::temp_db_dir(), true),
     };
-    let db = match Database::open(&path) {
+    let db = match Database::builder()
+        .wal_recovery(args.wal_recovery)
+        .open(&path)
+    {
         Ok(db) => db,
         Err(e) => {
             eprintln!("Error: {e}");

@@ -111,46 +111,27 @@ impl Inner {
         if !dirty && last_seq == w.checkpoint_seq {
             return Ok(());
         }
+        let mut built = Built::default();
         let mut old_dels = Vec::new();
-        for t in tables.by_id.values_mut() {
-            for ls in &mut t.segments {
-                if ls.dirty {
-                    let generation = ls.del_gen + 1;
-                    ls.deleted
-                        .store(fs, &del_path(&self.path, ls.seg.id(), generation))?;
-                    if ls.del_gen > 0 {
-                        old_dels.push(del_path(&self.path, ls.seg.id(), ls.del_gen));
-                    }
-                    ls.del_gen = generation;
-                    ls.dirty = false;
-                }
+        let staged = self.stage_checkpoint(w, &mut tables, &mut built, &mut old_dels);
+        let next_wal = match staged.and_then(|_| w.wal.prepare_rotation()) {
+            Ok(n) => n,
+            Err(e) => {
+                self.discard(&built);
+                return Err(e);
             }
-            if t.mem.is_empty() {
-                continue;
-            }
-            let rows: Vec<(RowId, &Row)> = t.mem.iter().map(|(id, r)| (id, &**r)).collect();
-            let seg_id = w.next_segment_id;
-            w.next_segment_id += 1;
-            let seg = Arc::new(build_segment(fs, &self.path, seg_id, &t.schema, &rows)?);
-            super::open::verify_in_background(&self.opts, vec![Arc::downgrade(&seg)]);
-            let n = seg.len();
-            t.segments.push(LiveSegment {
-                seg,
-                deleted: Arc::new(DeleteBitmap::new(n)),
-                del_gen: 0,
-                dirty: false,
-            });
-            t.mem = Default::default();
-        }
-        let next_wal = w.wal.prepare_rotation()?;
+        };
         let wal_first = next_wal
             .as_ref()
             .map_or(w.wal.first_seq(), |n| n.first_seq());
         if let Err(e) = self.write_manifest(w, &tables, last_seq, wal_first) {
-            // Not committed (a plain I/O error): the new WAL file is not needed. If the outcome
-            // is unknown the manifest may name it: keep it.
-            if let (Some(n), Error::Io { .. }) = (next_wal, &e) {
-                w.wal.abandon(n);
+            // Not committed (a plain I/O error): the new files are not needed. If the outcome
+            // is unknown the manifest may name them: keep them.
+            if let Error::Io { .. } = e {
+                if let Some(n) = next_wal {
+                    w.wal.abandon(n);
+                }
+                self.discard(&built);
             }
             return Err(e);
         }
@@ -168,6 +149,62 @@ impl Inner {
             self.note_maintenance_error(&e);
         }
         Ok(())
+    }
+
+    /// Writes the new bitmap files and segments of a checkpoint into `tables` (not committed),
+    /// noting every file written in `built`.
+    fn stage_checkpoint(
+        &self,
+        w: &mut Writer,
+        tables: &mut super::Tables,
+        built: &mut Built,
+        old_dels: &mut Vec<std::path::PathBuf>,
+    ) -> Result<()> {
+        let fs = &*self.opts.fs;
+        for t in tables.by_id.values_mut() {
+            for ls in &mut t.segments {
+                if ls.dirty {
+                    let generation = ls.del_gen + 1;
+                    let path = del_path(&self.path, ls.seg.id(), generation);
+                    built.files.push(path.clone());
+                    ls.deleted.store(fs, &path)?;
+                    if ls.del_gen > 0 {
+                        old_dels.push(del_path(&self.path, ls.seg.id(), ls.del_gen));
+                    }
+                    ls.del_gen = generation;
+                    ls.dirty = false;
+                }
+            }
+            if t.mem.is_empty() {
+                continue;
+            }
+            let rows: Vec<(RowId, &Row)> = t.mem.iter().map(|(id, r)| (id, &**r)).collect();
+            let seg_id = w.next_segment_id;
+            w.next_segment_id += 1;
+            built.segments.push(seg_id);
+            let seg = Arc::new(build_segment(fs, &self.path, seg_id, &t.schema, &rows)?);
+            super::open::verify_in_background(&self.opts, vec![Arc::downgrade(&seg)]);
+            let n = seg.len();
+            t.segments.push(LiveSegment {
+                seg,
+                deleted: Arc::new(DeleteBitmap::new(n)),
+                del_gen: 0,
+                dirty: false,
+            });
+            t.mem = Default::default();
+        }
+        Ok(())
+    }
+
+    /// Removes the files of a checkpoint or compaction that did not commit (best effort: what is
+    /// left is an orphan that the next open removes), so a full disk is not filled further.
+    fn discard(&self, built: &Built) {
+        for &id in &built.segments {
+            let _ = self.remove_segment_files(id);
+        }
+        for p in &built.files {
+            let _ = crate::storage::remove_file(&*self.opts.fs, p);
+        }
     }
 
     /// Merges all segments of table `id` (its memtable must be empty: call after a checkpoint).
@@ -189,11 +226,21 @@ impl Inner {
         drop(snap);
         let old: Vec<u64> = t.segments.iter().map(|s| s.seg.id()).collect();
         t.segments.clear();
+        let t_new = (!rows.is_empty()).then_some(w.next_segment_id);
         if !rows.is_empty() {
             let seg_id = w.next_segment_id;
             w.next_segment_id += 1;
             let refs: Vec<(RowId, &Row)> = rows.iter().map(|(i, r)| (*i, r)).collect();
-            let seg = Arc::new(build_segment(fs, &self.path, seg_id, &t.schema, &refs)?);
+            let seg = match build_segment(fs, &self.path, seg_id, &t.schema, &refs) {
+                Ok(seg) => Arc::new(seg),
+                Err(e) => {
+                    self.discard(&Built {
+                        segments: vec![seg_id],
+                        files: Vec::new(),
+                    });
+                    return Err(e);
+                }
+            };
             super::open::verify_in_background(&self.opts, vec![Arc::downgrade(&seg)]);
             let n = seg.len();
             t.segments.push(LiveSegment {
@@ -203,7 +250,15 @@ impl Inner {
                 dirty: false,
             });
         }
-        self.store_manifest(w, &tables)?;
+        if let Err(e) = self.store_manifest(w, &tables) {
+            if let (Error::Io { .. }, Some(new)) = (&e, t_new) {
+                self.discard(&Built {
+                    segments: vec![new],
+                    files: Vec::new(),
+                });
+            }
+            return Err(e);
+        }
         *self.tables.write() = tables;
         // Committed: files of the replaced segments that cannot be removed now are orphans that
         // the next open removes.
@@ -216,4 +271,11 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// Files a checkpoint wrote before its manifest commit.
+#[derive(Debug, Default)]
+struct Built {
+    segments: Vec<u64>,
+    files: Vec<std::path::PathBuf>,
 }

@@ -38,7 +38,9 @@ pub const BLOCK: usize = 1 << 20;
 pub type Magic = [u8; 8];
 
 /// Writes a framed file to a temporary name; [`finish`](Self::finish) makes it durable and renames
-/// it into place. Dropping an unfinished writer leaves only the temporary file.
+/// it into place. Dropping an unfinished writer removes the temporary file (best effort: what is
+/// left is removed at the next open), so that a full disk is not filled further by failed
+/// attempts.
 pub struct FramedWriter<'a> {
     fs: &'a dyn FileSystem,
     file: Box<dyn WritableFile>,
@@ -54,6 +56,16 @@ pub struct FramedWriter<'a> {
     block_fill: usize,
     crc: u32,
     crcs: Vec<u32>,
+    /// Renamed into place: nothing to clean up on drop.
+    done: bool,
+}
+
+impl Drop for FramedWriter<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.fs.remove_file(&self.tmp);
+        }
+    }
 }
 
 /// How many bytes the writer gathers before handing them to the file.
@@ -87,6 +99,7 @@ impl<'a> FramedWriter<'a> {
             block_fill: 0,
             crc: 0,
             crcs: Vec::new(),
+            done: false,
         })
     }
 
@@ -167,8 +180,9 @@ impl<'a> FramedWriter<'a> {
         self.fs
             .rename(&self.tmp, &self.path)
             .map_err(|e| unknown(&self.path, e))?;
+        self.done = true;
         fsync_dir(self.fs, parent(&self.path))?;
-        Ok(self.path)
+        Ok(self.path.clone())
     }
 }
 

@@ -21,6 +21,24 @@ pub enum WalRecovery {
     /// Refuse to open with [`crate::Error::Corrupted`] (RocksDB's "absolute consistency"): for
     /// those who would rather inspect the file than lose even an unacknowledged write.
     AbsoluteConsistency,
+    /// Drop the first damaged record of the current WAL file and everything after it, even when
+    /// intact records follow (RocksDB's "point in time"), reported like a torn tail. For
+    /// [`crate::Sync::Off`] databases after an OS crash or power loss, whose WAL pages may have
+    /// reached the disk out of order: the database opens at the last write before the damage.
+    /// Acknowledged writes after it are lost, which is what `Sync::Off` allows.
+    PointInTime,
+}
+
+impl WalRecovery {
+    /// Parses `tolerate-torn-tail`, `absolute-consistency` or `point-in-time`.
+    pub fn parse(s: &str) -> Option<WalRecovery> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "tolerate-torn-tail" => Some(WalRecovery::TolerateTornTail),
+            "absolute-consistency" => Some(WalRecovery::AbsoluteConsistency),
+            "point-in-time" => Some(WalRecovery::PointInTime),
+            _ => None,
+        }
+    }
 }
 
 /// A damaged last record that recovery dropped: what a crash in the middle of an append
@@ -34,18 +52,32 @@ pub struct TornTail {
     pub offset: u64,
     /// How many bytes were dropped.
     pub bytes: u64,
+    /// The damage was not a torn last record: more data followed it, dropped too
+    /// ([`WalRecovery::PointInTime`]); acknowledged `Sync::Off` writes may be among it.
+    pub past_damage: bool,
 }
 
 impl std::fmt::Display for TornTail {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "recovery dropped a torn last record of {}: {} bytes at byte {} (a write cut short \
-             by a crash, never acknowledged)",
-            self.path.display(),
-            self.bytes,
-            self.offset
-        )
+        if self.past_damage {
+            write!(
+                f,
+                "point-in-time recovery dropped {} bytes of {} from a damaged record at byte {} \
+                 on (writes after it are lost)",
+                self.bytes,
+                self.path.display(),
+                self.offset
+            )
+        } else {
+            write!(
+                f,
+                "recovery dropped a torn last record of {}: {} bytes at byte {} (a write cut \
+                 short by a crash, never acknowledged)",
+                self.path.display(),
+                self.bytes,
+                self.offset
+            )
+        }
     }
 }
 
@@ -67,6 +99,14 @@ pub struct Recovered {
     pub stale: Vec<PathBuf>,
 }
 
+/// The first sequence number named by `wal-<20 digits>.log`.
+fn parse_wal_name(name: &str) -> Option<u64> {
+    name.strip_prefix("wal-")
+        .and_then(|s| s.strip_suffix(".log"))
+        .filter(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|s| s.parse::<u64>().ok())
+}
+
 /// WAL files of `dir`, sorted by first sequence number.
 pub fn list_wal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut files = Vec::new();
@@ -74,12 +114,7 @@ pub fn list_wal_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(seq) = name
-            .strip_prefix("wal-")
-            .and_then(|s| s.strip_suffix(".log"))
-            .filter(|s| s.len() == 20 && s.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|s| s.parse::<u64>().ok())
-        {
+        if let Some(seq) = parse_wal_name(name) {
             files.push((seq, entry.path()));
         }
     }
@@ -278,7 +313,9 @@ fn read_file(
                 .get(at..)
                 .is_some_and(|rest| rest.iter().all(|&b| b == 0)),
         };
-        if !(torn && last_file) {
+        // Dropped: a torn last record, or any damage in point-in-time recovery.
+        let drop_rest = last_file && (torn || mode == WalRecovery::PointInTime);
+        if !drop_rest {
             return Err(bad(match damage {
                 Damage::Torn => format!("record at byte {at} is cut short"),
                 Damage::Bad(d) => format!("record at byte {at}: {d}"),
@@ -295,6 +332,7 @@ fn read_file(
             path: path.to_path_buf(),
             offset: at as u64,
             bytes: dropped,
+            past_damage: !torn,
         });
         break;
     }

@@ -74,6 +74,12 @@ impl WalWriter {
     /// Opens the WAL for appending: at `tail = (file, first seq, end of its last whole record)`
     /// (recovery's tail; anything after `end` is cut off), or a new file starting at `next_seq`
     /// when `tail` is `None`.
+    ///
+    /// The whole records of a tail file are first written again, in place, and fsynced:
+    /// recovery has just shown them as committed, but after a failed fsync in an earlier process
+    /// the kernel may hold them only in pages it marked clean, which no later fsync writes.
+    /// Dirtied again, they are written. The bytes are the same, so a crash meanwhile changes
+    /// nothing, and no space is needed (a full disk still opens).
     pub fn open(
         fs: Arc<dyn FileSystem>,
         dir: &Path,
@@ -85,13 +91,22 @@ impl WalWriter {
         let (file, path, first_seq, end) = match tail {
             Some((path, first_seq, end)) => {
                 let f = fs.open_write(&path).map_err(|e| Error::io(&path, e))?;
-                let len = std::fs::metadata(&path)
-                    .map_err(|e| Error::io(&path, e))?
-                    .len();
-                if len != end {
-                    f.set_len(end)
-                        .and_then(|_| f.sync_data())
-                        .map_err(|e| unknown(&path, e))?;
+                let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+                let whole = usize::try_from(end)
+                    .ok()
+                    .and_then(|end| bytes.get(HEADER.min(end)..end))
+                    .ok_or_else(|| {
+                        Error::corrupted(&path, format!("shorter than its {end} bytes of records"))
+                    })?;
+                if !whole.is_empty() {
+                    f.write_all_at(whole, HEADER as u64)
+                        .map_err(|e| Error::io(&path, e))?;
+                }
+                if bytes.len() as u64 != end {
+                    f.set_len(end).map_err(|e| unknown(&path, e))?;
+                }
+                if !whole.is_empty() || bytes.len() as u64 != end {
+                    f.sync_data().map_err(|e| unknown(&path, e))?;
                 }
                 (Arc::from(f), path, first_seq, end)
             }

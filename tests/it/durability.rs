@@ -383,6 +383,16 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
+/// The WAL file of `dir` (there is one after an open).
+fn wal_file(dir: &Path) -> PathBuf {
+    dir.join(
+        names(dir)
+            .into_iter()
+            .find(|n| n.starts_with("wal-"))
+            .unwrap(),
+    )
+}
+
 fn corrupted_names(r: mmdb::Result<Database>, file: &str) -> String {
     match r {
         Err(Error::Corrupted { path, detail }) => {
@@ -491,11 +501,7 @@ fn files_mmdb_did_not_name_are_never_removed() {
 fn a_later_wal_file_with_records_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     db_with_wal_tail(dir.path());
-    let wal = names(dir.path())
-        .into_iter()
-        .find(|n| n.starts_with("wal-"))
-        .unwrap();
-    let bytes = std::fs::read(dir.path().join(&wal)).unwrap();
+    let bytes = std::fs::read(wal_file(dir.path())).unwrap();
     std::fs::write(dir.path().join("wal-00000000000000009999.log"), &bytes).unwrap();
     corrupted_names(Database::open(dir.path()), "wal-00000000000000009999.log");
 }
@@ -504,12 +510,7 @@ fn a_later_wal_file_with_records_is_refused() {
 fn a_torn_tail_is_reported_and_refused_in_absolute_consistency_mode() {
     let dir = tempfile::tempdir().unwrap();
     db_with_wal_tail(dir.path());
-    let wal = dir.path().join(
-        names(dir.path())
-            .into_iter()
-            .find(|n| n.starts_with("wal-"))
-            .unwrap(),
-    );
+    let wal = wal_file(dir.path());
     let mut bytes = std::fs::read(&wal).unwrap();
     let whole = bytes.len() as u64;
     // Half a record header: what a crash during an append leaves.
@@ -543,6 +544,36 @@ fn a_torn_tail_is_reported_and_refused_in_absolute_consistency_mode() {
         .unwrap();
     assert_eq!(db.health().torn_tail, None);
     assert_eq!(keys(&db), [0, 2, 3, 4, 5, 6]);
+}
+
+#[test]
+fn point_in_time_recovery_opens_at_the_last_write_before_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    db_with_wal_tail(dir.path());
+    let wal = wal_file(dir.path());
+    let mut bytes = std::fs::read(&wal).unwrap();
+    let len = bytes.len();
+    // Damage the last record's payload, then add a whole record's worth of bytes after it: no
+    // longer a torn tail (what out-of-order writeback can leave with Sync::Off).
+    bytes[len - 3] ^= 0x10;
+    let tail = bytes[32..].to_vec();
+    bytes.extend_from_slice(&tail);
+    std::fs::write(&wal, &bytes).unwrap();
+    let detail = corrupted_names(Database::open(dir.path()), "wal-");
+    assert!(detail.contains("payload checksum"), "{detail}");
+    let db = Database::builder()
+        .wal_recovery(WalRecovery::PointInTime)
+        .open(dir.path())
+        .unwrap();
+    let torn = db.health().torn_tail.unwrap();
+    assert!(
+        torn.past_damage && torn.to_string().contains("point-in-time"),
+        "{torn}"
+    );
+    assert_eq!(keys(&db), [0, 2, 3, 4]);
+    insert(&db, 9).unwrap();
+    drop(db);
+    assert_eq!(reopen_keys(dir.path()), [0, 2, 3, 4, 9]);
 }
 
 #[test]

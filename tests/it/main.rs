@@ -13,8 +13,12 @@ mod demo_data;
 mod demo_model;
 #[cfg(feature = "cli")]
 mod demo_tour;
+#[cfg(feature = "cli")]
+mod disk_full;
 mod durability;
 mod explain;
+mod fault_fs;
+mod format_compat;
 mod load_coco;
 mod model_loader;
 mod model_prop;

@@ -243,3 +243,63 @@ fn read_names_the_file_and_line_once() {
     assert!(err.contains("unknown function bogus()"), "{err}");
     assert_eq!(err.matches("SQL error").count(), 1, "{err}");
 }
+
+/// A database whose WAL ends in half a record (what a crash mid-append leaves).
+fn db_with_torn_tail(db: &str) -> std::path::PathBuf {
+    let d = mmdb::Database::open(db).unwrap();
+    d.execute("CREATE TABLE t (k INTEGER)", &[]).unwrap();
+    d.execute("INSERT INTO t VALUES (1), (2)", &[]).unwrap();
+    drop(d); // no close: the rows are only in the WAL
+    let wal = std::fs::read_dir(db)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "log"))
+        .unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&wal).unwrap();
+    f.write_all(&[9u8; 11]).unwrap();
+    wal
+}
+
+#[test]
+fn a_dropped_torn_tail_is_a_warning_and_strict_recovery_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let wal = db_with_torn_tail(db);
+    let before = std::fs::read(&wal).unwrap();
+
+    let out = mmdb(
+        &[
+            db,
+            "--wal-recovery",
+            "absolute-consistency",
+            "-c",
+            "SELECT 1",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("absolute-consistency") && err.contains(".log"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&wal).unwrap(), before, "nothing changed");
+
+    let out = mmdb(&[db, "--wal-recovery", "sometimes", "-c", "SELECT 1"], None);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("point-in-time"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = mmdb(&[db, "-c", "SELECT count(*) AS n FROM t"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning: recovery dropped a torn last record") && err.contains("11 bytes"),
+        "{err}"
+    );
+    assert!(text(&out.stdout).contains('2'), "{}", text(&out.stdout));
+}
