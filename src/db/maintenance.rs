@@ -51,13 +51,11 @@ impl Database {
         if self.inner.poison.get().is_some() || w.retry_at.is_some_and(|t| Instant::now() < t) {
             return;
         }
-        match self.inner.maybe_flush(w) {
-            Ok(()) => w.retry_wait = Duration::ZERO,
-            Err(e) => {
-                self.inner.note_maintenance_error(&e);
-                w.retry_wait = (w.retry_wait * 2).clamp(FIRST_RETRY_WAIT, MAX_RETRY_WAIT);
-                w.retry_at = Some(Instant::now() + w.retry_wait);
-            }
+        // Success resets the wait (in `checkpoint_locked`).
+        if let Err(e) = self.inner.maybe_flush(w) {
+            self.inner.note_maintenance_error(&e);
+            w.retry_wait = (w.retry_wait * 2).clamp(FIRST_RETRY_WAIT, MAX_RETRY_WAIT);
+            w.retry_at = Some(Instant::now() + w.retry_wait);
         }
     }
 }
@@ -138,6 +136,8 @@ impl Inner {
         w.checkpoint_seq = last_seq;
         *self.tables.write() = tables;
         *self.maintenance_error.lock() = None;
+        w.retry_at = None;
+        w.retry_wait = Duration::ZERO;
         let mut cleanup = Ok(());
         if let Some(n) = next_wal {
             cleanup = w.wal.install(n);
