@@ -266,6 +266,18 @@ impl<W: Write> Shell<W> {
 
     /// Replaces the database with the one at `path` (created if missing). Settings reset.
     pub fn open(&mut self, path: &Path) -> Result<(), Error> {
+        // Reopening this very database (what an I/O error asks for): release its lock first.
+        // Its close writes nothing after such an error, and always releases the lock.
+        if path
+            .canonicalize()
+            .is_ok_and(|p| p == self.database().path())
+            && let Err(e) = self.database().clone().close()
+        {
+            eprintln!(
+                "warning: closing {} before reopening it: {e}",
+                path.display()
+            );
+        }
         let db = Database::open(path)?;
         if let Some(torn) = db.health().torn_tail {
             eprintln!("warning: {torn}");

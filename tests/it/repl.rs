@@ -303,3 +303,26 @@ fn a_dropped_torn_tail_is_a_warning_and_strict_recovery_refuses() {
     );
     assert!(text(&out.stdout).contains('2'), "{}", text(&out.stdout));
 }
+
+#[test]
+fn dot_open_reopens_the_same_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let db = db.to_str().unwrap();
+    let out = mmdb(
+        &[
+            db,
+            "-c",
+            "CREATE TABLE t (k INTEGER); INSERT INTO t VALUES (1)",
+            "-c",
+            &format!(".open {db}"),
+            "-c",
+            "INSERT INTO t VALUES (2)",
+            "-c",
+            "SELECT count(*) AS n FROM t",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains('2'), "{}", text(&out.stdout));
+}
