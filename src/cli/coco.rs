@@ -37,6 +37,10 @@ pub struct LoadCocoArgs {
     /// Images per batch.
     #[arg(long, default_value_t = 64)]
     pub batch_size: usize,
+    /// Read `file_name`s that lead outside --images (`..`, absolute paths, symbolic links out);
+    /// by default they are skipped and reported.
+    #[arg(long)]
+    pub allow_outside_images: bool,
 }
 
 /// Runs `load-coco`: prints the report; Ctrl-C stops after the current batch
@@ -48,6 +52,7 @@ pub fn run_load_coco(args: &LoadCocoArgs) -> Result<()> {
     opts.split = args.split.clone();
     opts.split_name = args.split_name.clone();
     opts.batch_size = args.batch_size;
+    opts.allow_outside_images = args.allow_outside_images;
     opts.model = match (&args.model, db.table_schema(&args.table)) {
         (Some(m), _) => m.clone(),
         (None, Ok(schema)) => schema.model.unwrap_or(opts.model),

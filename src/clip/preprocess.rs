@@ -10,7 +10,7 @@ use std::path::Path;
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use serde_json::Value as Json;
 
-use super::resample::resize_bicubic;
+use super::resample::resize_bicubic_window;
 use crate::{Error, ImageSource, Result};
 
 /// CLIP's normalisation mean (OpenAI), used when the model has no `preprocessor_config.json`.
@@ -130,10 +130,20 @@ impl Preprocess {
     pub fn decode(&self, src: &ImageSource) -> Result<RgbImage> {
         match src {
             ImageSource::Path(p) => {
-                let bytes = std::fs::read(p).map_err(|e| Error::Image {
+                let err = |detail: String| Error::Image {
                     source_name: p.clone(),
-                    detail: format!("cannot read: {e}"),
-                })?;
+                    detail,
+                };
+                // A FIFO would block the read forever and a device (/dev/zero) never end: only
+                // regular files (symbolic links followed) are images.
+                let meta = std::fs::metadata(p).map_err(|e| err(format!("cannot read: {e}")))?;
+                if !meta.is_file() {
+                    return Err(err(format!(
+                        "not a regular file ({}): images are read from regular files only",
+                        file_kind(&meta)
+                    )));
+                }
+                let bytes = std::fs::read(p).map_err(|e| err(format!("cannot read: {e}")))?;
                 self.decode_bytes(p, &bytes)
             }
             ImageSource::Bytes(b) => self.decode_bytes(&format!("<blob {} bytes>", b.len()), b),
@@ -174,33 +184,45 @@ impl Preprocess {
     }
 
     /// Resize, crop, rescale and normalise an RGB image to CHW f32.
+    ///
+    /// Only the window of the resized image that the centre crop keeps is computed
+    /// ([`resize_bicubic_window`]), pixel for pixel what resizing whole then cropping gives: the
+    /// cost follows the crop, not the resized size (for a 10,000,000 x 1 strip, 2.2 billion
+    /// pixels wide at 224).
     pub fn pixels(&self, rgb: &RgbImage) -> Vec<f32> {
         let (w, h) = rgb.dimensions();
         let (nw, nh) = resize_target(w, h, self.shortest_edge);
-        let resized = if (nw, nh) == (w, h) {
-            rgb.as_raw().clone()
-        } else {
-            resize_bicubic(
-                rgb.as_raw(),
-                w as usize,
-                h as usize,
-                nw as usize,
-                nh as usize,
-            )
-        };
-        let (ch, cw) = (self.crop.0 as i64, self.crop.1 as i64);
+        let (ch, cw) = (i64::from(self.crop.0), i64::from(self.crop.1));
         // transformers' center_crop: offset floor((n - crop) / 2), zero padding when smaller.
         let top = (nh as i64 - ch).div_euclid(2);
         let left = (nw as i64 - cw).div_euclid(2);
+        let window = |start: i64, len: i64, n: u64| {
+            start.max(0) as u64..((start + len).max(0) as u64).min(n)
+        };
+        let (xs, ys) = (window(left, cw, nw), window(top, ch, nh));
+        let kept = resize_bicubic_window(
+            rgb.as_raw(),
+            w as usize,
+            h as usize,
+            nw,
+            nh,
+            xs.clone(),
+            ys.clone(),
+        );
+        let kept_w = (xs.end - xs.start) as i64;
         let plane = (ch * cw) as usize;
         let mut out = vec![0f32; 3 * plane];
         for y in 0..ch {
             for x in 0..cw {
                 let (sy, sx) = (y + top, x + left);
-                let inside = sy >= 0 && sx >= 0 && sy < nh as i64 && sx < nw as i64;
+                let inside = sy >= ys.start as i64
+                    && sx >= xs.start as i64
+                    && sy < ys.end as i64
+                    && sx < xs.end as i64;
                 for c in 0..3 {
                     let v = if inside {
-                        resized[((sy as usize * nw as usize) + sx as usize) * 3 + c]
+                        let at = (sy - ys.start as i64) * kept_w + (sx - xs.start as i64);
+                        kept[at as usize * 3 + c]
                     } else {
                         0
                     };
@@ -214,15 +236,32 @@ impl Preprocess {
     }
 }
 
-/// transformers' `get_resize_output_image_size` for `shortest_edge`: short side to `size`, long
-/// side `floor(size * long / short)`.
-pub fn resize_target(w: u32, h: u32, size: u32) -> (u32, u32) {
-    let (short, long) = if w <= h { (w, h) } else { (h, w) };
-    let new_long = ((f64::from(size) * f64::from(long)) / f64::from(short)).floor() as u32;
-    if w <= h {
-        (size, new_long.max(1))
+/// What kind of file `meta` describes, for an error message.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_socket() {
+        "a socket"
     } else {
-        (new_long.max(1), size)
+        "not a regular file"
+    }
+}
+
+/// transformers' `get_resize_output_image_size` for `shortest_edge`: short side to `size`, long
+/// side `floor(size * long / short)` (which exceeds `u32` for long thin images).
+pub fn resize_target(w: u32, h: u32, size: u32) -> (u64, u64) {
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    let new_long = ((f64::from(size) * f64::from(long)) / f64::from(short)).floor() as u64;
+    if w <= h {
+        (u64::from(size), new_long.max(1))
+    } else {
+        (new_long.max(1), u64::from(size))
     }
 }
 
@@ -291,11 +330,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_regular_files_are_read() {
+        let p = Preprocess::clip_defaults(32);
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f.png");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        let mut cases = vec![
+            (dir.path().to_path_buf(), "a directory"),
+            ("/dev/zero".into(), "a device"),
+        ];
+        if made.is_ok_and(|s| s.success()) {
+            cases.push((fifo, "a FIFO"));
+        }
+        for (path, kind) in cases {
+            let src = ImageSource::Path(path.to_string_lossy().into_owned());
+            let e = p.run(&src).unwrap_err().to_string();
+            assert!(e.contains(kind) && e.contains("regular file"), "{e}");
+        }
+    }
+
+    #[test]
+    fn long_thin_images_cost_the_crop_not_the_aspect_ratio() {
+        // Resized whole, the first would be 2.24e9 x 224 pixels (a 1.5 TB allocation: the
+        // process aborted); only the centre crop is computed.
+        let p = Preprocess::clip_defaults(224);
+        for (w, h) in [(10_000_000, 1), (1, 10_000_000), (100_000, 3)] {
+            let img = RgbImage::from_pixel(w, h, image::Rgb([200, 100, 50]));
+            let out = p.pixels(&img);
+            assert_eq!(out.len(), 3 * 224 * 224, "{w}x{h}");
+            let plane = 224 * 224;
+            let want = |c: usize, v: f64| ((v * p.rescale - p.mean[c]) / p.std[c]) as f32;
+            for (c, v) in [(0, 200.0), (1, 100.0), (2, 50.0)] {
+                assert!(
+                    out[c * plane..(c + 1) * plane]
+                        .iter()
+                        .all(|&x| (x - want(c, v)).abs() < 1e-6),
+                    "{w}x{h} channel {c}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn resize_target_floors_the_long_side() {
         assert_eq!(resize_target(97, 61, 56), (89, 56));
         assert_eq!(resize_target(61, 140, 56), (56, 128));
         assert_eq!(resize_target(640, 480, 224), (298, 224));
         assert_eq!(resize_target(10, 10, 224), (224, 224));
+        assert_eq!(resize_target(10_000_000, 1, 224), (2_240_000_000, 224));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::captions::{CocoCaptions, CocoImage, Split};
-use super::image_file::{FailureKind, read_checked};
+use super::image_file::{FailureKind, read_checked, resolve_inside};
 use super::report::{CaptionFailure, ImageFailure, LoadReport, write_failures};
 use super::tables::{captions_table, ensure_tables};
 use crate::embedder::{DEFAULT_MODEL, Embedder};
@@ -40,6 +40,9 @@ pub struct LoadOptions {
     pub batch_size: usize,
     /// Where to write the failures TSV. Default: beside the database, `<db>.<table>-load-report.tsv`.
     pub report_path: Option<PathBuf>,
+    /// Read `file_name`s that lead outside `images` (`..`, absolute paths, symbolic links out).
+    /// Default false: they are skipped and reported as `outside_images`.
+    pub allow_outside_images: bool,
 }
 
 impl LoadOptions {
@@ -54,6 +57,7 @@ impl LoadOptions {
             split_name: "test".into(),
             batch_size: 64,
             report_path: None,
+            allow_outside_images: false,
         }
     }
 }
@@ -83,6 +87,17 @@ pub fn load(
     cancel: &AtomicBool,
 ) -> Result<LoadReport> {
     let started = Instant::now();
+    // Checked before any work: the name also names the report file and the captions table.
+    let name_ok = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    if opts.table.is_empty()
+        || !opts.table.chars().all(name_ok)
+        || opts.table.starts_with(|c: char| c.is_ascii_digit())
+    {
+        return Err(Error::InvalidArgument(format!(
+            "table name {:?}: use letters, digits and _ (not starting with a digit)",
+            opts.table
+        )));
+    }
     if opts.batch_size == 0 {
         return Err(Error::InvalidArgument(
             "batch size must be at least 1".into(),
@@ -200,7 +215,13 @@ fn load_batch(
 ) -> Result<(usize, usize)> {
     let files: Vec<_> = batch
         .par_iter()
-        .map(|img| read_checked(&images_dir.join(&img.file_name)))
+        .map(|img| {
+            if opts.allow_outside_images {
+                read_checked(&images_dir.join(&img.file_name))
+            } else {
+                resolve_inside(images_dir, &img.file_name).and_then(|p| read_checked(&p))
+            }
+        })
         .collect();
     let mut readable = Vec::new();
     let mut sources = Vec::new();

@@ -82,14 +82,15 @@ impl fmt::Display for LoadReport {
         let count = |k: FailureKind| self.image_failures.iter().filter(|x| x.kind == k).count();
         write!(
             f,
-            "skipped {} images (missing {}, unreadable {}, not an image {}, truncated {}, undecodable {}) \
-             and {} captions; listed in {}",
+            "skipped {} images (missing {}, unreadable {}, not an image {}, truncated {}, undecodable {}, \
+             outside the images folder {}) and {} captions; listed in {}",
             self.image_failures.len(),
             count(FailureKind::Missing),
             count(FailureKind::Unreadable),
             count(FailureKind::NotAnImage),
             count(FailureKind::Truncated),
             count(FailureKind::Undecodable),
+            count(FailureKind::OutsideImages),
             self.caption_failures.len(),
             self.report_path.display()
         )

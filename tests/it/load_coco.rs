@@ -320,6 +320,7 @@ fn the_cli_entries_load_then_benchmark_read_only() {
         split: None,
         split_name: "test".into(),
         batch_size: 3,
+        allow_outside_images: false,
     };
     run_load_coco(&load).unwrap();
     // Again without --model: the table's model is reused and nothing new is loaded.
@@ -343,4 +344,44 @@ fn the_cli_entries_load_then_benchmark_read_only() {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(v["images"], 4);
     assert_eq!(v["scores"]["text_to_image"][1], 100.0);
+}
+
+#[test]
+fn file_names_leading_out_of_the_images_folder_are_skipped_unless_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images");
+    std::fs::create_dir(&images).unwrap();
+    let good = fixture().join("images/000000000002.png");
+    std::fs::copy(&good, images.join("in.png")).unwrap();
+    std::fs::copy(&good, dir.path().join("outside.png")).unwrap();
+    let captions = dir.path().join("captions.json");
+    std::fs::write(
+        &captions,
+        r#"{"images":[{"id":1,"file_name":"in.png"},{"id":2,"file_name":"../outside.png"}],
+            "annotations":[{"id":10,"image_id":1,"caption":"a"},{"id":20,"image_id":2,"caption":"b"}]}"#,
+    )
+    .unwrap();
+    let never = AtomicBool::new(false);
+    let db = open(&dir.path().join("db"), FakeEmbedder::new(&[]));
+    let mut o = LoadOptions::new(&captions, &images);
+    o.model = "fake".into();
+    let r = coco::load(&db, &o, &coco::NoProgress, &never).unwrap();
+    assert_eq!(r.images_loaded, 1, "{r}");
+    let kinds: Vec<_> = r
+        .image_failures
+        .iter()
+        .map(|f| (f.image_id, f.kind))
+        .collect();
+    assert_eq!(kinds, [(2, FailureKind::OutsideImages)]);
+    assert!(r.to_string().contains("outside the images folder 1"), "{r}");
+
+    o.allow_outside_images = true;
+    let r = coco::load(&db, &o, &coco::NoProgress, &never).unwrap();
+    assert_eq!(r.images_loaded, 1, "the escaping image, now allowed: {r}");
+
+    // A table name that cannot name the report is refused before any work.
+    o.table = "sub/dir".into();
+    let e = coco::load(&db, &o, &coco::NoProgress, &never).unwrap_err();
+    assert!(e.to_string().contains("sub/dir"), "{e}");
+    assert!(!db.table_names().iter().any(|t| t.contains("sub")));
 }
