@@ -226,18 +226,16 @@ impl Inner {
         drop(snap);
         let old: Vec<u64> = t.segments.iter().map(|s| s.seg.id()).collect();
         t.segments.clear();
-        let t_new = (!rows.is_empty()).then_some(w.next_segment_id);
+        let mut built = Built::default();
         if !rows.is_empty() {
             let seg_id = w.next_segment_id;
             w.next_segment_id += 1;
+            built.segments.push(seg_id);
             let refs: Vec<(RowId, &Row)> = rows.iter().map(|(i, r)| (*i, r)).collect();
             let seg = match build_segment(fs, &self.path, seg_id, &t.schema, &refs) {
                 Ok(seg) => Arc::new(seg),
                 Err(e) => {
-                    self.discard(&Built {
-                        segments: vec![seg_id],
-                        files: Vec::new(),
-                    });
+                    self.discard(&built);
                     return Err(e);
                 }
             };
@@ -251,11 +249,9 @@ impl Inner {
             });
         }
         if let Err(e) = self.store_manifest(w, &tables) {
-            if let (Error::Io { .. }, Some(new)) = (&e, t_new) {
-                self.discard(&Built {
-                    segments: vec![new],
-                    files: Vec::new(),
-                });
+            // As in a checkpoint: an unknown outcome may have committed the new segment.
+            if let Error::Io { .. } = e {
+                self.discard(&built);
             }
             return Err(e);
         }
