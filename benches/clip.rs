@@ -43,7 +43,10 @@ fn bench(c: &mut Criterion) {
         .iter()
         .map(|p| {
             m.preprocess()
-                .run(&ImageSource::Path(p.display().to_string()))
+                .run(
+                    &ImageSource::Path(p.display().to_string()),
+                    &mmdb::ImageLimits::default(),
+                )
                 .unwrap()
         })
         .collect();
@@ -95,7 +98,7 @@ fn bench(c: &mut Criterion) {
         g.measurement_time(Duration::from_secs(30));
         g.bench_function(format!("pool_{name}_image_blobs64"), |b| {
             b.iter(|| {
-                let r = pool.embed_images_in(Lane::Bulk, &blobs);
+                let r = pool.embed_images_in(Lane::Bulk, &blobs, &mmdb::ImageLimits::default());
                 assert!(r.iter().all(|r| r.is_ok()));
             })
         });

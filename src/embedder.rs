@@ -14,6 +14,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::error::Result;
+use crate::image_intake::ImageLimits;
 use crate::value::ImageSource;
 
 /// The model used when a table names none.
@@ -28,8 +29,10 @@ pub trait Embedder: Send + Sync {
     fn dim(&self) -> usize;
     /// One result per text, in order; one bad input fails only its own slot.
     fn embed_texts(&self, texts: &[String]) -> Vec<Result<Vec<f32>>>;
-    /// One result per image, in order; one bad input fails only its own slot.
-    fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>>;
+    /// One result per image, in order; one bad input fails only its own slot. Every image is
+    /// read under `limits` ([`read_image`](crate::read_image) checks the file; the decoder
+    /// honours the pixel, memory and deadline limits).
+    fn embed_images(&self, images: &[ImageSource], limits: &ImageLimits) -> Vec<Result<Vec<f32>>>;
 }
 
 /// Loads a model from its spec (a folder path or a hub id).

@@ -8,6 +8,50 @@ use std::path::PathBuf;
 /// `Result` with mmdb's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why an image was refused ([`Error::Image`]); bulk loads report it by [`ImageErrorKind::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ImageErrorKind {
+    /// The file does not exist.
+    Missing,
+    /// The file exists but cannot be read (permissions, an I/O error).
+    Unreadable,
+    /// A directory, FIFO, device or socket: images are read from regular files only.
+    NotRegularFile,
+    /// The file or blob is larger than `max_image_bytes`.
+    TooLarge,
+    /// The bytes are not an image format mmdb decodes.
+    NotAnImage,
+    /// The file ends before the image does (a cut JPEG, PNG, WebP or BMP).
+    Truncated,
+    /// More pixels than `max_image_pixels` (the decompression-bomb guard).
+    TooManyPixels,
+    /// Decoding would allocate more than `max_image_decode_bytes`.
+    OverMemoryLimit,
+    /// Decoding took longer than the decode deadline (bulk loads).
+    DecodeDeadline,
+    /// The decoder or the model failed on it.
+    Undecodable,
+}
+
+impl ImageErrorKind {
+    /// The snake_case name written in load reports, e.g. `too_many_pixels`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageErrorKind::Missing => "missing",
+            ImageErrorKind::Unreadable => "unreadable",
+            ImageErrorKind::NotRegularFile => "not_a_regular_file",
+            ImageErrorKind::TooLarge => "too_large",
+            ImageErrorKind::NotAnImage => "not_an_image",
+            ImageErrorKind::Truncated => "truncated",
+            ImageErrorKind::TooManyPixels => "too_many_pixels",
+            ImageErrorKind::OverMemoryLimit => "over_memory_limit",
+            ImageErrorKind::DecodeDeadline => "decode_deadline",
+            ImageErrorKind::Undecodable => "undecodable",
+        }
+    }
+}
+
 /// Everything that can go wrong in mmdb.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -119,11 +163,14 @@ pub enum Error {
         actual: String,
     },
 
-    /// An image that cannot be read, decoded or is too large.
+    /// An image that cannot be read, decoded or is over a limit of
+    /// [`ImageLimits`](crate::ImageLimits).
     #[error("image {source_name}: {detail}")]
     Image {
         /// The path, or `<blob N bytes>` for inline bytes.
         source_name: String,
+        /// Which rule refused it.
+        kind: ImageErrorKind,
         /// What went wrong.
         detail: String,
     },
@@ -171,6 +218,19 @@ impl Error {
         Error::Io {
             path: path.into(),
             source,
+        }
+    }
+
+    /// An [`Error::Image`] for the image named `source_name`.
+    pub fn image(
+        source_name: impl Into<String>,
+        kind: ImageErrorKind,
+        detail: impl Into<String>,
+    ) -> Self {
+        Error::Image {
+            source_name: source_name.into(),
+            kind,
+            detail: detail.into(),
         }
     }
 

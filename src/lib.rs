@@ -41,6 +41,7 @@ mod db;
 pub mod demo;
 mod embedder;
 mod error;
+mod image_intake;
 mod index;
 mod memtable;
 #[cfg(test)]
@@ -57,7 +58,11 @@ pub use db::{
     DatabaseBuilder, Health, SearchHit, SearchPath, SearchPlan, SearchRequest, TableSnapshot,
 };
 pub use embedder::{DEFAULT_MODEL, Embedder, ModelLoader, ModelRegistry};
-pub use error::{Error, Result};
+pub use error::{Error, ImageErrorKind, Result};
+pub use image_intake::{
+    DEFAULT_BULK_DECODE_DEADLINE, DEFAULT_MAX_IMAGE_BYTES, DEFAULT_MAX_IMAGE_DECODE_BYTES,
+    DEFAULT_MAX_IMAGE_PIXELS, ImageLimits, PILLOW_MAX_IMAGE_PIXELS, check_complete, read_image,
+};
 pub use schema::{Column, HnswParams, TableSchema};
 pub use sql::{
     ColumnInfo, FromValue, Output, ResultRow, RowIndex, Rows, ScriptError, Session, Settings,

@@ -78,6 +78,16 @@ pub enum ImageSource {
     Bytes(Vec<u8>),
 }
 
+impl ImageSource {
+    /// How the image is named in errors and reports: its path, or `<blob N bytes>`.
+    pub fn name(&self) -> String {
+        match self {
+            ImageSource::Path(p) => p.clone(),
+            ImageSource::Bytes(b) => format!("<blob {} bytes>", b.len()),
+        }
+    }
+}
+
 /// One value of a row.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {

@@ -41,6 +41,17 @@ pub struct LoadCocoArgs {
     /// by default they are skipped and reported.
     #[arg(long)]
     pub allow_outside_images: bool,
+    /// Skip (and report) image files larger than this many bytes [default: 268435456].
+    #[arg(long, value_name = "BYTES")]
+    pub max_image_bytes: Option<u64>,
+    /// Skip (and report) images with more pixels than this [default: 178956970, Pillow's
+    /// decompression-bomb limit].
+    #[arg(long, value_name = "N")]
+    pub max_image_pixels: Option<u64>,
+    /// Skip (and report) an image whose decoding takes longer than this; 0: no deadline
+    /// [default: 30000].
+    #[arg(long, value_name = "MS")]
+    pub decode_deadline_ms: Option<u64>,
 }
 
 /// Runs `load-coco`: prints the report; Ctrl-C stops after the current batch
@@ -53,6 +64,17 @@ pub fn run_load_coco(args: &LoadCocoArgs) -> Result<()> {
     opts.split_name = args.split_name.clone();
     opts.batch_size = args.batch_size;
     opts.allow_outside_images = args.allow_outside_images;
+    let mut limits = db.image_limits().for_bulk_load();
+    if let Some(n) = args.max_image_bytes {
+        limits.max_bytes = n;
+    }
+    if let Some(n) = args.max_image_pixels {
+        limits.max_pixels = n;
+    }
+    if let Some(ms) = args.decode_deadline_ms {
+        limits.decode_deadline = (ms > 0).then(|| std::time::Duration::from_millis(ms));
+    }
+    opts.image_limits = Some(limits);
     opts.model = match (&args.model, db.table_schema(&args.table)) {
         (Some(m), _) => m.clone(),
         (None, Ok(schema)) => schema.model.unwrap_or(opts.model),

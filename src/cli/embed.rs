@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::clip::{EmbedPool, PoolOptions};
 use crate::embedder::Embedder;
-use crate::{Error, ImageSource, Result};
+use crate::{Error, ImageLimits, ImageSource, Result};
 
 /// Loads `model` (folder or hub id) and writes one JSON line per text and image to `out`.
 /// The model runs in an [`EmbedPool`] with default options, so on the devices a database would
@@ -51,7 +51,7 @@ pub fn write_lines(
     let image_results = if sources.is_empty() {
         Vec::new()
     } else {
-        embedder.embed_images(&sources)
+        embedder.embed_images(&sources, &ImageLimits::default().for_bulk_load())
     };
     let inputs = texts
         .iter()
@@ -93,7 +93,7 @@ mod tests {
         fn embed_texts(&self, texts: &[String]) -> Vec<Result<Vec<f32>>> {
             texts.iter().map(|_| Ok(vec![0.130_867_87, 1.0])).collect()
         }
-        fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
+        fn embed_images(&self, images: &[ImageSource], _: &ImageLimits) -> Vec<Result<Vec<f32>>> {
             images.iter().map(|_| Ok(vec![0.0, 1.0])).collect()
         }
     }

@@ -21,7 +21,7 @@ use super::resolve::resolve_model;
 use super::tokenize::ClipTokenizer;
 use super::transformer::Exec;
 use crate::embedder::Embedder;
-use crate::{Error, ImageSource, Result};
+use crate::{Error, ImageLimits, ImageSource, Result};
 
 /// Default largest batch one model call encodes.
 pub const DEFAULT_MAX_BATCH: usize = 32;
@@ -269,9 +269,11 @@ impl Embedder for ClipEmbedder {
         self.batched(ids, |rows| self.encode_ids(rows))
     }
 
-    fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
-        let pixels: Vec<Result<Vec<f32>>> =
-            images.par_iter().map(|s| self.preprocess.run(s)).collect();
+    fn embed_images(&self, images: &[ImageSource], limits: &ImageLimits) -> Vec<Result<Vec<f32>>> {
+        let pixels: Vec<Result<Vec<f32>>> = images
+            .par_iter()
+            .map(|s| self.preprocess.run(s, limits))
+            .collect();
         self.batched(pixels, |imgs| self.encode_pixels(imgs))
     }
 }

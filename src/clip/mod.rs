@@ -47,7 +47,7 @@ mod transformer;
 pub use config::{ModelConfig, TextConfig, TextPooling, VisionConfig};
 pub use embedder::{ClipEmbedder, DEFAULT_MAX_BATCH, SPLIT_ROWS_PER_CORE, l2_normalize};
 pub use pool::{EmbedPool, Lane, PoolOptions};
-pub use preprocess::{CLIP_MEAN, CLIP_STD, DEFAULT_MAX_PIXELS, Preprocess};
+pub use preprocess::{CLIP_MEAN, CLIP_STD, Preprocess};
 pub use resolve::{DEMO_MODEL, DEMO_MODEL_NAME, cache_dirs, resolve_model};
 pub use tokenize::ClipTokenizer;
 

@@ -26,7 +26,7 @@ use super::cache::{Cache, hash};
 use super::embedder::{ClipEmbedder, model_id};
 use super::resolve::resolve_model;
 use crate::embedder::Embedder;
-use crate::{Error, ImageSource, Result};
+use crate::{Error, ImageLimits, ImageSource, Result, read_image};
 
 /// Which queue a request goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -274,7 +274,12 @@ impl EmbedPool {
 
     /// Embeds `images` through `lane`; decoding runs on the preprocessing threads while the workers
     /// encode earlier rows. One result per image, in order.
-    pub fn embed_images_in(&self, lane: Lane, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
+    pub fn embed_images_in(
+        &self,
+        lane: Lane,
+        images: &[ImageSource],
+        limits: &ImageLimits,
+    ) -> Vec<Result<Vec<f32>>> {
         use rayon::prelude::*;
         let (reply, results) = unbounded();
         // One batch at a time: a chunk is preprocessed in parallel and queued at once, so workers
@@ -292,7 +297,7 @@ impl EmbedPool {
                     chunk
                         .par_iter()
                         .enumerate()
-                        .map(|(i, src)| self.prepare(first + i, src, &reply))
+                        .map(|(i, src)| self.prepare(first + i, src, limits, &reply))
                         .collect()
                 });
             for (i, p) in prepared.into_iter().enumerate() {
@@ -310,26 +315,12 @@ impl EmbedPool {
         &self,
         row: usize,
         src: &ImageSource,
+        limits: &ImageLimits,
         reply: &Sender<(usize, Result<Vec<f32>>)>,
     ) -> Option<([u8; 32], Result<Input>)> {
-        let (name, bytes) = match src {
-            ImageSource::Bytes(b) => (
-                format!("<blob {} bytes>", b.len()),
-                std::borrow::Cow::Borrowed(&b[..]),
-            ),
-            ImageSource::Path(p) => match std::fs::read(p) {
-                Ok(b) => (p.clone(), std::borrow::Cow::Owned(b)),
-                Err(e) => {
-                    let detail = format!("cannot read: {e}");
-                    return Some((
-                        [0; 32],
-                        Err(Error::Image {
-                            source_name: p.clone(),
-                            detail,
-                        }),
-                    ));
-                }
-            },
+        let bytes = match read_image(src, limits) {
+            Ok(b) => b,
+            Err(e) => return Some(([0; 32], Err(e))),
         };
         let key = hash(b"i", &bytes);
         if let Some(v) = self.cache.lock().get(&key) {
@@ -338,7 +329,7 @@ impl EmbedPool {
         }
         let pre = self.front.preprocess();
         let job = pre
-            .decode_bytes(&name, &bytes)
+            .decode_bytes(&src.name(), &bytes, limits)
             .map(|rgb| Input::Image(pre.pixels(&rgb)));
         Some((key, job))
     }
@@ -495,12 +486,12 @@ impl Embedder for EmbedPool {
     }
 
     /// A single image (a query) goes through [`Lane::Query`], several through [`Lane::Bulk`].
-    fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
+    fn embed_images(&self, images: &[ImageSource], limits: &ImageLimits) -> Vec<Result<Vec<f32>>> {
         let lane = if images.len() <= 1 {
             Lane::Query
         } else {
             Lane::Bulk
         };
-        self.embed_images_in(lane, images)
+        self.embed_images_in(lane, images, limits)
     }
 }

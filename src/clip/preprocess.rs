@@ -11,14 +11,12 @@ use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use serde_json::Value as Json;
 
 use super::resample::resize_bicubic_window;
-use crate::{Error, ImageSource, Result};
+use crate::{Error, ImageErrorKind, ImageLimits, ImageSource, Result, read_image};
 
 /// CLIP's normalisation mean (OpenAI), used when the model has no `preprocessor_config.json`.
 pub const CLIP_MEAN: [f64; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// CLIP's normalisation std (OpenAI).
 pub const CLIP_STD: [f64; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
-/// Default pixel limit: PIL's `Image.MAX_IMAGE_PIXELS` (decompression-bomb guard).
-pub const DEFAULT_MAX_PIXELS: u64 = 89_478_485;
 
 /// Preprocessing settings of one model.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +31,6 @@ pub struct Preprocess {
     pub mean: [f64; 3],
     /// Per-channel std (default [`CLIP_STD`]).
     pub std: [f64; 3],
-    /// Images with more pixels are refused before decoding (default [`DEFAULT_MAX_PIXELS`]).
-    pub max_pixels: u64,
 }
 
 impl Preprocess {
@@ -46,7 +42,6 @@ impl Preprocess {
             rescale: 1.0 / 255.0,
             mean: CLIP_MEAN,
             std: CLIP_STD,
-            max_pixels: DEFAULT_MAX_PIXELS,
         }
     }
 
@@ -120,67 +115,47 @@ impl Preprocess {
         Ok(p)
     }
 
-    /// Decodes and preprocesses one image to CHW f32 values, `3 * crop.0 * crop.1` long.
-    pub fn run(&self, src: &ImageSource) -> Result<Vec<f32>> {
-        let rgb = self.decode(src)?;
+    /// Reads ([`read_image`]), decodes and preprocesses one image to CHW f32 values,
+    /// `3 * crop.0 * crop.1` long.
+    pub fn run(&self, src: &ImageSource, limits: &ImageLimits) -> Result<Vec<f32>> {
+        let bytes = read_image(src, limits)?;
+        let rgb = self.decode_bytes(&src.name(), &bytes, limits)?;
         Ok(self.pixels(&rgb))
     }
 
-    /// Reads and decodes `src` to RGB (PIL's `convert("RGB")`), refusing oversized images.
-    pub fn decode(&self, src: &ImageSource) -> Result<RgbImage> {
-        match src {
-            ImageSource::Path(p) => {
-                let err = |detail: String| Error::Image {
-                    source_name: p.clone(),
-                    detail,
-                };
-                // A FIFO would block the read forever and a device (/dev/zero) never end: only
-                // regular files (symbolic links followed) are images.
-                let meta = std::fs::metadata(p).map_err(|e| err(format!("cannot read: {e}")))?;
-                if !meta.is_file() {
-                    return Err(err(format!(
-                        "not a regular file ({}): images are read from regular files only",
-                        file_kind(&meta)
-                    )));
-                }
-                let bytes = std::fs::read(p).map_err(|e| err(format!("cannot read: {e}")))?;
-                self.decode_bytes(p, &bytes)
-            }
-            ImageSource::Bytes(b) => self.decode_bytes(&format!("<blob {} bytes>", b.len()), b),
-        }
-    }
-
-    /// Decodes encoded image `bytes`; `name` names the image in errors.
-    pub fn decode_bytes(&self, name: &str, bytes: &[u8]) -> Result<RgbImage> {
-        // Decoder messages can end in a newline (zune-jpeg's do); keep the error on one line.
-        let err = |detail: String| Error::Image {
-            source_name: name.to_string(),
-            detail: detail.trim_end().to_string(),
+    /// Decodes encoded image `bytes` (already through [`read_image`]) to RGB (PIL's
+    /// `convert("RGB")`) under `limits`; `name` names the image in errors. With a decode
+    /// deadline the decode runs on its own thread and is abandoned when late: it then finishes
+    /// alone, within the memory limit, and its result is dropped.
+    pub fn decode_bytes(&self, name: &str, bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage> {
+        let Some(deadline) = limits.decode_deadline else {
+            return decode_limited(name, bytes, limits);
         };
-        let reader = ImageReader::new(Cursor::new(bytes))
-            .with_guessed_format()
-            .map_err(|e| err(format!("cannot read: {e}")))?;
-        if reader.format().is_none() {
-            return Err(err(
-                "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF)".into(),
-            ));
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let (owned, owned_name, l) = (bytes.to_vec(), name.to_string(), *limits);
+        std::thread::Builder::new()
+            .name("mmdb-decode".into())
+            .spawn(move || {
+                let _ = tx.send(decode_limited(&owned_name, &owned, &l));
+            })
+            .map_err(|e| {
+                Error::image(
+                    name,
+                    ImageErrorKind::Undecodable,
+                    format!("cannot start a decoder thread: {e}"),
+                )
+            })?;
+        match rx.recv_timeout(deadline) {
+            Ok(r) => r,
+            Err(_) => Err(Error::image(
+                name,
+                ImageErrorKind::DecodeDeadline,
+                format!(
+                    "decoding took longer than the decode deadline ({} ms)",
+                    deadline.as_millis()
+                ),
+            )),
         }
-        let decoder = reader
-            .into_decoder()
-            .map_err(|e| err(format!("cannot decode: {e}")))?;
-        let (w, h) = decoder.dimensions();
-        if u64::from(w) * u64::from(h) > self.max_pixels {
-            return Err(err(format!(
-                "{w}x{h} has more than {} pixels (decompression bomb guard)",
-                self.max_pixels
-            )));
-        }
-        if w == 0 || h == 0 {
-            return Err(err("empty image".into()));
-        }
-        let img =
-            DynamicImage::from_decoder(decoder).map_err(|e| err(format!("cannot decode: {e}")))?;
-        Ok(to_rgb_like_pil(img))
     }
 
     /// Resize, crop, rescale and normalise an RGB image to CHW f32.
@@ -236,21 +211,63 @@ impl Preprocess {
     }
 }
 
-/// What kind of file `meta` describes, for an error message.
-fn file_kind(meta: &std::fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    let t = meta.file_type();
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else if t.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
+/// Decodes `bytes` with the `image` crate under `limits`: the header's dimensions against
+/// `max_pixels` and the decoded size against `max_decode_bytes` before any pixel is decoded, and
+/// the decoder's own buffers under `max_decode_bytes` (`image::Limits::max_alloc`).
+fn decode_limited(name: &str, bytes: &[u8], limits: &ImageLimits) -> Result<RgbImage> {
+    // Decoder messages can end in a newline (zune-jpeg's do); keep the error on one line.
+    let err = |kind, detail: String| Error::image(name, kind, detail.trim_end());
+    let from_image = |e: image::ImageError| match e {
+        image::ImageError::Limits(l) => err(
+            ImageErrorKind::OverMemoryLimit,
+            format!(
+                "decoding needs more memory than max_image_decode_bytes ({}): {l}",
+                limits.max_decode_bytes
+            ),
+        ),
+        other => err(
+            ImageErrorKind::Undecodable,
+            format!("cannot decode: {other}"),
+        ),
+    };
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| err(ImageErrorKind::Unreadable, format!("cannot read: {e}")))?;
+    if reader.format().is_none() {
+        return Err(err(
+            ImageErrorKind::NotAnImage,
+            "not a recognised image format (JPEG, PNG, WebP, GIF, BMP, TIFF)".into(),
+        ));
     }
+    let mut l = image::Limits::default();
+    l.max_alloc = Some(limits.max_decode_bytes);
+    reader.limits(l);
+    let decoder = reader.into_decoder().map_err(from_image)?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(err(ImageErrorKind::Undecodable, "empty image".into()));
+    }
+    if u64::from(w) * u64::from(h) > limits.max_pixels {
+        return Err(err(
+            ImageErrorKind::TooManyPixels,
+            format!(
+                "{w}x{h} has more than max_image_pixels ({}) pixels (decompression bomb guard)",
+                limits.max_pixels
+            ),
+        ));
+    }
+    if decoder.total_bytes() > limits.max_decode_bytes {
+        return Err(err(
+            ImageErrorKind::OverMemoryLimit,
+            format!(
+                "{w}x{h} decodes to {} bytes, more than max_image_decode_bytes ({})",
+                decoder.total_bytes(),
+                limits.max_decode_bytes
+            ),
+        ));
+    }
+    let img = DynamicImage::from_decoder(decoder).map_err(from_image)?;
+    Ok(to_rgb_like_pil(img))
 }
 
 /// transformers' `get_resize_output_image_size` for `shortest_edge`: short side to `size`, long
@@ -344,7 +361,10 @@ mod tests {
         }
         for (path, kind) in cases {
             let src = ImageSource::Path(path.to_string_lossy().into_owned());
-            let e = p.run(&src).unwrap_err().to_string();
+            let e = p
+                .run(&src, &ImageLimits::default())
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(kind) && e.contains("regular file"), "{e}");
         }
     }
@@ -383,33 +403,71 @@ mod tests {
     #[test]
     fn bad_bytes_and_bombs_are_per_image_errors() {
         let p = Preprocess::clip_defaults(32);
-        let e = p
-            .run(&ImageSource::Bytes(b"not an image".to_vec()))
-            .unwrap_err();
-        assert!(e.to_string().contains("<blob 12 bytes>"), "{e}");
+        let l = ImageLimits::default();
+        let kind = |r: Result<Vec<f32>>| match r {
+            Err(Error::Image { kind, detail, .. }) => {
+                assert!(!detail.contains('\n'), "{detail:?}");
+                (kind, detail)
+            }
+            other => panic!("{other:?}"),
+        };
+        let (k, _) = kind(p.run(&ImageSource::Bytes(b"not an image".to_vec()), &l));
+        assert_eq!(k, ImageErrorKind::NotAnImage);
         let mut png = Vec::new();
         RgbImage::new(40, 30)
             .write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
             .unwrap();
         let truncated = ImageSource::Bytes(png[..png.len() / 2].to_vec());
-        assert!(p.run(&truncated).is_err());
+        assert_eq!(kind(p.run(&truncated, &l)).0, ImageErrorKind::Truncated);
         let mut jpg = Vec::new();
         RgbImage::new(97, 61)
             .write_to(&mut Cursor::new(&mut jpg), image::ImageFormat::Jpeg)
             .unwrap();
-        let e = p.run(&ImageSource::Bytes(jpg[..300].to_vec())).unwrap_err();
-        assert!(!e.to_string().contains('\n'), "{e:?}");
-        let small = Preprocess {
-            max_pixels: 1000,
-            ..p.clone()
-        };
-        let e = small.run(&ImageSource::Bytes(png.clone())).unwrap_err();
-        assert!(e.to_string().contains("decompression bomb"), "{e}");
-        assert_eq!(p.run(&ImageSource::Bytes(png)).unwrap().len(), 3 * 32 * 32);
-        let e = p
-            .run(&ImageSource::Path("/nonexistent/x.jpg".into()))
-            .unwrap_err();
-        assert!(e.to_string().contains("/nonexistent/x.jpg"), "{e}");
+        // Cut JPEGs decode "successfully" to grey; the intake refuses them first.
+        let cut = ImageSource::Bytes(jpg[..jpg.len() - 40].to_vec());
+        assert_eq!(kind(p.run(&cut, &l)).0, ImageErrorKind::Truncated);
+        let (k, detail) = kind(p.run(&ImageSource::Bytes(png.clone()), &l.max_pixels(1000)));
+        assert_eq!(k, ImageErrorKind::TooManyPixels);
+        assert!(detail.contains("decompression bomb"), "{detail}");
+        let (k, detail) = kind(p.run(&ImageSource::Bytes(png.clone()), &l.max_decode_bytes(1000)));
+        assert_eq!(k, ImageErrorKind::OverMemoryLimit, "{detail}");
+        assert_eq!(
+            p.run(&ImageSource::Bytes(png), &l).unwrap().len(),
+            3 * 32 * 32
+        );
+        let missing = p.run(&ImageSource::Path("/nonexistent/x.jpg".into()), &l);
+        assert!(format!("{missing:?}").contains("/nonexistent/x.jpg"));
+        assert_eq!(kind(missing).0, ImageErrorKind::Missing);
+    }
+
+    #[test]
+    fn a_late_decode_is_abandoned_at_the_deadline() {
+        // 16 megapixels of noise take tens of milliseconds to decode on any machine; the
+        // deadline is one millisecond.
+        let mut state = 1u32;
+        let img = RgbImage::from_fn(4000, 4000, |_, _| {
+            state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            image::Rgb([(state >> 24) as u8, (state >> 16) as u8, (state >> 8) as u8])
+        });
+        let mut png = Vec::new();
+        img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        let p = Preprocess::clip_defaults(16);
+        let l = ImageLimits::default().decode_deadline(Some(std::time::Duration::from_millis(1)));
+        match p.decode_bytes("noise.png", &png, &l) {
+            Err(Error::Image { kind, detail, .. }) => {
+                assert_eq!(kind, ImageErrorKind::DecodeDeadline, "{detail}");
+                assert!(detail.contains("1 ms"), "{detail}");
+            }
+            other => panic!("{:?}", other.map(|i| i.dimensions())),
+        }
+        let generous = l.decode_deadline(Some(std::time::Duration::from_secs(600)));
+        assert_eq!(
+            p.decode_bytes("noise.png", &png, &generous)
+                .unwrap()
+                .dimensions(),
+            (4000, 4000)
+        );
     }
 
     #[test]
@@ -423,7 +481,7 @@ mod tests {
             let mut bytes = Vec::new();
             img.write_to(&mut Cursor::new(&mut bytes), f).unwrap();
             let rgb = p
-                .decode_bytes("x", &bytes)
+                .decode_bytes("x", &bytes, &ImageLimits::default())
                 .unwrap_or_else(|e| panic!("{f:?}: {e}"));
             assert_eq!(rgb.dimensions(), (21, 13), "{f:?}");
         }

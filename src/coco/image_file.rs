@@ -1,26 +1,39 @@
-//! Reading one image file of a data set and sorting out the broken ones before they reach the model.
-//!
-//! The checks are cheap and structural (magic bytes, JPEG end-of-image marker, PNG `IEND` chunk) so a
-//! file is decoded once, by the embedder; anything the embedder still cannot decode is reported by
-//! the loader as [`FailureKind::Undecodable`].
+//! Reading one image file of a data set and sorting out the broken ones before they reach the
+//! model: the file name must stay inside the images folder, then the image intake
+//! ([`read_image`]) applies the rules every entry point shares. The decoder applies the rest
+//! (pixels, memory, deadline); the loader reports whatever it refuses under the same kinds.
 
 use std::path::Path;
 
 use serde::Serialize;
 
-/// Why an image was skipped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+use crate::{Error, ImageErrorKind, ImageLimits, ImageSource, read_image};
+
+/// Why an image was skipped: the rule of the image intake ([`ImageErrorKind`]) that refused it,
+/// or a path outside the images folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FailureKind {
     /// The file does not exist.
     Missing,
     /// The file exists but cannot be read (permissions, I/O error).
     Unreadable,
+    /// A directory, FIFO, device or socket.
+    NotARegularFile,
+    /// Larger than `max_image_bytes`.
+    TooLarge,
     /// The bytes are not an image format mmdb knows.
     NotAnImage,
     /// A JPEG or PNG whose end is missing.
     Truncated,
-    /// The embedder could not decode or embed it.
+    /// More pixels than `max_image_pixels` (decompression bomb).
+    TooManyPixels,
+    /// Decoding needs more memory than `max_image_decode_bytes`.
+    OverMemoryLimit,
+    /// Decoding took longer than the decode deadline.
+    DecodeDeadline,
+    /// The decoder or the model failed on it.
     Undecodable,
     /// Its `file_name` points outside the images folder (`..`, an absolute path, a symbolic
     /// link leading out); read only when the load allows it.
@@ -28,15 +41,55 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// The name written in reports.
+    /// Every kind, in the order the load summary lists them.
+    pub const ALL: [FailureKind; 11] = [
+        FailureKind::Missing,
+        FailureKind::Unreadable,
+        FailureKind::NotARegularFile,
+        FailureKind::TooLarge,
+        FailureKind::NotAnImage,
+        FailureKind::Truncated,
+        FailureKind::TooManyPixels,
+        FailureKind::OverMemoryLimit,
+        FailureKind::DecodeDeadline,
+        FailureKind::Undecodable,
+        FailureKind::OutsideImages,
+    ];
+
+    /// The name written in reports (`truncated`, `too_many_pixels`, ...).
     pub fn name(self) -> &'static str {
         match self {
-            FailureKind::Missing => "missing",
-            FailureKind::Unreadable => "unreadable",
-            FailureKind::NotAnImage => "not_an_image",
-            FailureKind::Truncated => "truncated",
-            FailureKind::Undecodable => "undecodable",
             FailureKind::OutsideImages => "outside_images",
+            FailureKind::Missing => ImageErrorKind::Missing.name(),
+            FailureKind::Unreadable => ImageErrorKind::Unreadable.name(),
+            FailureKind::NotARegularFile => ImageErrorKind::NotRegularFile.name(),
+            FailureKind::TooLarge => ImageErrorKind::TooLarge.name(),
+            FailureKind::NotAnImage => ImageErrorKind::NotAnImage.name(),
+            FailureKind::Truncated => ImageErrorKind::Truncated.name(),
+            FailureKind::TooManyPixels => ImageErrorKind::TooManyPixels.name(),
+            FailureKind::OverMemoryLimit => ImageErrorKind::OverMemoryLimit.name(),
+            FailureKind::DecodeDeadline => ImageErrorKind::DecodeDeadline.name(),
+            FailureKind::Undecodable => ImageErrorKind::Undecodable.name(),
+        }
+    }
+
+    /// The kind of an embedding or intake error: its [`ImageErrorKind`] for [`Error::Image`],
+    /// [`FailureKind::Undecodable`] for anything else (the model failed).
+    pub fn of(e: &Error) -> FailureKind {
+        let Error::Image { kind, .. } = e else {
+            return FailureKind::Undecodable;
+        };
+        match kind {
+            ImageErrorKind::Missing => FailureKind::Missing,
+            ImageErrorKind::Unreadable => FailureKind::Unreadable,
+            ImageErrorKind::NotRegularFile => FailureKind::NotARegularFile,
+            ImageErrorKind::TooLarge => FailureKind::TooLarge,
+            ImageErrorKind::NotAnImage => FailureKind::NotAnImage,
+            ImageErrorKind::Truncated => FailureKind::Truncated,
+            ImageErrorKind::TooManyPixels => FailureKind::TooManyPixels,
+            ImageErrorKind::OverMemoryLimit => FailureKind::OverMemoryLimit,
+            ImageErrorKind::DecodeDeadline => FailureKind::DecodeDeadline,
+            _ => FailureKind::Undecodable,
         }
     }
 }
@@ -67,59 +120,20 @@ pub fn resolve_inside(dir: &Path, name: &str) -> Result<std::path::PathBuf, (Fai
     Ok(path)
 }
 
-/// Reads `path` and checks it looks like a whole image; `Err((kind, detail))` otherwise.
-pub fn read_checked(path: &Path) -> Result<Vec<u8>, (FailureKind, String)> {
-    let io = |e: std::io::Error| match e.kind() {
-        std::io::ErrorKind::NotFound => (FailureKind::Missing, "file not found".to_string()),
-        _ => (FailureKind::Unreadable, e.to_string()),
-    };
-    // A FIFO would block the load forever and a device never end: regular files only.
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if !meta.is_file() {
-        return Err((
-            FailureKind::Unreadable,
-            "not a regular file (a directory, FIFO or device)".to_string(),
-        ));
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
-    check_bytes(&bytes)?;
-    Ok(bytes)
-}
-
-/// The structural checks of [`read_checked`] on bytes already read.
-pub fn check_bytes(bytes: &[u8]) -> Result<(), (FailureKind, String)> {
-    let format = image::guess_format(bytes).map_err(|_| {
-        // No bytes of the file in the message: reports must not leak what a non-image holds.
-        (
-            FailureKind::NotAnImage,
-            format!("unknown format ({} bytes)", bytes.len()),
-        )
-    })?;
-    // Some writers pad files; padding after the end marker is harmless.
-    let end = bytes
-        .iter()
-        .rposition(|&b| !matches!(b, 0 | b'\n' | b'\r' | b' '))
-        .map_or(0, |i| i + 1);
-    let body = &bytes[..end];
-    match format {
-        image::ImageFormat::Jpeg if !body.ends_with(&[0xff, 0xd9]) => Err((
-            FailureKind::Truncated,
-            format!("JPEG without end-of-image marker ({} bytes)", bytes.len()),
-        )),
-        image::ImageFormat::Png if !body.ends_with(b"IEND\xae\x42\x60\x82") => Err((
-            FailureKind::Truncated,
-            format!("PNG without IEND chunk ({} bytes)", bytes.len()),
-        )),
-        image::ImageFormat::Jpeg
-        | image::ImageFormat::Png
-        | image::ImageFormat::Gif
-        | image::ImageFormat::WebP
-        | image::ImageFormat::Bmp
-        | image::ImageFormat::Tiff => Ok(()),
-        other => Err((
-            FailureKind::NotAnImage,
-            format!("unsupported image format {other:?}"),
-        )),
+/// Reads `path` through the image intake ([`read_image`]: regular files only, the size limit,
+/// the truncation check); `Err((kind, detail))` otherwise. The detail never quotes the file.
+pub fn read_checked(path: &Path, limits: &ImageLimits) -> Result<Vec<u8>, (FailureKind, String)> {
+    let src = ImageSource::Path(path.to_string_lossy().into_owned());
+    match read_image(&src, limits) {
+        Ok(bytes) => Ok(bytes.into_owned()),
+        Err(e) => {
+            let kind = FailureKind::of(&e);
+            let detail = match e {
+                Error::Image { detail, .. } => detail,
+                other => other.to_string(),
+            };
+            Err((kind, detail))
+        }
     }
 }
 
@@ -155,15 +169,16 @@ mod tests {
     #[test]
     fn sorts_files() {
         let dir = tempfile::tempdir().unwrap();
+        let l = ImageLimits::default();
         let p = dir.path().join("a.png");
-        assert_eq!(read_checked(&p).unwrap_err().0, FailureKind::Missing);
+        assert_eq!(read_checked(&p, &l).unwrap_err().0, FailureKind::Missing);
         std::fs::write(&p, png()).unwrap();
-        assert!(read_checked(&p).is_ok());
+        assert!(read_checked(&p, &l).is_ok());
         let whole = png();
         std::fs::write(&p, &whole[..whole.len() - 3]).unwrap();
-        assert_eq!(read_checked(&p).unwrap_err().0, FailureKind::Truncated);
+        assert_eq!(read_checked(&p, &l).unwrap_err().0, FailureKind::Truncated);
         std::fs::write(&p, b"root:x:0:0").unwrap();
-        let (kind, detail) = read_checked(&p).unwrap_err();
+        let (kind, detail) = read_checked(&p, &l).unwrap_err();
         assert_eq!(kind, FailureKind::NotAnImage);
         assert!(
             !detail.contains("726f6f74") && !detail.contains("root"),
@@ -171,17 +186,19 @@ mod tests {
         );
         // Directories, devices and FIFOs are refused without reading (a FIFO would block).
         for odd in [dir.path(), Path::new("/dev/zero")] {
-            let (kind, detail) = read_checked(odd).unwrap_err();
-            assert_eq!(kind, FailureKind::Unreadable);
+            let (kind, detail) = read_checked(odd, &l).unwrap_err();
+            assert_eq!(kind, FailureKind::NotARegularFile);
             assert!(detail.contains("not a regular file"), "{detail}");
         }
-        // A JPEG with trailing padding after its end marker is whole.
-        assert!(check_bytes(&[0xff, 0xd8, 0xff, 0xe0, 0, 0, 0xff, 0xd9, 0, 0]).is_ok());
-        assert_eq!(
-            check_bytes(&[0xff, 0xd8, 0xff, 0xe0, 1, 2, 3])
-                .unwrap_err()
-                .0,
-            FailureKind::Truncated
-        );
+        std::fs::write(&p, png()).unwrap();
+        let (kind, _) = read_checked(&p, &l.max_bytes(5)).unwrap_err();
+        assert_eq!(kind, FailureKind::TooLarge);
+    }
+
+    #[test]
+    fn every_kind_has_its_own_name() {
+        let names: std::collections::HashSet<&str> =
+            FailureKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names.len(), FailureKind::ALL.len());
     }
 }

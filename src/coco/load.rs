@@ -18,7 +18,7 @@ use super::image_file::{FailureKind, read_checked, resolve_inside};
 use super::report::{CaptionFailure, ImageFailure, LoadReport, write_failures};
 use super::tables::{captions_table, ensure_tables};
 use crate::embedder::{DEFAULT_MODEL, Embedder};
-use crate::{Database, Error, ImageSource, Result, Row, RowId, Value};
+use crate::{Database, Error, ImageLimits, ImageSource, Result, Row, RowId, Value};
 
 /// What to load and how. [`LoadOptions::new`] gives the defaults.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,10 @@ pub struct LoadOptions {
     /// Read `file_name`s that lead outside `images` (`..`, absolute paths, symbolic links out).
     /// Default false: they are skipped and reported as `outside_images`.
     pub allow_outside_images: bool,
+    /// Limits on each image. Default `None`: the database's
+    /// ([`Database::image_limits`]) with a decode deadline of
+    /// [`DEFAULT_BULK_DECODE_DEADLINE`](crate::DEFAULT_BULK_DECODE_DEADLINE) unless they set one.
+    pub image_limits: Option<ImageLimits>,
 }
 
 impl LoadOptions {
@@ -58,6 +62,7 @@ impl LoadOptions {
             batch_size: 64,
             report_path: None,
             allow_outside_images: false,
+            image_limits: None,
         }
     }
 }
@@ -213,13 +218,16 @@ fn load_batch(
     present_captions: &HashSet<RowId>,
     report: &mut LoadReport,
 ) -> Result<(usize, usize)> {
+    let limits = opts
+        .image_limits
+        .unwrap_or_else(|| db.image_limits().for_bulk_load());
     let files: Vec<_> = batch
         .par_iter()
         .map(|img| {
             if opts.allow_outside_images {
-                read_checked(&images_dir.join(&img.file_name))
+                read_checked(&images_dir.join(&img.file_name), &limits)
             } else {
-                resolve_inside(images_dir, &img.file_name).and_then(|p| read_checked(&p))
+                resolve_inside(images_dir, &img.file_name).and_then(|p| read_checked(&p, &limits))
             }
         })
         .collect();
@@ -237,7 +245,10 @@ fn load_batch(
     let dim = embedder.dim();
     let mut image_rows = Vec::new();
     let mut ok_images = Vec::new();
-    for (img, emb) in readable.into_iter().zip(embedder.embed_images(&sources)) {
+    for (img, emb) in readable
+        .into_iter()
+        .zip(embedder.embed_images(&sources, &limits))
+    {
         match emb.and_then(|v| check_vector(v, dim)) {
             Ok(v) => {
                 let path = images_dir
@@ -256,9 +267,10 @@ fn load_batch(
                 ok_images.push(img.id);
             }
             Err(e) => {
+                let kind = FailureKind::of(&e);
                 report
                     .image_failures
-                    .push(failure(img, FailureKind::Undecodable, e.to_string()))
+                    .push(failure(img, kind, e.to_string()))
             }
         }
     }

@@ -79,18 +79,23 @@ impl fmt::Display for LoadReport {
             self.images_already_loaded,
             self.images_total,
         )?;
-        let count = |k: FailureKind| self.image_failures.iter().filter(|x| x.kind == k).count();
+        // The kinds that occurred, by report name: `skipped 3 images (missing 2, truncated 1)`.
+        let by_kind: Vec<String> = FailureKind::ALL
+            .iter()
+            .filter_map(|&k| {
+                let n = self.image_failures.iter().filter(|x| x.kind == k).count();
+                (n > 0).then(|| format!("{} {n}", k.name()))
+            })
+            .collect();
+        let kinds = if by_kind.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", by_kind.join(", "))
+        };
         write!(
             f,
-            "skipped {} images (missing {}, unreadable {}, not an image {}, truncated {}, undecodable {}, \
-             outside the images folder {}) and {} captions; listed in {}",
+            "skipped {} images{kinds} and {} captions; listed in {}",
             self.image_failures.len(),
-            count(FailureKind::Missing),
-            count(FailureKind::Unreadable),
-            count(FailureKind::NotAnImage),
-            count(FailureKind::Truncated),
-            count(FailureKind::Undecodable),
-            count(FailureKind::OutsideImages),
             self.caption_failures.len(),
             self.report_path.display()
         )

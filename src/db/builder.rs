@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::Database;
-use crate::Result;
 use crate::embedder::{ModelLoader, ModelRegistry};
 use crate::storage::{FileSystem, RealFileSystem};
 use crate::wal::{Sync, WalRecovery};
+use crate::{ImageLimits, Result};
 
 /// Default memtable size before a flush to a segment: 64 MiB.
 pub const DEFAULT_MEMTABLE_MAX_BYTES: usize = 64 << 20;
@@ -28,6 +28,7 @@ pub struct DatabaseBuilder {
     pub(crate) model_loader: Option<Arc<ModelLoader>>,
     pub(crate) wal_recovery: WalRecovery,
     pub(crate) fs: Arc<dyn FileSystem>,
+    pub(crate) image_limits: ImageLimits,
 }
 
 impl std::fmt::Debug for DatabaseBuilder {
@@ -41,6 +42,7 @@ impl std::fmt::Debug for DatabaseBuilder {
             .field("verify_in_background", &self.verify_in_background)
             .field("wal_recovery", &self.wal_recovery)
             .field("file_system", &self.fs)
+            .field("image_limits", &self.image_limits)
             .field(
                 "model_loader",
                 &self.model_loader.as_ref().map_or("built-in", |_| "custom"),
@@ -61,6 +63,7 @@ impl Default for DatabaseBuilder {
             model_loader: None,
             wal_recovery: WalRecovery::TolerateTornTail,
             fs: Arc::new(RealFileSystem),
+            image_limits: ImageLimits::default(),
         }
     }
 }
@@ -142,6 +145,15 @@ impl DatabaseBuilder {
     #[must_use]
     pub fn file_system(mut self, fs: Arc<dyn FileSystem>) -> Self {
         self.fs = fs;
+        self
+    }
+
+    /// Limits on every image this database reads (SQL paths and blobs, `image()` queries, COCO
+    /// loads): file size, pixels, decode memory, decode deadline. Default
+    /// [`ImageLimits::default`]; a session changes them with `SET` (docs/sql.md).
+    #[must_use]
+    pub fn image_limits(mut self, limits: ImageLimits) -> Self {
+        self.image_limits = limits;
         self
     }
 

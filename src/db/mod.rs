@@ -126,6 +126,12 @@ impl Database {
         self.inner.opts.read_only
     }
 
+    /// The image limits this database was opened with
+    /// ([`DatabaseBuilder::image_limits`]); sessions start from them.
+    pub fn image_limits(&self) -> crate::ImageLimits {
+        self.inner.opts.image_limits
+    }
+
     /// The model registry of this database (one per database).
     pub fn models(&self) -> &ModelRegistry {
         &self.inner.models

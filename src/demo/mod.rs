@@ -85,9 +85,12 @@ pub fn generate(out_dir: &Path, images: usize, seed: u64, val_fraction: f64) -> 
             let mut png = Cursor::new(Vec::new());
             pixels
                 .write_to(&mut png, image::ImageFormat::Png)
-                .map_err(|e| Error::Image {
-                    source_name: path.display().to_string(),
-                    detail: format!("PNG encoding failed: {e}"),
+                .map_err(|e| {
+                    Error::image(
+                        path.display().to_string(),
+                        crate::ImageErrorKind::Undecodable,
+                        format!("PNG encoding failed: {e}"),
+                    )
                 })?;
             fs::write(&path, png.into_inner()).map_err(|e| Error::io(&path, e))?;
             let entry = CocoImage {

@@ -7,7 +7,9 @@
 use std::sync::Arc;
 
 use crate::embedder::{DEFAULT_MODEL, Embedder};
-use crate::{Column, ColumnType, Database, Error, ImageSource, Result, Row, TableSchema, Value};
+use crate::{
+    Column, ColumnType, Database, Error, ImageLimits, ImageSource, Result, Row, TableSchema, Value,
+};
 
 /// Whether column `i` gets its vector from the model (false when the table has no column `i`).
 pub fn is_embedded(schema: &TableSchema, i: usize) -> bool {
@@ -57,6 +59,7 @@ pub fn embed_rows(
     rows: &mut [Row],
     cols: Option<&[usize]>,
     row_numbers: &[usize],
+    limits: &ImageLimits,
 ) -> Result<()> {
     let number = |r: usize| row_numbers.get(r).copied().unwrap_or(r);
     let targets: Vec<(usize, &Column)> = schema
@@ -111,7 +114,7 @@ pub fn embed_rows(
             which.push(r);
         }
         let results = match column.ty {
-            ColumnType::Image => e.embed_images(&imgs),
+            ColumnType::Image => e.embed_images(&imgs, limits),
             _ => e.embed_texts(&texts),
         };
         if results.len() != which.len() {
@@ -149,9 +152,11 @@ fn row_error(err: Error, table: &str, col: &str, row: usize) -> Error {
     match err {
         Error::Image {
             source_name,
+            kind,
             detail,
         } => Error::Image {
             source_name,
+            kind,
             detail: format!("{detail} (row {row} of {table}.{col})"),
         },
         other => Error::Model(format!("{table}.{col} row {row}: {other}")),
@@ -169,9 +174,13 @@ pub fn embed_query_image(
     db: &Database,
     schema: &TableSchema,
     img: &ImageSource,
+    limits: &ImageLimits,
 ) -> Result<Vec<f32>> {
     let e = embedder_for(db, schema, false)?;
-    one(e.embed_images(std::slice::from_ref(img)), "query image")
+    one(
+        e.embed_images(std::slice::from_ref(img), limits),
+        "query image",
+    )
 }
 
 fn one(mut v: Vec<Result<Vec<f32>>>, what: &str) -> Result<Vec<f32>> {

@@ -72,6 +72,22 @@ pub enum Setting {
     EfSearch(Option<usize>),
     /// `SET exact = true|false`.
     Exact(bool),
+    /// `SET max_image_bytes | max_image_pixels | max_image_decode_bytes |
+    /// image_decode_deadline_ms = N` (`None`: `DEFAULT`, the database's limit).
+    Image(ImageSetting, Option<u64>),
+}
+
+/// Which image limit a `SET` changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSetting {
+    /// `max_image_bytes`.
+    MaxBytes,
+    /// `max_image_pixels`.
+    MaxPixels,
+    /// `max_image_decode_bytes`.
+    MaxDecodeBytes,
+    /// `image_decode_deadline_ms` (0: no deadline).
+    DecodeDeadlineMs,
 }
 
 /// A SELECT over at most one table.

@@ -9,7 +9,7 @@ use sqlparser::ast::{
 use crate::sql::binder::{Binder, Params, const_eval};
 use crate::sql::ddl::{create_table_schema, table_name};
 use crate::sql::expr::Expr;
-use crate::sql::plan::{Plan, SelectPlan, Setting, VectorSearch};
+use crate::sql::plan::{ImageSetting, Plan, SelectPlan, Setting, VectorSearch};
 use crate::sql::query_vec::SimKind;
 use crate::{Error, Result, TableSchema, Value};
 
@@ -69,6 +69,17 @@ fn first_words(stmt: &Statement) -> String {
         .join(" ")
 }
 
+/// The image limit `SET name` changes, if `name` is one.
+fn image_setting(name: &str) -> Option<ImageSetting> {
+    Some(match name {
+        "max_image_bytes" => ImageSetting::MaxBytes,
+        "max_image_pixels" => ImageSetting::MaxPixels,
+        "max_image_decode_bytes" => ImageSetting::MaxDecodeBytes,
+        "image_decode_deadline_ms" => ImageSetting::DecodeDeadlineMs,
+        _ => return None,
+    })
+}
+
 fn plan_set(set: &ast::Set) -> Result<Plan> {
     let ast::Set::SingleAssignment {
         variable, values, ..
@@ -87,6 +98,20 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
     } else {
         const_eval(&Binder::new(None, &mut Params::default()).bind(value)?)?
     };
+    if let Some(which) = image_setting(&name) {
+        let deadline = which == ImageSetting::DecodeDeadlineMs;
+        return match v {
+            Value::Null => Ok(Plan::Set(Setting::Image(which, None))),
+            Value::Integer(n) if n > 0 || (n == 0 && deadline) => {
+                Ok(Plan::Set(Setting::Image(which, Some(n as u64))))
+            }
+            v => Err(Error::InvalidArgument(format!(
+                "{name} must be a positive integer{} or DEFAULT, got {}",
+                if deadline { " (0: no deadline)" } else { "" },
+                crate::sql::value_fmt::sql_literal(&v)
+            ))),
+        };
+    }
     match (name.as_str(), v) {
         ("ef_search", Value::Null) => Ok(Plan::Set(Setting::EfSearch(None))),
         ("ef_search", Value::Integer(n)) if (1..=10_000).contains(&n) => {
@@ -100,7 +125,8 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
         ("exact", Value::Null) => Ok(Plan::Set(Setting::Exact(false))),
         ("exact", _) => Err(Error::InvalidArgument("exact must be true or false".into())),
         _ => Err(Error::InvalidArgument(format!(
-            "unknown setting {name} (known: ef_search, exact)"
+            "unknown setting {name} (known: ef_search, exact, max_image_bytes, max_image_pixels, \
+             max_image_decode_bytes, image_decode_deadline_ms)"
         ))),
     }
 }

@@ -6,7 +6,7 @@ use crate::sql::embedding::{embed_query_image, embed_query_text};
 use crate::sql::expr::Expr;
 use crate::sql::plan::SelectPlan;
 use crate::sql::query_vec::QueryArg;
-use crate::{ColumnType, Database, Error, ImageSource, Result, TableSchema, Value};
+use crate::{ColumnType, Database, Error, ImageLimits, ImageSource, Result, TableSchema, Value};
 
 /// The column each query of the plan is compared with (for `row(id)` and for dimensions).
 fn query_columns(plan: &SelectPlan) -> Vec<Option<usize>> {
@@ -41,6 +41,7 @@ pub fn resolve_queries(
     plan: &SelectPlan,
     params: &[Value],
     placeholder: bool,
+    limits: &ImageLimits,
 ) -> Result<Vec<Vec<f32>>> {
     let schema = snap.schema();
     let cols = query_columns(plan);
@@ -57,7 +58,7 @@ pub fn resolve_queries(
                 let dim = column(schema, col)?.dim.max(1) as usize;
                 return Ok(vec![0.0; dim]);
             }
-            resolve_query(db, snap, schema, col, arg, params)
+            resolve_query(db, snap, schema, col, arg, params, limits)
         })
         .collect()
 }
@@ -79,6 +80,7 @@ pub fn resolve_query(
     col: usize,
     arg: &QueryArg,
     params: &[Value],
+    limits: &ImageLimits,
 ) -> Result<Vec<f32>> {
     let c = column(schema, col)?;
     let needs_model = |what: &str| {
@@ -100,7 +102,7 @@ pub fn resolve_query(
         }
         QueryArg::Image(img) => {
             needs_model("an image")?;
-            embed_query_image(db, schema, img)?
+            embed_query_image(db, schema, img, limits)?
         }
         QueryArg::Row(id) => {
             let row = snap.get(*id)?.ok_or_else(|| {
@@ -122,11 +124,11 @@ pub fn resolve_query(
                 }
                 Value::Blob(b) => {
                     needs_model("an image")?;
-                    embed_query_image(db, schema, &ImageSource::Bytes(b.clone()))?
+                    embed_query_image(db, schema, &ImageSource::Bytes(b.clone()), limits)?
                 }
                 Value::Image(img) => {
                     needs_model("an image")?;
-                    embed_query_image(db, schema, img)?
+                    embed_query_image(db, schema, img, limits)?
                 }
                 other => {
                     return Err(Error::InvalidArgument(format!(

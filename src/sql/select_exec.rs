@@ -29,7 +29,7 @@ pub fn run_select(
         return finish(plan, vec![(0, Row::default())], params, &queries, None);
     };
     let snap = db.snapshot(&schema.name)?;
-    let queries = resolve_queries(db, &snap, plan, params, false)?;
+    let queries = resolve_queries(db, &snap, plan, params, false, &settings.image_limits)?;
     let ctx = EvalCtx {
         params,
         queries: &queries,

@@ -10,7 +10,7 @@ use crate::sql::binder::Params;
 use crate::sql::ddl::type_name;
 use crate::sql::expr::{EvalCtx, Expr};
 use crate::sql::parser::{parse_script, parse_statement};
-use crate::sql::plan::{Plan, SelectPlan, Setting};
+use crate::sql::plan::{ImageSetting, Plan, SelectPlan, Setting};
 use crate::sql::planner::{Catalog, plan};
 use crate::sql::query_resolve::resolve_queries;
 use crate::sql::rows::{ColumnInfo, Rows};
@@ -67,8 +67,11 @@ impl Session {
     /// A session on `db` with default settings.
     pub fn new(db: Database) -> Session {
         Session {
+            settings: Settings {
+                image_limits: db.image_limits(),
+                ..Settings::default()
+            },
             db,
-            settings: Settings::default(),
             interrupt: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -196,7 +199,14 @@ impl Session {
                 schema,
                 columns,
                 rows,
-            } => Output::Changed(run_insert(db, schema, columns, rows, params)?),
+            } => Output::Changed(run_insert(
+                db,
+                schema,
+                columns,
+                rows,
+                params,
+                &self.settings.image_limits,
+            )?),
             Plan::Update {
                 schema,
                 assignments,
@@ -209,12 +219,20 @@ impl Session {
                 filter.as_ref(),
                 queries,
                 params,
+                &self.settings.image_limits,
             )?),
             Plan::Delete {
                 schema,
                 filter,
                 queries,
-            } => Output::Changed(run_delete(db, schema, filter.as_ref(), queries, params)?),
+            } => Output::Changed(run_delete(
+                db,
+                schema,
+                filter.as_ref(),
+                queries,
+                params,
+                &self.settings.image_limits,
+            )?),
             Plan::Select(s) => {
                 Output::Rows(run_select(db, s, params, &self.settings, &self.interrupt)?)
             }
@@ -241,6 +259,25 @@ impl Session {
                 self.settings.exact = *x;
                 Output::Done
             }
+            Plan::Set(Setting::Image(name, v)) => {
+                let l = &mut self.settings.image_limits;
+                let db_l = self.db.image_limits();
+                match name {
+                    ImageSetting::MaxBytes => l.max_bytes = v.unwrap_or(db_l.max_bytes),
+                    ImageSetting::MaxPixels => l.max_pixels = v.unwrap_or(db_l.max_pixels),
+                    ImageSetting::MaxDecodeBytes => {
+                        l.max_decode_bytes = v.unwrap_or(db_l.max_decode_bytes)
+                    }
+                    ImageSetting::DecodeDeadlineMs => {
+                        l.decode_deadline = match v {
+                            None => db_l.decode_deadline,
+                            Some(0) => None,
+                            Some(ms) => Some(std::time::Duration::from_millis(*ms)),
+                        }
+                    }
+                }
+                Output::Done
+            }
         })
     }
 
@@ -252,7 +289,14 @@ impl Session {
         let snap = self.db.snapshot(&schema.name)?;
         let storage = match &s.search {
             Some(vs) => {
-                let queries = resolve_queries(&self.db, &snap, s, params, true)?;
+                let queries = resolve_queries(
+                    &self.db,
+                    &snap,
+                    s,
+                    params,
+                    true,
+                    &self.settings.image_limits,
+                )?;
                 let ctx = EvalCtx {
                     params,
                     queries: &queries,

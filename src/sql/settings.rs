@@ -1,5 +1,6 @@
 //! The settings `SET` changes for the rest of a session, and how they shape a storage search.
 
+use crate::ImageLimits;
 use crate::db::SearchRequest;
 use crate::value::RowFilter;
 
@@ -11,6 +12,10 @@ pub struct Settings {
     pub ef_search: Option<usize>,
     /// `SET exact = true`: brute-force vector search.
     pub exact: bool,
+    /// Limits on the images this session's statements read: `SET max_image_bytes`,
+    /// `max_image_pixels`, `max_image_decode_bytes`, `image_decode_deadline_ms` (`DEFAULT`: the
+    /// database's, [`Database::image_limits`](crate::Database::image_limits)).
+    pub image_limits: ImageLimits,
 }
 
 impl Settings {

@@ -7,7 +7,9 @@ use crate::sql::expr::{EvalCtx, Expr};
 use crate::sql::query_resolve::resolve_query;
 use crate::sql::query_vec::QueryArg;
 use crate::sql::value_fmt::sql_literal;
-use crate::{ColumnType, Database, Error, ImageSource, Result, Row, RowId, TableSchema, Value};
+use crate::{
+    ColumnType, Database, Error, ImageLimits, ImageSource, Result, Row, RowId, TableSchema, Value,
+};
 
 /// Runs an INSERT; returns the number of rows inserted.
 pub fn run_insert(
@@ -16,6 +18,7 @@ pub fn run_insert(
     columns: &[usize],
     rows: &[Vec<Expr>],
     params: &[Value],
+    limits: &ImageLimits,
 ) -> Result<usize> {
     let ctx = EvalCtx {
         params,
@@ -33,7 +36,7 @@ pub fn run_insert(
         out.push(Row::new(values));
     }
     let numbers: Vec<usize> = (0..out.len()).collect();
-    embed_rows(db, schema, &mut out, None, &numbers)?;
+    embed_rows(db, schema, &mut out, None, &numbers, limits)?;
     Ok(db.insert(&schema.name, out)?.len())
 }
 
@@ -51,10 +54,20 @@ pub fn run_update(
     filter: Option<&Expr>,
     queries: &[QueryArg],
     params: &[Value],
+    limits: &ImageLimits,
 ) -> Result<usize> {
     for _ in 0..UPDATE_TRIES {
         let snap = db.snapshot(&schema.name)?;
-        let changed = update_rows(db, &snap, schema, assignments, filter, queries, params)?;
+        let changed = update_rows(
+            db,
+            &snap,
+            schema,
+            assignments,
+            filter,
+            queries,
+            params,
+            limits,
+        )?;
         if changed.is_empty() {
             return Ok(0);
         }
@@ -71,6 +84,7 @@ pub fn run_update(
 }
 
 /// The rows an UPDATE writes, computed from `snap`.
+#[allow(clippy::too_many_arguments)]
 fn update_rows(
     db: &Database,
     snap: &crate::TableSnapshot,
@@ -79,10 +93,11 @@ fn update_rows(
     filter: Option<&Expr>,
     queries: &[QueryArg],
     params: &[Value],
+    limits: &ImageLimits,
 ) -> Result<Vec<(RowId, Row)>> {
     let mut used: Vec<&Expr> = assignments.iter().map(|(_, e)| e).collect();
     used.extend(filter);
-    let qv = resolve_for(db, snap, schema, queries, &used, params)?;
+    let qv = resolve_for(db, snap, schema, queries, &used, params, limits)?;
     let ctx = EvalCtx {
         params,
         queries: &qv,
@@ -135,7 +150,7 @@ fn update_rows(
         .collect();
     if !embedded.is_empty() {
         let mut rows: Vec<Row> = changed.iter().map(|(_, r)| r.clone()).collect();
-        embed_rows(db, schema, &mut rows, Some(&embedded), &numbers)?;
+        embed_rows(db, schema, &mut rows, Some(&embedded), &numbers, limits)?;
         for ((_, slot), row) in changed.iter_mut().zip(rows) {
             *slot = row;
         }
@@ -150,10 +165,11 @@ pub fn run_delete(
     filter: Option<&Expr>,
     queries: &[QueryArg],
     params: &[Value],
+    limits: &ImageLimits,
 ) -> Result<usize> {
     let snap = db.snapshot(&schema.name)?;
     let used: Vec<&Expr> = filter.into_iter().collect();
-    let qv = resolve_for(db, &snap, schema, queries, &used, params)?;
+    let qv = resolve_for(db, &snap, schema, queries, &used, params, limits)?;
     let ctx = EvalCtx {
         params,
         queries: &qv,
@@ -174,6 +190,7 @@ fn resolve_for(
     queries: &[QueryArg],
     exprs: &[&Expr],
     params: &[Value],
+    limits: &ImageLimits,
 ) -> Result<Vec<Vec<f32>>> {
     let mut cols = vec![None; queries.len()];
     for f in exprs {
@@ -190,7 +207,7 @@ fn resolve_for(
         .iter()
         .zip(cols)
         .map(|(q, c)| match c {
-            Some(c) => resolve_query(db, snap, schema, c, q, params),
+            Some(c) => resolve_query(db, snap, schema, c, q, params, limits),
             None => Ok(Vec::new()),
         })
         .collect()
@@ -282,7 +299,17 @@ mod tests {
         // of range before.
         let snap = db.snapshot("t").unwrap();
         let set_b = [(1, Expr::Literal(Value::Integer(2)))];
-        let err = update_rows(&db, &snap, &two_columns(), &set_b, None, &[], &[]).unwrap_err();
+        let err = update_rows(
+            &db,
+            &snap,
+            &two_columns(),
+            &set_b,
+            None,
+            &[],
+            &[],
+            &ImageLimits::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::NoSuchColumn { .. }), "{err}");
     }
 }

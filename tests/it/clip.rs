@@ -97,7 +97,10 @@ fn preprocessing_matches_clip_image_processor_pil() {
     for (i, (path, _)) in images.iter().enumerate() {
         let px = m
             .preprocess()
-            .run(&ImageSource::Path(path.display().to_string()))
+            .run(
+                &ImageSource::Path(path.display().to_string()),
+                &mmdb::ImageLimits::default(),
+            )
             .unwrap();
         let d = max_diff(&px, &all[i * plane..(i + 1) * plane]);
         eprintln!("pixels {}: max abs diff {d:e}", path.display());
@@ -141,7 +144,7 @@ fn image_embeddings_match_transformers() {
         .iter()
         .map(|(p, _)| ImageSource::Path(p.display().to_string()))
         .collect();
-    let got = m.embed_images(&sources);
+    let got = m.embed_images(&sources, &mmdb::ImageLimits::default());
     let (mut png, mut jpeg) = (0f32, 0f32);
     for ((path, want), got) in images.iter().zip(got) {
         let got = got.unwrap();
@@ -181,7 +184,10 @@ fn gelu_checkpoint_with_its_own_epsilon_matches_transformers() {
             continue;
         }
         let got = m
-            .embed_images(&[ImageSource::Path(path.display().to_string())])
+            .embed_images(
+                &[ImageSource::Path(path.display().to_string())],
+                &mmdb::ImageLimits::default(),
+            )
             .remove(0)
             .unwrap();
         let mut want = want.clone();
@@ -201,7 +207,9 @@ fn a_batch_split_across_cores_matches_one_call() {
         .iter()
         .map(|(p, _)| {
             let source = ImageSource::Path(p.display().to_string());
-            m.preprocess().run(&source).unwrap()
+            m.preprocess()
+                .run(&source, &mmdb::ImageLimits::default())
+                .unwrap()
         })
         .collect();
     let ids: Vec<Vec<u32>> = golden_texts(&golden()).into_iter().map(|t| t.1).collect();
@@ -287,10 +295,10 @@ fn pool_keeps_order_isolates_bad_rows_and_caches() {
         .collect();
     sources.insert(2, ImageSource::Bytes(b"garbage".to_vec()));
     sources.push(ImageSource::Path("/nonexistent/missing.png".into()));
-    let direct = m.embed_images(&sources);
+    let direct = m.embed_images(&sources, &mmdb::ImageLimits::default());
     for round in 0..2 {
         // The second round is served from the cache.
-        let got = pool.embed_images_in(Lane::Bulk, &sources);
+        let got = pool.embed_images_in(Lane::Bulk, &sources, &mmdb::ImageLimits::default());
         assert_eq!(got.len(), sources.len());
         for (i, (g, d)) in got.iter().zip(&direct).enumerate() {
             match (g, d) {
@@ -388,7 +396,10 @@ fn full_size_parity_report() {
         let path = dir.join("images").join(im["file"].as_str().unwrap());
         let px = m
             .preprocess()
-            .run(&ImageSource::Path(path.display().to_string()))
+            .run(
+                &ImageSource::Path(path.display().to_string()),
+                &mmdb::ImageLimits::default(),
+            )
             .unwrap();
         let want = floats(&im["features"]);
         let from_golden_pixels = &m

@@ -74,7 +74,7 @@ fn demo_model_reaches_its_stated_recall() {
         })
         .unzip();
     let img: Vec<Vec<f32>> = model
-        .embed_images(&sources)
+        .embed_images(&sources, &mmdb::ImageLimits::default())
         .into_iter()
         .map(|r| r.unwrap())
         .collect();

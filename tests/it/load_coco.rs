@@ -53,7 +53,11 @@ impl Embedder for FakeEmbedder {
             })
             .collect()
     }
-    fn embed_images(&self, images: &[ImageSource]) -> Vec<Result<Vec<f32>>> {
+    fn embed_images(
+        &self,
+        images: &[ImageSource],
+        limits: &mmdb::ImageLimits,
+    ) -> Vec<Result<Vec<f32>>> {
         let n = self.image_batches.fetch_add(1, Ordering::SeqCst) + 1;
         if let Some((after, flag)) = &self.cancel
             && n >= *after
@@ -63,13 +67,9 @@ impl Embedder for FakeEmbedder {
         images
             .iter()
             .map(|src| {
-                let bytes = match src {
-                    ImageSource::Bytes(b) => b.clone(),
-                    ImageSource::Path(p) => std::fs::read(p).map_err(|e| Error::io(p, e))?,
-                };
-                let img = image::load_from_memory(&bytes).map_err(|e| Error::Image {
-                    source_name: "fake".into(),
-                    detail: e.to_string(),
+                let bytes = mmdb::read_image(src, limits)?;
+                let img = image::load_from_memory(&bytes).map_err(|e| {
+                    Error::image("fake", mmdb::ImageErrorKind::Undecodable, e.to_string())
                 })?;
                 let p = img.to_rgb8().get_pixel(0, 0).0;
                 Ok(p.iter().map(|&c| c as f32 / 255.0).collect())
@@ -133,7 +133,7 @@ fn loads_good_images_reports_broken_ones_and_resumes() {
     }
     assert!(
         r.to_string()
-            .contains("missing 1, unreadable 0, not an image 1, truncated 1"),
+            .contains("skipped 3 images (missing 1, not_an_image 1, truncated 1)"),
         "{r}"
     );
 
@@ -321,6 +321,9 @@ fn the_cli_entries_load_then_benchmark_read_only() {
         split_name: "test".into(),
         batch_size: 3,
         allow_outside_images: false,
+        max_image_bytes: None,
+        max_image_pixels: None,
+        decode_deadline_ms: None,
     };
     run_load_coco(&load).unwrap();
     // Again without --model: the table's model is reused and nothing new is loaded.
@@ -373,7 +376,7 @@ fn file_names_leading_out_of_the_images_folder_are_skipped_unless_allowed() {
         .map(|f| (f.image_id, f.kind))
         .collect();
     assert_eq!(kinds, [(2, FailureKind::OutsideImages)]);
-    assert!(r.to_string().contains("outside the images folder 1"), "{r}");
+    assert!(r.to_string().contains("(outside_images 1)"), "{r}");
 
     o.allow_outside_images = true;
     let r = coco::load(&db, &o, &coco::NoProgress, &never).unwrap();

@@ -53,16 +53,21 @@ impl Embedder for FakeEmbedder {
     fn embed_texts(&self, texts: &[String]) -> Vec<mmdb::Result<Vec<f32>>> {
         texts.iter().map(|t| Ok(Self::words(t))).collect()
     }
-    fn embed_images(&self, images: &[ImageSource]) -> Vec<mmdb::Result<Vec<f32>>> {
+    fn embed_images(
+        &self,
+        images: &[ImageSource],
+        _: &mmdb::ImageLimits,
+    ) -> Vec<mmdb::Result<Vec<f32>>> {
         images
             .iter()
             .map(|img| match img {
                 ImageSource::Path(p) => {
                     if !Path::new(p).exists() {
-                        return Err(Error::Image {
-                            source_name: p.clone(),
-                            detail: "no such file".into(),
-                        });
+                        return Err(Error::image(
+                            p.clone(),
+                            mmdb::ImageErrorKind::Missing,
+                            "no such file",
+                        ));
                     }
                     let stem = Path::new(p)
                         .file_stem()
