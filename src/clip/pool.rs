@@ -322,7 +322,15 @@ impl EmbedPool {
             Ok(b) => b,
             Err(e) => return Some(([0; 32], Err(e))),
         };
-        let key = hash(b"i", &bytes);
+        // The limits are part of the key: an image cached under looser limits is decoded (and
+        // refused) again under stricter ones.
+        let mut kind = b"i".to_vec();
+        let deadline = limits.decode_deadline.map_or(u128::MAX, |d| d.as_nanos());
+        for n in [limits.max_bytes, limits.max_pixels, limits.max_decode_bytes] {
+            kind.extend_from_slice(&n.to_le_bytes());
+        }
+        kind.extend_from_slice(&deadline.to_le_bytes());
+        let key = hash(&kind, &bytes);
         if let Some(v) = self.cache.lock().get(&key) {
             let _ = reply.send((row, Ok(v)));
             return None;

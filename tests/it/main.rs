@@ -19,6 +19,8 @@ mod durability;
 mod explain;
 mod fault_fs;
 mod format_compat;
+#[cfg(feature = "clip")]
+mod image_corpus;
 mod load_coco;
 mod model_loader;
 mod model_prop;
