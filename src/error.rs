@@ -115,10 +115,34 @@ pub enum Error {
         table: String,
         /// The column.
         column: String,
-        /// Index of the row in the statement or batch (0-based).
+        /// The row, counted from 1: its place in an INSERT's `VALUES` list or in a batch given
+        /// to [`Database::insert`](crate::Database::insert); for an UPDATE (SQL or
+        /// [`Database::update`](crate::Database::update)), its row id.
         row: usize,
         /// What was expected and what was given.
         detail: String,
+    },
+
+    /// A row gives a primary key that another row of the table, or of the same statement, has.
+    #[error("duplicate primary key in {table}: {column} = {key} is taken")]
+    DuplicateKey {
+        /// The table.
+        table: String,
+        /// The primary key column.
+        column: String,
+        /// The key given.
+        key: i64,
+    },
+
+    /// No automatic key is left: the table holds the largest key an INTEGER can hold
+    /// (`i64::MAX`) and automatic keys only count upwards. Rows can still be given their keys.
+    #[error(
+        "table {table} has no automatic key left: its keys reach 9223372036854775807, the \
+         largest INTEGER; give the key of each new row explicitly"
+    )]
+    KeysExhausted {
+        /// The table.
+        table: String,
     },
 
     /// A schema or option that mmdb refuses (bad HNSW parameter, duplicate column, ...).

@@ -125,6 +125,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &[
             "sql::binder",
             "sql::ddl",
+            "sql::embedding",
             "sql::expr",
             "sql::parser",
             "sql::plan",

@@ -17,7 +17,7 @@ use rustyline::validate::{ValidationContext, ValidationResult, Validator};
 use rustyline::{Context, Editor, Helper};
 
 use crate::cli::shell::{Flow, Shell};
-use crate::is_complete;
+use crate::sql::StatementScanner;
 
 const KEYWORDS: &[&str] = &[
     "SELECT",
@@ -95,6 +95,10 @@ const DOT_COMMANDS: &[&str] = &[
 /// Completion and multi-line validation.
 struct ShellHelper {
     tables: Arc<Mutex<Vec<String>>>,
+    /// The input the validator last read and the scanner's state after it. Rustyline hands the
+    /// validator the whole input on every Enter; when that input extends the last one (lines
+    /// typed or pasted one by one) only the new part is read.
+    scanned: Mutex<(String, StatementScanner)>,
 }
 
 impl Completer for ShellHelper {
@@ -154,7 +158,22 @@ impl Validator for ShellHelper {
     fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
         let input = ctx.input();
         let t = input.trim();
-        if t.is_empty() || t.starts_with('.') || is_complete(input) {
+        if t.is_empty() || t.starts_with('.') {
+            return Ok(ValidationResult::Valid(None));
+        }
+        let mut scanned = self.scanned.lock();
+        let (text, scanner) = &mut *scanned;
+        let rest = match input.strip_prefix(text.as_str()) {
+            Some(rest) => rest,
+            None => {
+                text.clear();
+                *scanner = StatementScanner::default();
+                input
+            }
+        };
+        scanner.push(rest);
+        text.push_str(rest);
+        if scanner.is_complete() {
             Ok(ValidationResult::Valid(None))
         } else {
             Ok(ValidationResult::Incomplete)
@@ -179,6 +198,7 @@ pub fn run(shell: &mut Shell<Stdout>) -> crate::Result<()> {
         .map_err(|e| crate::Error::InvalidArgument(format!("cannot start the line editor: {e}")))?;
     ed.set_helper(Some(ShellHelper {
         tables: tables.clone(),
+        scanned: Mutex::new((String::new(), StatementScanner::default())),
     }));
     let history = history_path();
     if let Some(h) = &history {

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use crate::ScriptError;
 use crate::cli::render::{Mode, render};
-use crate::is_complete;
+use crate::sql::StatementScanner;
 use crate::{Database, Error, Output, Session};
 
 /// What the caller should do after a command.
@@ -34,7 +34,7 @@ SQL statements end with ';' and may span lines. Dot-commands:
   .compact [TABLE]        merge a table's segments, dropping deleted rows (all tables if none)
   .open PATH              close this database and open (or create) PATH
   .quit                   exit (also Ctrl-D)
-Ctrl-C cancels the current input or the running query.
+Ctrl-C cancels the current input or the running statement (an interrupted write writes nothing).
 Example: SELECT * FROM photos ORDER BY similarity(image, 'a cute cat') LIMIT 10;";
 
 /// A shell session writing to `out`.
@@ -106,6 +106,8 @@ impl<W: Write> Shell<W> {
     /// outside a statement). Stops at the first error, which names the statement's line.
     pub fn run_script(&mut self, text: &str, first_line: u64) -> Result<Flow, ScriptError> {
         let mut buf = String::new();
+        // Fed each line once, so a long statement is not re-read from its start on every line.
+        let mut scanner = StatementScanner::default();
         let mut start = 0u64;
         for (i, line) in text.lines().enumerate() {
             let n = first_line + i as u64;
@@ -121,13 +123,17 @@ impl<W: Write> Shell<W> {
             }
             if buf.trim().is_empty() {
                 buf.clear();
+                scanner = StatementScanner::default();
                 start = n;
             }
             buf.push_str(line);
             buf.push('\n');
-            if is_complete(&buf) {
+            scanner.push(line);
+            scanner.push("\n");
+            if scanner.is_complete() {
                 self.run_sql(&buf, start)?;
                 buf.clear();
+                scanner = StatementScanner::default();
             }
         }
         if !buf.trim().is_empty() {

@@ -44,6 +44,35 @@ impl TourOptions {
 
 const TABLE: &str = "shapes";
 
+/// The file the tour writes into its database folder: the mark that a later tour may delete it.
+const TOUR_MARKER: &str = "MMDB-DEMO-TOUR";
+const TOUR_MARKER_TEXT: &str = "This database was made by `mmdb demo`; the next `mmdb demo` \
+                                with the same --dir replaces it.\n";
+
+/// Removes `db_dir` when an earlier tour made it (it holds [`TOUR_MARKER`]) or it is an empty
+/// folder; refuses anything else there, naming the path.
+fn clear_tour_db(db_dir: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(db_dir) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(db_dir, e)),
+    };
+    let is_tour_db = meta.is_dir() && db_dir.join(TOUR_MARKER).is_file();
+    let is_empty = meta.is_dir()
+        && std::fs::read_dir(db_dir)
+            .map_err(|e| Error::io(db_dir, e))?
+            .next()
+            .is_none();
+    if !(is_tour_db || is_empty) {
+        return Err(Error::InvalidArgument(format!(
+            "{} exists and is not a database made by `mmdb demo` (it has no {TOUR_MARKER} file), \
+             so the tour will not replace it: choose another --dir, or remove it yourself",
+            db_dir.display()
+        )));
+    }
+    std::fs::remove_dir_all(db_dir).map_err(|e| Error::io(db_dir, e))
+}
+
 /// Runs the tour, printing to `out`.
 pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
     let w = |out: &mut dyn Write, s: String| -> Result<()> {
@@ -51,6 +80,10 @@ pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
     };
     let data = opts.dir.join("data");
     let db_dir = opts.dir.join("db");
+    // Start from scratch so the numbers are those of this run, but only over a database an
+    // earlier tour made: `--dir` may name a folder that holds someone's own `db`. Checked first,
+    // before any work.
+    clear_tour_db(&db_dir)?;
 
     w(
         out,
@@ -69,10 +102,6 @@ pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
         ),
     )?;
 
-    if db_dir.exists() {
-        // The tour owns this folder: start from scratch so the numbers are those of this run.
-        std::fs::remove_dir_all(&db_dir).map_err(|e| Error::io(&db_dir, e))?;
-    }
     w(
         out,
         format!(
@@ -81,6 +110,10 @@ pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
             opts.model
         ),
     )?;
+    std::fs::create_dir_all(&db_dir).map_err(|e| Error::io(&db_dir, e))?;
+    // Marked before anything is loaded, so a tour cut short is still replaced by the next one.
+    let marker = db_dir.join(TOUR_MARKER);
+    std::fs::write(&marker, TOUR_MARKER_TEXT).map_err(|e| Error::io(&marker, e))?;
     let db = Database::open(&db_dir)?;
     let mut load_opts = LoadOptions::new(
         data.join("annotations/captions_val.json"),
@@ -158,7 +191,7 @@ pub fn run_tour(opts: &TourOptions, out: &mut dyn Write) -> Result<()> {
         out,
         "These numbers come from a 5 MB model trained on synthetic shapes; real CLIP weights \
          (e.g. --model openai/clip-vit-base-patch32) give real photo search. Try the REPL:\n  \
-         cargo run --release -- "
+         mmdb "
             .to_string()
             + &db_dir.display().to_string(),
     )?;

@@ -1,12 +1,24 @@
 //! Model spec -> a folder in Hugging Face layout.
 //!
-//! A spec is a folder path (anything that exists as a directory, or starts with `/`, `.` or `~`), or
-//! a hub id `org/name` looked up in the Hugging Face cache
+//! A spec is a folder path (anything that exists as a directory, or starts with `/`, `.` or `~`),
+//! the name [`DEMO_MODEL_NAME`] of the demo model compiled into mmdb, or a hub id `org/name`
+//! looked up in the Hugging Face cache
 //! (`$HF_HUB_CACHE`, else `$HF_HOME/hub`, else `~/.cache/huggingface/hub`;
 //! `models--org--name/snapshots/<rev>/`, preferring the revision `refs/main` points at) and, with the
-//! default `download` feature and unless `HF_HUB_OFFLINE=1`, downloaded there when missing.
+//! default `download` feature and unless `HF_HUB_OFFLINE=1`, downloaded there when missing. An
+//! existing folder wins over a name or hub id spelt the same.
+//!
+//! The demo model travels inside the binary (an installed or copied `mmdb` has no source tree to
+//! read it from) and is written out on first use to `$XDG_CACHE_HOME/mmdb/mmdb-demo-clip-<hash>/`
+//! (else `~/.cache/mmdb/...`), the hash naming its content so that builds with different demo
+//! models never share a folder.
 
+use std::fs;
+use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
@@ -15,20 +27,132 @@ pub const REQUIRED_FILES: [&str; 3] = ["config.json", "model.safetensors", "toke
 /// Fetched when present, never required.
 #[cfg_attr(not(feature = "download"), allow(dead_code))]
 pub const OPTIONAL_FILES: [&str; 1] = ["preprocessor_config.json"];
-/// The small demo model bundled with mmdb (relative to the repository root).
+/// Where the demo model's source files live in mmdb's repository (the binary carries a copy).
 pub const DEMO_MODEL: &str = "fixtures/models/mmdb-demo-clip";
 
 /// The name that resolves to the bundled demo model.
 pub const DEMO_MODEL_NAME: &str = "mmdb-demo-clip";
 
-/// The folder holding the model named by `spec`. [`DEMO_MODEL_NAME`] names the bundled demo model
-/// in this source tree (so a table created with it keeps working from any current directory).
+/// The demo model's files, compiled in.
+const DEMO_FILES: [(&str, &[u8]); 4] = [
+    (
+        "config.json",
+        include_bytes!("../../fixtures/models/mmdb-demo-clip/config.json"),
+    ),
+    (
+        "model.safetensors",
+        include_bytes!("../../fixtures/models/mmdb-demo-clip/model.safetensors"),
+    ),
+    (
+        "tokenizer.json",
+        include_bytes!("../../fixtures/models/mmdb-demo-clip/tokenizer.json"),
+    ),
+    (
+        "preprocessor_config.json",
+        include_bytes!("../../fixtures/models/mmdb-demo-clip/preprocessor_config.json"),
+    ),
+];
+
+/// The folder holding the model named by `spec`. [`DEMO_MODEL_NAME`] names the demo model
+/// compiled into mmdb, unless a folder of that name exists in the working directory.
 pub fn resolve_model(spec: &str) -> Result<PathBuf> {
-    if spec == DEMO_MODEL_NAME {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEMO_MODEL);
-        return check_folder(&dir, spec);
+    if spec == DEMO_MODEL_NAME && !Path::new(spec).is_dir() {
+        return demo_model_dir(&demo_cache_root()?);
     }
     resolve_in(spec, &cache_dirs(), offline())
+}
+
+/// `$XDG_CACHE_HOME/mmdb`, else `$HOME/.cache/mmdb`.
+fn demo_cache_root() -> Result<PathBuf> {
+    let env = |k: &str| std::env::var_os(k).map(PathBuf::from);
+    // The XDG spec ignores a relative XDG_CACHE_HOME.
+    if let Some(dir) = env("XDG_CACHE_HOME").filter(|d| d.is_absolute()) {
+        return Ok(dir.join("mmdb"));
+    }
+    match env("HOME").filter(|d| !d.as_os_str().is_empty()) {
+        Some(home) => Ok(home.join(".cache/mmdb")),
+        None => Err(Error::Model(format!(
+            "model {DEMO_MODEL_NAME}: no folder to write it to (set XDG_CACHE_HOME or HOME)"
+        ))),
+    }
+}
+
+/// The first 16 hex digits of the SHA-256 of the demo model's file names and contents.
+fn demo_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let mut h = Sha256::new();
+        for (name, bytes) in DEMO_FILES {
+            h.update(name.as_bytes());
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(bytes);
+        }
+        h.finalize()[..8]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    })
+}
+
+/// The demo model's folder under `root`, written there first when absent or not byte for byte
+/// the compiled-in files. It appears whole or not at all: the files are written and synced in a
+/// temporary folder that is then renamed, so a crash or a concurrent first use never leaves a
+/// half-written model under the final name.
+fn demo_model_dir(root: &Path) -> Result<PathBuf> {
+    let dir = root.join(format!("{DEMO_MODEL_NAME}-{}", demo_hash()));
+    if holds_demo_files(&dir) {
+        return Ok(dir);
+    }
+    fs::create_dir_all(root).map_err(|e| Error::io(root, e))?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let tmp = root.join(format!(
+        ".{DEMO_MODEL_NAME}-{}.tmp-{}-{nanos}",
+        demo_hash(),
+        std::process::id()
+    ));
+    let written = write_demo_files(&tmp).and_then(|()| {
+        // A folder that differs from the compiled-in files (damaged, edited) is replaced.
+        if dir.exists() && !holds_demo_files(&dir) {
+            fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        }
+        match fs::rename(&tmp, &dir) {
+            Ok(()) => Ok(()),
+            // Another process put it there first.
+            Err(_) if holds_demo_files(&dir) => Ok(()),
+            Err(e) => Err(Error::io(&dir, e)),
+        }
+    });
+    if tmp.exists() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    written?;
+    // Makes the rename durable; a cache that loses it is written again on next use.
+    if let Ok(d) = fs::File::open(root) {
+        let _ = d.sync_all();
+    }
+    Ok(dir)
+}
+
+fn write_demo_files(tmp: &Path) -> Result<()> {
+    fs::create_dir(tmp).map_err(|e| Error::io(tmp, e))?;
+    for (name, bytes) in DEMO_FILES {
+        let path = tmp.join(name);
+        let mut f = fs::File::create(&path).map_err(|e| Error::io(&path, e))?;
+        f.write_all(bytes).map_err(|e| Error::io(&path, e))?;
+        f.sync_all().map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Whether `dir` holds every demo file with exactly the compiled-in bytes.
+fn holds_demo_files(dir: &Path) -> bool {
+    DEMO_FILES.iter().all(|(name, bytes)| {
+        let path = dir.join(name);
+        fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64)
+            && fs::read(&path).is_ok_and(|b| b == *bytes)
+    })
 }
 
 fn resolve_in(spec: &str, caches: &[PathBuf], offline: bool) -> Result<PathBuf> {
@@ -148,7 +272,7 @@ fn not_found(id: &str, caches: &[PathBuf], why: &str) -> Error {
     Error::Model(format!(
         "model {id} is not in the Hugging Face cache (looked in {}) and {why}. Point the table's \
          model option at a local folder holding {} (e.g. `model = '/path/to/clip'`), or use the \
-         bundled demo model `{DEMO_MODEL}`",
+         demo model built into mmdb, `{DEMO_MODEL_NAME}`",
         if looked.is_empty() {
             "no cache folder: HOME, HF_HOME and HF_HUB_CACHE unset".into()
         } else {
@@ -263,10 +387,49 @@ mod tests {
     }
 
     #[test]
+    fn the_demo_model_is_written_out_once_and_repaired() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("cache/mmdb");
+        let dir = demo_model_dir(&root).unwrap();
+        assert!(dir.starts_with(&root), "{}", dir.display());
+        assert_eq!(check_folder(&dir, DEMO_MODEL_NAME).unwrap(), dir);
+        for (name, bytes) in DEMO_FILES {
+            let source = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(DEMO_MODEL)
+                .join(name);
+            assert_eq!(fs::read(source).unwrap(), bytes, "{name}");
+        }
+        let modified = |d: &Path| {
+            fs::metadata(d.join("model.safetensors"))
+                .unwrap()
+                .modified()
+                .unwrap()
+        };
+        let first = modified(&dir);
+        assert_eq!(demo_model_dir(&root).unwrap(), dir);
+        assert_eq!(modified(&dir), first, "an intact copy is reused");
+
+        // A damaged copy (same length, one byte changed) is replaced; no temporary folder stays.
+        let weights = dir.join("model.safetensors");
+        let mut bytes = fs::read(&weights).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        fs::write(&weights, bytes).unwrap();
+        assert_eq!(demo_model_dir(&root).unwrap(), dir);
+        assert!(holds_demo_files(&dir));
+        let names: Vec<_> = fs::read_dir(&root)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
     fn the_not_found_message_says_where_and_what_to_do() {
         let e = not_found("org/m", &[PathBuf::from("/c")], "offline").to_string();
         assert!(e.contains("/c/models--org--m"), "{e}");
-        assert!(e.contains(DEMO_MODEL), "{e}");
+        assert!(e.contains(&format!("`{DEMO_MODEL_NAME}`")), "{e}");
+        assert!(!e.contains("fixtures/"), "{e}");
         assert!(e.contains("local folder"), "{e}");
     }
 }

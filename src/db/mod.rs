@@ -12,6 +12,7 @@ mod open;
 mod search;
 mod snapshot;
 mod state;
+mod table_model;
 mod validate;
 mod write;
 
@@ -171,8 +172,30 @@ impl Database {
     }
 
     /// Creates a table; the catalog change is durable when this returns.
-    pub fn create_table(&self, mut schema: TableSchema) -> Result<()> {
+    ///
+    /// A `model` naming a folder by a relative path that exists is stored as the absolute path,
+    /// so the table finds its model from any working directory. The model itself is loaded on
+    /// first use (an import with precomputed vectors may never load it);
+    /// [`create_table_with_model`](Self::create_table_with_model), which SQL's CREATE TABLE
+    /// uses, loads it now.
+    pub fn create_table(&self, schema: TableSchema) -> Result<()> {
+        self.create_table_as(schema, false)
+    }
+
+    /// Creates a table as [`create_table`](Self::create_table), loading the table's model first
+    /// when it has IMAGE or embedded TEXT columns (its `model`, else
+    /// [`DEFAULT_MODEL`](crate::DEFAULT_MODEL)): a model that cannot be loaded is an error and
+    /// nothing is created; otherwise the model's identity and dimension are recorded with the
+    /// table, as [`set_model_identity`](Self::set_model_identity) would on first use.
+    pub fn create_table_with_model(&self, schema: TableSchema) -> Result<()> {
+        self.create_table_as(schema, true)
+    }
+
+    fn create_table_as(&self, mut schema: TableSchema, load_model: bool) -> Result<()> {
         schema.validate()?;
+        if let Some(spec) = &schema.model {
+            schema.model = Some(table_model::stored_spec(spec)?);
+        }
         if let Some(pk) = &schema.primary_key {
             let c = schema.require_column(pk)?;
             if schema.columns[c].ty != ColumnType::Integer {
@@ -189,6 +212,9 @@ impl Database {
             } else if c.ty != ColumnType::Text {
                 c.embedded = false;
             }
+        }
+        if load_model {
+            self.load_table_model(&mut schema)?;
         }
         self.with_writer(|db, w| {
             let mut tables = db.tables.read().clone();
@@ -257,18 +283,8 @@ impl Database {
                 }
                 None => {}
             }
-            if dim == 0 || dim > 65_536 {
-                return Err(Error::InvalidArgument(format!(
-                    "model dimension {dim} out of range"
-                )));
-            }
             let mut schema = (*t.schema).clone();
-            schema.model_identity = Some(identity.to_string());
-            for c in &mut schema.columns {
-                if c.has_vector() && !matches!(c.ty, ColumnType::Vector(_)) {
-                    c.dim = dim;
-                }
-            }
+            table_model::record_identity(&mut schema, identity, dim)?;
             t.schema = Arc::new(schema);
             db.store_manifest(w, &tables)?;
             *db.tables.write() = tables;

@@ -94,7 +94,7 @@ fn validation_is_all_or_nothing() {
         .insert("t", vec![row("a", [1.0, 0.0, 0.0]), bad])
         .unwrap_err();
     assert!(
-        matches!(e, Error::TypeMismatch { row: 1, ref column, .. } if column == "name"),
+        matches!(e, Error::TypeMismatch { row: 2, ref column, .. } if column == "name"),
         "{e}"
     );
     assert_eq!(db.snapshot("t").unwrap().row_count(), 0);

@@ -2,13 +2,14 @@
 
 use crate::{ColumnType, Error, Metric, Result, Row, TableSchema, Value};
 
-/// Checks and normalises `row` (row `index` of the batch) for `schema`: types, NOT NULL, vector
-/// dimensions and finiteness; INTEGER into REAL is widened; cosine vectors are normalised.
-pub fn check_row(schema: &TableSchema, index: usize, row: &mut Row) -> Result<()> {
+/// Checks and normalises `row` for `schema`: types, NOT NULL, vector dimensions and finiteness;
+/// INTEGER into REAL is widened; cosine vectors are normalised. Errors call it row `number`
+/// (see [`Error::TypeMismatch`]).
+pub fn check_row(schema: &TableSchema, number: usize, row: &mut Row) -> Result<()> {
     let mismatch = |col: &str, detail: String| Error::TypeMismatch {
         table: schema.name.clone(),
         column: col.to_string(),
-        row: index,
+        row: number,
         detail,
     };
     if row.values.len() != schema.columns.len() {

@@ -11,8 +11,10 @@ impl Database {
     /// Inserts a batch of rows atomically and returns their ids.
     ///
     /// If the schema has an INTEGER PRIMARY KEY column and a row gives it, that value is the row
-    /// id (an id already used is an error); otherwise the next id is assigned and written into
-    /// that column. Every row is validated before anything is written.
+    /// id (an id already used is [`Error::DuplicateKey`]); otherwise the next id (one more than
+    /// the largest ever used) is assigned and written into that column, and
+    /// [`Error::KeysExhausted`] once that would pass `i64::MAX`. Every row is validated before
+    /// anything is written.
     pub fn insert(&self, table: &str, mut rows: Vec<Row>) -> Result<Vec<RowId>> {
         self.write(|db, _| {
             let t = db.table(table)?;
@@ -25,23 +27,24 @@ impl Database {
             let mut seen = HashSet::new();
             let mut out = Vec::with_capacity(rows.len());
             for (i, row) in rows.iter_mut().enumerate() {
-                check_row(&schema, i, row)?;
+                // Errors name a row by its place in the batch, the first being row 1.
+                let number = i + 1;
+                check_row(&schema, number, row)?;
                 let id = match pk.map(|c| (c, &row.values[c])) {
                     Some((c, Value::Integer(v))) => {
                         let id = u64::try_from(*v).ok().filter(|&id| id > 0).ok_or_else(|| {
                             Error::TypeMismatch {
                                 table: schema.name.clone(),
                                 column: schema.columns[c].name.clone(),
-                                row: i,
+                                row: number,
                                 detail: format!("primary key must be positive, got {v}"),
                             }
                         })?;
                         if t.contains(id) || !seen.insert(id) {
-                            return Err(Error::TypeMismatch {
+                            return Err(Error::DuplicateKey {
                                 table: schema.name.clone(),
                                 column: schema.columns[c].name.clone(),
-                                row: i,
-                                detail: format!("duplicate primary key {id}"),
+                                key: *v,
                             });
                         }
                         id
@@ -50,12 +53,22 @@ impl Database {
                         while t.contains(next) || seen.contains(&next) {
                             next += 1;
                         }
-                        row.values[c] = Value::Integer(next as i64);
+                        // Keys are INTEGERs: past i64::MAX an automatic key would turn negative.
+                        let key = i64::try_from(next).map_err(|_| Error::KeysExhausted {
+                            table: schema.name.clone(),
+                        })?;
+                        row.values[c] = Value::Integer(key);
                         seen.insert(next);
                         next
                     }
                     None => {
                         next = next.max(seen.iter().max().map_or(0, |m| m + 1));
+                        // Row ids are read back as INTEGERs too.
+                        if i64::try_from(next).is_err() {
+                            return Err(Error::KeysExhausted {
+                                table: schema.name.clone(),
+                            });
+                        }
                         seen.insert(next);
                         next
                     }
@@ -185,8 +198,10 @@ fn update_op(t: &super::TableState, rows: Vec<(RowId, Row)>) -> Result<(WalOp, u
         .and_then(|p| schema.column_index(p));
     let mut seen = HashSet::new();
     let mut keep = Vec::with_capacity(rows.len());
-    for (i, (id, mut row)) in rows.into_iter().enumerate() {
-        check_row(&schema, i, &mut row)?;
+    for (id, mut row) in rows {
+        // A replacement row is named by its id, as SQL UPDATE names it.
+        let number = usize::try_from(id).unwrap_or(usize::MAX);
+        check_row(&schema, number, &mut row)?;
         if let Some(c) = pk {
             match row.values[c] {
                 Value::Integer(v) if v as u64 == id => {}
@@ -195,8 +210,8 @@ fn update_op(t: &super::TableState, rows: Vec<(RowId, Row)>) -> Result<(WalOp, u
                     return Err(Error::TypeMismatch {
                         table: schema.name.clone(),
                         column: schema.columns[c].name.clone(),
-                        row: i,
-                        detail: format!("cannot change the primary key of row {id} to {v:?}"),
+                        row: number,
+                        detail: format!("cannot change the primary key to {v:?}"),
                     });
                 }
             }

@@ -3,13 +3,42 @@
 //!
 //! The model is the table's `model` option or [`DEFAULT_MODEL`]; its identity is recorded with the
 //! table on first use, and a different identity later is [`Error::ModelMismatch`].
+//!
+//! Rows are embedded in chunks, and the session's interrupt flag is read before each chunk and
+//! after the last: nothing is written until every row of a statement is embedded, so an
+//! interrupted INSERT or UPDATE changes nothing.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::embedder::{DEFAULT_MODEL, Embedder};
 use crate::{
     Column, ColumnType, Database, Error, ImageLimits, ImageSource, Result, Row, TableSchema, Value,
 };
+
+/// Values handed to the model per core in one call: a batch for each core, so the model's
+/// per-core split stays full, while Ctrl-C waits for at most one chunk.
+const VALUES_PER_CORE: usize = 16;
+
+/// What embedding rows needs besides the rows: the image limits and the flag that cancels it.
+#[derive(Debug, Clone, Copy)]
+pub struct EmbedCtx<'a> {
+    /// The limits every image is read under.
+    pub limits: &'a ImageLimits,
+    /// Set (by Ctrl-C) to stop with [`Error::Interrupted`].
+    pub interrupt: &'a AtomicBool,
+}
+
+impl EmbedCtx<'_> {
+    /// [`Error::Interrupted`] once the flag is set.
+    pub fn check_interrupt(&self) -> Result<()> {
+        if self.interrupt.load(Ordering::Relaxed) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+}
 
 /// Whether column `i` gets its vector from the model (false when the table has no column `i`).
 pub fn is_embedded(schema: &TableSchema, i: usize) -> bool {
@@ -52,16 +81,17 @@ pub fn embedder_for(
 }
 
 /// Computes the embeddings of the embedded columns `cols` (all embedded columns when `None`) of
-/// `rows`; `row_numbers[i]` is how row `i` is named in errors.
+/// `rows`; `row_numbers[i]` is how row `i` is named in errors (see [`Error::TypeMismatch`]).
+/// Stops with [`Error::Interrupted`] when `ctx`'s flag is set before a chunk or after the last.
 pub fn embed_rows(
     db: &Database,
     schema: &TableSchema,
     rows: &mut [Row],
     cols: Option<&[usize]>,
     row_numbers: &[usize],
-    limits: &ImageLimits,
+    ctx: &EmbedCtx<'_>,
 ) -> Result<()> {
-    let number = |r: usize| row_numbers.get(r).copied().unwrap_or(r);
+    let number = |r: usize| row_numbers.get(r).copied().unwrap_or(r + 1);
     let targets: Vec<(usize, &Column)> = schema
         .columns
         .iter()
@@ -113,16 +143,16 @@ pub fn embed_rows(
             }
             which.push(r);
         }
-        let results = match column.ty {
-            ColumnType::Image => e.embed_images(&imgs, limits),
-            _ => e.embed_texts(&texts),
-        };
-        if results.len() != which.len() {
-            return Err(Error::Model(format!(
-                "model returned {} embeddings for {} values",
-                results.len(),
-                which.len()
-            )));
+        let chunk = VALUES_PER_CORE * std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut results = Vec::with_capacity(which.len());
+        // One of `imgs` and `texts` is empty.
+        for part in imgs.chunks(chunk) {
+            ctx.check_interrupt()?;
+            results.extend(checked_len(e.embed_images(part, ctx.limits), part.len())?);
+        }
+        for part in texts.chunks(chunk) {
+            ctx.check_interrupt()?;
+            results.extend(checked_len(e.embed_texts(part), part.len())?);
         }
         for (&r, res) in which.iter().zip(results) {
             let n = number(r);
@@ -144,7 +174,20 @@ pub fn embed_rows(
             *slot = Some(v);
         }
     }
-    Ok(())
+    // Set during the last chunk: still nothing is written.
+    ctx.check_interrupt()
+}
+
+/// `results` of one model call for `asked` values, refused if the model returned another count.
+fn checked_len<T>(results: Vec<T>, asked: usize) -> Result<Vec<T>> {
+    if results.len() == asked {
+        Ok(results)
+    } else {
+        Err(Error::Model(format!(
+            "model returned {} embeddings for {asked} values",
+            results.len()
+        )))
+    }
 }
 
 /// Names the row in a per-row embedding error.

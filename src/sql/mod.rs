@@ -1,6 +1,7 @@
 //! SQL: parse (a [`sqlparser`] wrapper) → bind/plan → execute against the storage engine.
 //!
-//! The dialect is documented in `docs/sql.md`. Data flows: [`parser`] splits and parses,
+//! The dialect is documented in `docs/sql.md`. Data flows: [`parser`] splits and parses
+//! (`complete` tells a shell when buffered lines end a statement),
 //! `planner` (with `binder` for expressions and `ddl` for CREATE TABLE) builds a [`plan::Plan`],
 //! `select_exec` / `write_exec` run it (with `embedding` filling vectors), [`Session`] ties it
 //! together and `api` puts `execute` / `query` / `prepare` on [`crate::Database`].
@@ -19,6 +20,7 @@
 
 mod api;
 mod binder;
+mod complete;
 mod ddl;
 mod embedding;
 mod expr;
@@ -35,7 +37,9 @@ mod value_fmt;
 mod write_exec;
 
 pub use api::Statement;
-pub use parser::is_complete;
+#[cfg(feature = "cli")]
+pub(crate) use complete::StatementScanner;
+pub use complete::is_complete;
 pub use rows::{ColumnInfo, FromValue, ResultRow, RowIndex, Rows};
 pub use session::{Output, ScriptError, Session};
 pub use settings::Settings;

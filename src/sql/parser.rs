@@ -77,29 +77,6 @@ pub fn split_statements(sql: &str) -> Result<Vec<StatementText>> {
     Ok(out)
 }
 
-/// True when `sql` holds at least one statement and ends with `;` (outside quotes and comments),
-/// like SQLite's `sqlite3_complete`: a shell keeps reading lines until then. Unterminated quotes
-/// count as incomplete.
-///
-/// ```
-/// assert!(mmdb::is_complete("SELECT ';' FROM t; -- done"));
-/// assert!(!mmdb::is_complete("SELECT 1 FROM t WHERE a = 'x;"));
-/// ```
-pub fn is_complete(sql: &str) -> bool {
-    let dialect = GenericDialect {};
-    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize() else {
-        return false;
-    };
-    let mut last = None;
-    for t in tokens {
-        match t {
-            Token::Whitespace(_) | Token::EOF => {}
-            other => last = Some(other),
-        }
-    }
-    matches!(last, Some(Token::SemiColon))
-}
-
 /// Parses a script into statements.
 pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>> {
     split_statements(sql)?
@@ -134,7 +111,7 @@ fn parse_one(text: &str, line: u64, column: u64) -> Result<Statement> {
         .with_recursion_limit(RECURSION_LIMIT)
         .try_with_sql(text)
         .and_then(|mut p| p.parse_statements())
-        .map_err(|e| syntax_error(e, line, column))?;
+        .map_err(|e| syntax_error(e, text, line, column))?;
     match stmts.len() {
         1 => Ok(stmts.remove(0)),
         0 => Err(Error::Sql("empty statement".into())),
@@ -142,9 +119,10 @@ fn parse_one(text: &str, line: u64, column: u64) -> Result<Statement> {
     }
 }
 
-/// Turns a sqlparser error into [`Error::SqlSyntax`]; sqlparser puts the position in the message
-/// ("... at Line: 1, Column: 8"), relative to the statement text.
-fn syntax_error(e: ParserError, line: u64, column: u64) -> Error {
+/// Turns a sqlparser error about `text` (which starts at `line`, `column` of the script) into
+/// [`Error::SqlSyntax`]; sqlparser puts the position in the message ("... at Line: 1, Column: 8"),
+/// relative to the statement text.
+fn syntax_error(e: ParserError, text: &str, line: u64, column: u64) -> Error {
     let raw = match e {
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
         ParserError::RecursionLimitExceeded => {
@@ -160,12 +138,27 @@ fn syntax_error(e: ParserError, line: u64, column: u64) -> Error {
         // Relative line 1 starts at the statement's column; later lines start at column 1.
         Some((1, c)) => (line, column + c - 1),
         Some((l, c)) => (line + l - 1, c),
+        // The end of input has no position in sqlparser's message: point just past the
+        // statement's last character.
+        None if message.ends_with("found: EOF") => end_of(text, line, column),
         None => (line, column),
     };
     Error::SqlSyntax {
         line: l,
         column: c,
         message: message.to_string(),
+    }
+}
+
+/// The position just past the end of `text`, which starts at `line`, `column`.
+fn end_of(text: &str, line: u64, column: u64) -> (u64, u64) {
+    let count = |s: &str| s.chars().count() as u64;
+    match text.rsplit_once('\n') {
+        None => (line, column + count(text)),
+        Some((before, last)) => (
+            line + before.matches('\n').count() as u64 + 1,
+            count(last) + 1,
+        ),
     }
 }
 
@@ -242,16 +235,6 @@ mod tests {
     }
 
     #[test]
-    fn completeness_for_multi_line_input() {
-        assert!(is_complete("SELECT 1;"));
-        assert!(is_complete("SELECT 1; -- trailing comment"));
-        assert!(!is_complete("SELECT 1"));
-        assert!(!is_complete("SELECT ';"));
-        assert!(!is_complete("SELECT 1; SELECT 2"));
-        assert!(!is_complete(""));
-    }
-
-    #[test]
     fn syntax_errors_point_into_the_script() {
         let err = parse_script("SELECT 1;\n  SELECT * FROM\n WHERE x;").unwrap_err();
         match err {
@@ -283,14 +266,33 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_statement_cut_short_is_reported_where_it_ends() {
+        let at = |sql: &str| match parse_script(sql).unwrap_err() {
+            Error::SqlSyntax {
+                line,
+                column,
+                message,
+            } => {
+                assert!(message.ends_with("found: EOF"), "{message}");
+                (line, column)
+            }
+            other => panic!("{other}"),
+        };
+        assert_eq!(at("SELECT * FROM"), (1, 14));
+        assert_eq!(at("SELECT (1"), (1, 10));
+        assert_eq!(at("  SELECT (1; -- a comment"), (1, 12));
+        assert_eq!(at("SELECT 1;\nSELECT *\n  FROM\n\n"), (3, 7));
+        assert_eq!(at("SELECT 'é', (\n'ü'"), (2, 4));
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 400, ..Default::default() })]
 
-        /// Any text: the splitter and the completeness check answer, never panic.
+        /// Any text: the splitter answers, never panics.
         #[test]
         fn random_text_never_panics(sql in "\\PC{0,80}") {
             let _ = split_statements(&sql);
-            let _ = is_complete(&sql);
         }
     }
 }

@@ -8,6 +8,7 @@ use sqlparser::ast;
 
 use crate::sql::binder::Params;
 use crate::sql::ddl::type_name;
+use crate::sql::embedding::EmbedCtx;
 use crate::sql::expr::{EvalCtx, Expr};
 use crate::sql::parser::{parse_script, parse_statement};
 use crate::sql::plan::{ImageSetting, Plan, SelectPlan, Setting};
@@ -164,12 +165,17 @@ impl Session {
 
     fn run_plan(&mut self, p: &Plan, params: &[Value]) -> Result<Output> {
         let db = &self.db;
+        // INSERT and UPDATE read the flag while they embed; they write nothing when it is set.
+        let embed = EmbedCtx {
+            limits: &self.settings.image_limits,
+            interrupt: &self.interrupt,
+        };
         Ok(match p {
             Plan::CreateTable {
                 schema,
                 if_not_exists,
             } => {
-                match db.create_table(schema.clone()) {
+                match db.create_table_with_model(schema.clone()) {
                     Err(Error::TableExists(_)) if *if_not_exists => {}
                     other => other?,
                 }
@@ -199,14 +205,7 @@ impl Session {
                 schema,
                 columns,
                 rows,
-            } => Output::Changed(run_insert(
-                db,
-                schema,
-                columns,
-                rows,
-                params,
-                &self.settings.image_limits,
-            )?),
+            } => Output::Changed(run_insert(db, schema, columns, rows, params, &embed)?),
             Plan::Update {
                 schema,
                 assignments,
@@ -219,7 +218,7 @@ impl Session {
                 filter.as_ref(),
                 queries,
                 params,
-                &self.settings.image_limits,
+                &embed,
             )?),
             Plan::Delete {
                 schema,

@@ -2,7 +2,7 @@
 //! and each statement is one atomic storage batch.
 
 use crate::sql::binder::absolute_path;
-use crate::sql::embedding::{embed_rows, is_embedded};
+use crate::sql::embedding::{EmbedCtx, embed_rows, is_embedded};
 use crate::sql::expr::{EvalCtx, Expr};
 use crate::sql::query_resolve::resolve_query;
 use crate::sql::query_vec::QueryArg;
@@ -18,7 +18,7 @@ pub fn run_insert(
     columns: &[usize],
     rows: &[Vec<Expr>],
     params: &[Value],
-    limits: &ImageLimits,
+    embed: &EmbedCtx<'_>,
 ) -> Result<usize> {
     let ctx = EvalCtx {
         params,
@@ -26,17 +26,18 @@ pub fn run_insert(
         aggs: &[],
     };
     let mut out = Vec::with_capacity(rows.len());
-    for (r, exprs) in rows.iter().enumerate() {
+    // Errors name a row by its place in the VALUES list, the first being row 1.
+    let numbers: Vec<usize> = (1..=rows.len()).collect();
+    for (&number, exprs) in numbers.iter().zip(rows) {
         let mut values = vec![Value::Null; schema.columns.len()];
         for (&c, e) in columns.iter().zip(exprs) {
             let v = e.eval(0, &Row::default(), &ctx)?;
             let slot = values.get_mut(c).ok_or_else(|| no_column(schema, c))?;
-            *slot = coerce(schema, c, r, v)?;
+            *slot = coerce(schema, c, number, v)?;
         }
         out.push(Row::new(values));
     }
-    let numbers: Vec<usize> = (0..out.len()).collect();
-    embed_rows(db, schema, &mut out, None, &numbers, limits)?;
+    embed_rows(db, schema, &mut out, None, &numbers, embed)?;
     Ok(db.insert(&schema.name, out)?.len())
 }
 
@@ -54,7 +55,7 @@ pub fn run_update(
     filter: Option<&Expr>,
     queries: &[QueryArg],
     params: &[Value],
-    limits: &ImageLimits,
+    embed: &EmbedCtx<'_>,
 ) -> Result<usize> {
     for _ in 0..UPDATE_TRIES {
         let snap = db.snapshot(&schema.name)?;
@@ -66,7 +67,7 @@ pub fn run_update(
             filter,
             queries,
             params,
-            limits,
+            embed,
         )?;
         if changed.is_empty() {
             return Ok(0);
@@ -93,11 +94,11 @@ fn update_rows(
     filter: Option<&Expr>,
     queries: &[QueryArg],
     params: &[Value],
-    limits: &ImageLimits,
+    embed: &EmbedCtx<'_>,
 ) -> Result<Vec<(RowId, Row)>> {
     let mut used: Vec<&Expr> = assignments.iter().map(|(_, e)| e).collect();
     used.extend(filter);
-    let qv = resolve_for(db, snap, schema, queries, &used, params, limits)?;
+    let qv = resolve_for(db, snap, schema, queries, &used, params, embed.limits)?;
     let ctx = EvalCtx {
         params,
         queries: &qv,
@@ -118,8 +119,10 @@ fn update_rows(
         }
         let mut new = row.clone();
         new.embeddings.resize(new.values.len(), None);
+        // Errors name an updated row by its id.
+        let number = usize::try_from(id).unwrap_or(usize::MAX);
         for &(c, ref e) in assignments {
-            let v = coerce(schema, c, changed.len(), e.eval(id, &row, &ctx)?)?;
+            let v = coerce(schema, c, number, e.eval(id, &row, &ctx)?)?;
             // The snapshot's rows have the shape of the planned schema unless the table was
             // dropped and created again in between: then this is an error, not a panic.
             let (Some(old), Some(slot)) = (row.values.get(c), new.values.get_mut(c)) else {
@@ -140,7 +143,7 @@ fn update_rows(
                 *emb = None;
             }
         }
-        numbers.push(id as usize);
+        numbers.push(number);
         changed.push((id, new));
     }
     let embedded: Vec<usize> = assignments
@@ -150,7 +153,7 @@ fn update_rows(
         .collect();
     if !embedded.is_empty() {
         let mut rows: Vec<Row> = changed.iter().map(|(_, r)| r.clone()).collect();
-        embed_rows(db, schema, &mut rows, Some(&embedded), &numbers, limits)?;
+        embed_rows(db, schema, &mut rows, Some(&embedded), &numbers, embed)?;
         for ((_, slot), row) in changed.iter_mut().zip(rows) {
             *slot = row;
         }
@@ -213,7 +216,8 @@ fn resolve_for(
         .collect()
 }
 
-/// Converts a value to the type of column `c` (row `r` names it in errors).
+/// Converts a value to the type of column `c` (errors call it row `r`: see
+/// [`Error::TypeMismatch`]).
 pub fn coerce(schema: &TableSchema, c: usize, r: usize, v: Value) -> Result<Value> {
     let col = schema.columns.get(c).ok_or_else(|| no_column(schema, c))?;
     let mismatch = |v: &Value| Error::TypeMismatch {
@@ -307,7 +311,10 @@ mod tests {
             None,
             &[],
             &[],
-            &ImageLimits::default(),
+            &EmbedCtx {
+                limits: &ImageLimits::default(),
+                interrupt: &std::sync::atomic::AtomicBool::new(false),
+            },
         )
         .unwrap_err();
         assert!(matches!(err, Error::NoSuchColumn { .. }), "{err}");

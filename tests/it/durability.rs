@@ -594,7 +594,7 @@ fn vectors_no_index_could_score_are_refused_at_insert() {
         .unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("v.e") && msg.contains("row 1") && msg.contains("too large"),
+        msg.contains("v.e") && msg.contains("row 2") && msg.contains("too large"),
         "{msg}"
     );
     // The batch is refused whole, and flushes keep working.

@@ -3,10 +3,13 @@
 //! `cargo test --no-default-features` runs the engine's tests alone.
 
 mod bench_recall;
+#[cfg(feature = "cli")]
+mod binary_anywhere;
 #[cfg(feature = "clip")]
 mod clip;
 mod corruption;
 mod crash;
+mod create_table_model;
 #[cfg(feature = "clip")]
 mod demo_data;
 #[cfg(feature = "clip")]
@@ -21,10 +24,12 @@ mod fault_fs;
 mod format_compat;
 #[cfg(feature = "clip")]
 mod image_corpus;
+mod interrupt;
 mod load_coco;
 mod model_loader;
 mod model_prop;
 mod persistence;
+mod primary_keys;
 #[cfg(feature = "cli")]
 mod repl;
 mod sql_fuzz;

@@ -270,7 +270,7 @@ fn database_is_send_sync_and_errors_name_things() {
     bad.values[2] = Value::Vector(vec![1.0; 5]);
     let e = db.insert("items", vec![row(0, 4), bad]).unwrap_err();
     assert!(
-        matches!(&e, Error::TypeMismatch { table, column, row: 1, .. } if table == "items" && column == "emb"),
+        matches!(&e, Error::TypeMismatch { table, column, row: 2, .. } if table == "items" && column == "emb"),
         "{e}"
     );
     assert!(matches!(

@@ -108,6 +108,52 @@ fn piped_script_stops_at_the_first_error_with_its_line() {
 }
 
 #[test]
+fn a_statement_cut_short_is_reported_where_it_ends() {
+    let out = mmdb(&["-c", "SELECT * FROM"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("SQL syntax error at line 1, column 14"),
+        "{err}"
+    );
+    // A script that ends inside a statement: the error is at the script's end.
+    let out = mmdb(&[], Some("SELECT 1;\n\nSELECT (1,\n  2\n"));
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("SQL syntax error at line 4, column 4"),
+        "{err}"
+    );
+}
+
+/// A 20,000-line INSERT (one row per line), piped and through `.read`: every row goes in. A shell
+/// that re-read the buffered statement on every line took minutes for a tenth of this.
+#[test]
+fn a_long_statement_over_many_lines() {
+    let rows = 20_000;
+    let mut script = String::from(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL);\nINSERT INTO t (id, name, score) VALUES\n",
+    );
+    for i in 1..=rows {
+        let end = if i == rows { ";" } else { "," };
+        script.push_str(&format!("  ({i}, 'name; {i}', {i}.5){end}\n"));
+    }
+    script.push_str(".mode csv\nSELECT count(*), sum(id) FROM t;\n");
+    let want = format!("count(*),sum(id)\n{rows},{}\n", rows * (rows + 1) / 2);
+
+    let out = mmdb(&[], Some(&script));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), want);
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("long.sql");
+    std::fs::write(&file, &script).unwrap();
+    let out = mmdb(&["-c", &format!(".read {}", file.display())], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), want);
+}
+
+#[test]
 fn dot_commands_in_scripts() {
     let dir = tempfile::tempdir().unwrap();
     let script_file = dir.path().join("more.sql");
@@ -207,6 +253,9 @@ fn interactive_session_in_a_pty() {
     for chunk in [
         "CREATE TABLE t (a INTEGER,\n b VECTOR(2));\n",
         "INSERT INTO t VALUES (7, [1, 0]);\n",
+        // A `;` in a comment does not end the statement.
+        "INSERT INTO t -- one row;\n VALUES (8, [0, 1]) /* a;\n",
+        "comment */;\n",
         "SELECT * FROM nope;\n",
         "SELECT a FROM t;\n",
         "\x04",
@@ -221,7 +270,7 @@ fn interactive_session_in_a_pty() {
     assert!(stdout.contains("a temporary database at"), "{stdout}");
     assert!(stdout.contains("Error: no such table: nope"), "{stdout}");
     assert!(
-        stdout.contains("| 7 |") && stdout.contains("1 row"),
+        stdout.contains("| 7 |") && stdout.contains("| 8 |") && stdout.contains("2 rows"),
         "{stdout}"
     );
     let hist = std::fs::read_to_string(&history).unwrap();

@@ -297,20 +297,23 @@ mod api {
     #[test]
     fn model_errors_mismatch_and_text_parameters() {
         let (_d, db) = db();
-        db.execute(
-            "CREATE TABLE n (body EMBEDDED_TEXT) WITH (model = 'fake')",
-            params![],
-        )
-        .unwrap();
-        // No model registered: a clear model error naming the table.
+        // No model registered: a clear model error naming the table, at CREATE.
         let err = db
-            .execute("INSERT INTO n VALUES ('hi')", params![])
+            .execute(
+                "CREATE TABLE n (body EMBEDDED_TEXT) WITH (model = 'fake')",
+                params![],
+            )
             .unwrap_err();
         assert!(
             matches!(err, Error::Model(ref m) if m.contains("table n")),
             "{err}"
         );
         install_fakes(&db);
+        db.execute(
+            "CREATE TABLE n (body EMBEDDED_TEXT) WITH (model = 'fake')",
+            params![],
+        )
+        .unwrap();
         db.execute(
             "INSERT INTO n VALUES ('hello there'), ('bye now')",
             params![],
