@@ -3,7 +3,7 @@
 //! Open a [`Database`] (a directory), run SQL through [`Database::execute`] and
 //! [`Database::query`] (or a [`Session`], which keeps `SET` settings), or use the storage API
 //! directly ([`Database::insert`], [`TableSnapshot::search`] with a [`SearchRequest`]). The
-//! README's example runs as a doctest.
+//! Rust examples of the README and `docs/` run as doctests.
 //!
 //! ```
 //! # fn main() -> mmdb::Result<()> {
@@ -84,3 +84,9 @@ pub mod internals {
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The Rust examples of `docs/sql.md`, run as doctests (its `sql` blocks run in
+/// `tests/it/sql_logic.rs`).
+#[cfg(doctest)]
+#[doc = include_str!("../docs/sql.md")]
+pub struct SqlDocDoctests;

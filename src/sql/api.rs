@@ -15,10 +15,8 @@
 //! # Ok(()) }
 //! ```
 
-use sqlparser::ast;
-
 use crate::sql::binder::Params;
-use crate::sql::parser::parse_statement;
+use crate::sql::parser::{ParsedStatement, parse_statement};
 use crate::sql::planner::plan;
 use crate::sql::rows::Rows;
 use crate::sql::session::{Output, Session};
@@ -69,21 +67,22 @@ impl Session {
 pub struct Statement {
     session: Session,
     sql: String,
-    ast: ast::Statement,
+    parsed: ParsedStatement,
     param_count: usize,
 }
 
 impl Statement {
     pub(crate) fn new(session: Session, sql: &str) -> Result<Statement> {
-        let ast = parse_statement(sql)?;
-        let mut params = Params::default();
+        let parsed = parse_statement(sql)?;
+        let mut params = Params::new(&parsed.sites);
         // Planning checks tables and columns now, as sqlite's prepare does.
-        plan(&ast, session.database(), &mut params)?;
+        plan(&parsed.ast, session.database(), &mut params)?;
+        let param_count = params.count;
         Ok(Statement {
             session,
             sql: sql.to_string(),
-            ast,
-            param_count: params.count,
+            parsed,
+            param_count,
         })
     }
 
@@ -125,6 +124,6 @@ impl Statement {
                 params.len()
             )));
         }
-        self.session.run_ast(&self.ast, params, false)
+        self.session.run_parsed(&self.parsed, params, false)
     }
 }

@@ -3,26 +3,38 @@
 use sqlparser::ast::{
     self, BinaryOperator, FunctionArg, FunctionArgExpr, FunctionArguments, UnaryOperator,
 };
+use sqlparser::tokenizer::Location;
 
 use crate::sql::expr::{BinOp, EvalCtx, Expr, Func};
+use crate::sql::lexer::{ParamSites, is_lifted, number_value};
 use crate::sql::plan::{AggFunc, Aggregate};
 use crate::sql::query_vec::{QueryArg, SimKind};
 use crate::sql::value_fmt::unhex;
 use crate::{Error, ImageSource, Result, Row, TableSchema, Value};
 
-/// Numbers the `?` / `$n` placeholders of one statement.
-#[derive(Debug, Default)]
-pub struct Params {
-    next: usize,
+/// Numbers the `?` / `$n` placeholders of one statement: a `?` by its place among the statement's
+/// `?` in the text (clauses are bound in whatever order planning needs), `$n` / `?n` as written.
+#[derive(Debug)]
+pub struct Params<'s> {
+    sites: &'s ParamSites,
     /// Number of parameters the statement takes (highest index + 1).
     pub count: usize,
 }
 
-impl Params {
-    fn bind(&mut self, text: &str) -> Result<usize> {
+impl<'s> Params<'s> {
+    /// Numbering for the statement whose text gave `sites`.
+    pub fn new(sites: &'s ParamSites) -> Self {
+        Params { sites, count: 0 }
+    }
+
+    fn bind(&mut self, text: &str, at: Location) -> Result<usize> {
         let n = if text == "?" {
-            self.next += 1;
-            self.next - 1
+            self.sites.question_mark(at).ok_or_else(|| {
+                Error::Sql(format!(
+                    "parameter ? at line {}, column {} is not in the statement's text",
+                    at.line, at.column
+                ))
+            })?
         } else if let Some(d) = text.strip_prefix('$').or_else(|| text.strip_prefix('?')) {
             match d.parse::<usize>() {
                 Ok(n) if n >= 1 => n - 1,
@@ -43,22 +55,25 @@ impl Params {
 }
 
 /// Binds expressions of one statement.
-pub struct Binder<'a> {
+pub struct Binder<'a, 's> {
     /// The table in scope, if any.
     pub schema: Option<&'a TableSchema>,
+    /// The table's alias (`FROM photos p`): then only `p.col` qualifies a column, as in SQL.
+    pub alias: Option<String>,
     /// Placeholders seen so far.
-    pub params: &'a mut Params,
+    pub params: &'a mut Params<'s>,
     /// Query arguments of similarity()/distance().
     pub queries: Vec<QueryArg>,
     /// Aggregates found; `None` where aggregates are not allowed.
     pub aggregates: Option<Vec<Aggregate>>,
 }
 
-impl<'a> Binder<'a> {
+impl<'a, 's> Binder<'a, 's> {
     /// A binder for `schema` (or none), sharing `params`.
-    pub fn new(schema: Option<&'a TableSchema>, params: &'a mut Params) -> Self {
+    pub fn new(schema: Option<&'a TableSchema>, params: &'a mut Params<'s>) -> Self {
         Binder {
             schema,
+            alias: None,
             params,
             queries: Vec::new(),
             aggregates: None,
@@ -71,19 +86,22 @@ impl<'a> Binder<'a> {
         Ok(match e {
             A::Identifier(id) => self.column(&id.value)?,
             A::CompoundIdentifier(parts) => match parts.as_slice() {
-                [t, c]
-                    if self
-                        .schema
-                        .is_some_and(|s| s.name.eq_ignore_ascii_case(&t.value)) =>
-                {
-                    self.column(&c.value)?
-                }
+                [t, c] if self.qualifies(&t.value) => self.column(&c.value)?,
                 _ => {
                     let name: Vec<&str> = parts.iter().map(|p| p.value.as_str()).collect();
-                    return Err(Error::Sql(format!("unknown column {}", name.join("."))));
+                    let hidden = match (parts.as_slice(), self.schema, &self.alias) {
+                        ([t, _], Some(s), Some(alias)) if s.name.eq_ignore_ascii_case(&t.value) => {
+                            format!(" (table {} is called {alias} in this statement)", s.name)
+                        }
+                        _ => String::new(),
+                    };
+                    return Err(Error::Sql(format!(
+                        "unknown column {}{hidden}",
+                        name.join(".")
+                    )));
                 }
             },
-            A::Value(v) => self.value(&v.value)?,
+            A::Value(v) => self.value(v)?,
             A::Nested(e) => self.bind(e)?,
             A::UnaryOp { op, expr } => {
                 let inner = self.bind(expr)?;
@@ -181,6 +199,15 @@ impl<'a> Binder<'a> {
         })
     }
 
+    /// Whether `name` names the table in scope: its alias if it has one, else its name.
+    pub fn qualifies(&self, name: &str) -> bool {
+        match (&self.alias, self.schema) {
+            (Some(alias), _) => alias.eq_ignore_ascii_case(name),
+            (None, Some(s)) => s.name.eq_ignore_ascii_case(name),
+            (None, None) => false,
+        }
+    }
+
     fn column(&self, name: &str) -> Result<Expr> {
         let Some(schema) = self.schema else {
             return Err(Error::Sql(format!(
@@ -202,17 +229,27 @@ impl<'a> Binder<'a> {
         }
     }
 
-    fn value(&mut self, v: &ast::Value) -> Result<Expr> {
+    fn value(&mut self, v: &ast::ValueWithSpan) -> Result<Expr> {
         use ast::Value as V;
-        Ok(Expr::Literal(match v {
-            V::Number(n, _) => parse_number(n)?,
+        let at = v.span.start;
+        Ok(Expr::Literal(match &v.value {
+            V::Number(n, _) => number_value(n)?,
             V::SingleQuotedString(s) | V::DoubleQuotedString(s) => Value::Text(s.clone()),
             V::Boolean(b) => Value::Boolean(*b),
             V::Null => Value::Null,
             V::HexStringLiteral(h) => {
                 Value::Blob(unhex(h).ok_or_else(|| Error::Sql(format!("bad blob literal X'{h}'")))?)
             }
-            V::Placeholder(p) => return Ok(Expr::Param(self.params.bind(p)?)),
+            V::Placeholder(p) if is_lifted(p) => {
+                let values = self.params.sites.vector(at).ok_or_else(|| {
+                    Error::Sql(format!(
+                        "vector literal at line {}, column {} is not in the statement's text",
+                        at.line, at.column
+                    ))
+                })?;
+                Value::Vector(values.to_vec())
+            }
+            V::Placeholder(p) => return Ok(Expr::Param(self.params.bind(p, at)?)),
             other => return Err(Error::NotSupported(format!("literal {other}"))),
         }))
     }
@@ -386,6 +423,7 @@ impl<'a> Binder<'a> {
             Expr::Param(n) => Ok(QueryArg::Param(n)),
             Expr::Literal(Value::Text(t)) => Ok(QueryArg::Text(t)),
             Expr::Literal(Value::Blob(b)) => Ok(QueryArg::Image(ImageSource::Bytes(b))),
+            Expr::Literal(Value::Vector(v)) => Ok(QueryArg::Vector(v)),
             e @ Expr::Vector(_) => match const_eval(&e)? {
                 Value::Vector(v) => Ok(QueryArg::Vector(v)),
                 _ => Err(bad()),
@@ -431,16 +469,4 @@ pub fn absolute_path(p: &str) -> Result<String> {
     }
     let abs = std::path::absolute(p).map_err(|e| Error::io(p, e))?;
     Ok(abs.to_string_lossy().into_owned())
-}
-
-fn parse_number(n: &str) -> Result<Value> {
-    if let Ok(i) = n.parse::<i64>() {
-        return Ok(Value::Integer(i));
-    }
-    match n.parse::<f64>() {
-        Ok(r) if r.is_finite() => Ok(Value::Real(r)),
-        // 1e400 would otherwise be stored as inf without a word.
-        Ok(_) => Err(Error::Sql(format!("number {n} is out of range for REAL"))),
-        Err(_) => Err(Error::Sql(format!("bad number {n}"))),
-    }
 }

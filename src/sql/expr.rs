@@ -360,6 +360,13 @@ impl Expr {
         found
     }
 
+    /// Whether the expression reads a parameter.
+    pub fn reads_params(&self) -> bool {
+        let mut found = false;
+        self.walk(&mut |e| found |= matches!(e, Expr::Param(_)));
+        found
+    }
+
     /// The table columns this expression reads (values, vectors or embeddings), ascending.
     pub fn columns(&self) -> Vec<usize> {
         let mut cols = Vec::new();

@@ -1,7 +1,7 @@
 //! SQL: parse (a [`sqlparser`] wrapper) → bind/plan → execute against the storage engine.
 //!
-//! The dialect is documented in `docs/sql.md`. Data flows: [`parser`] splits and parses
-//! (`complete` tells a shell when buffered lines end a statement),
+//! The dialect is documented in `docs/sql.md`. Data flows: [`parser`] splits and parses (with
+//! `lexer` tokenizing; `complete` tells a shell when buffered lines end a statement),
 //! `planner` (with `binder` for expressions and `ddl` for CREATE TABLE) builds a [`plan::Plan`],
 //! `select_exec` / `write_exec` run it (with `embedding` filling vectors), [`Session`] ties it
 //! together and `api` puts `execute` / `query` / `prepare` on [`crate::Database`].
@@ -24,6 +24,7 @@ mod complete;
 mod ddl;
 mod embedding;
 mod expr;
+mod lexer;
 mod parser;
 mod plan;
 mod planner;

@@ -1,164 +1,158 @@
 //! The sqlparser wrapper: splits a script into statements (remembering where each starts) and
 //! parses each one, turning parser errors into [`Error::SqlSyntax`] with line and column.
+//!
+//! The script is tokenized once ([`lexer`](crate::sql::lexer), which reads vector literals itself)
+//! and each statement's tokens go to sqlparser's parser with their script locations, so positions
+//! in errors and spans refer to the script.
 
 use sqlparser::ast::Statement;
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::{Parser, ParserError};
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
+use crate::sql::lexer::{ParamSites, is_lifted, tokenize};
 use crate::{Error, Result};
 
 /// Nesting limit handed to sqlparser, so deeply nested input is an error and not a stack overflow.
 const RECURSION_LIMIT: usize = 64;
 
-/// The text of one statement of a script and where it starts (1-based line and column).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatementText {
-    /// The statement without its terminating `;`.
-    pub text: String,
-    /// Line of its first token.
-    pub line: u64,
-    /// Column of its first token.
-    pub column: u64,
-}
-
-/// One parsed statement and the line it starts on.
+/// One parsed statement, where it starts, and what the binder needs from its text.
 #[derive(Debug, Clone)]
 pub struct ParsedStatement {
     /// The sqlparser AST.
     pub ast: Statement,
     /// Line of its first token, 1-based.
     pub line: u64,
+    /// Its `?` placeholders and lifted vector literals.
+    pub sites: ParamSites,
+}
+
+/// The tokens of one statement (without its `;`).
+#[derive(Debug)]
+struct StatementTokens {
+    tokens: Vec<TokenWithSpan>,
+    /// Location of its first significant token.
+    start: Location,
+    sites: ParamSites,
 }
 
 /// Splits `sql` at top-level `;` tokens (quotes and comments are respected). Statements made only
 /// of whitespace and comments are dropped.
-pub fn split_statements(sql: &str) -> Result<Vec<StatementText>> {
-    let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
-        .tokenize_with_location()
-        .map_err(|e| Error::SqlSyntax {
-            line: e.location.line,
-            column: e.location.column,
-            message: e.message,
-        })?;
-    let index = LineIndex::new(sql);
+fn split_statements(sql: &str) -> Result<Vec<StatementTokens>> {
+    let lexed = tokenize(sql)?;
+    let mut vectors = lexed.vectors.into_iter();
     let mut out = Vec::new();
-    // (start byte, line, column) of the first significant token of the current statement.
-    let mut start: Option<(usize, u64, u64)> = None;
-    for t in &tokens {
+    let empty = || StatementTokens {
+        tokens: Vec::new(),
+        start: Location::new(1, 1),
+        sites: ParamSites::default(),
+    };
+    let mut current = empty();
+    let mut started = false;
+    for t in lexed.tokens {
         match &t.token {
-            Token::Whitespace(_) => {}
             Token::SemiColon | Token::EOF => {
-                if let Some((from, line, column)) = start.take() {
-                    let to = index.offset(t.span.start.line, t.span.start.column);
-                    out.push(StatementText {
-                        text: index.slice(from, to)?.trim_end().to_string(),
-                        line,
-                        column,
-                    });
+                let done = std::mem::replace(&mut current, empty());
+                if std::mem::take(&mut started) {
+                    out.push(done);
                 }
+                continue;
             }
-            _ => {
-                if start.is_none() {
-                    let (l, c) = (t.span.start.line, t.span.start.column);
-                    start = Some((index.offset(l, c), l, c));
+            Token::Whitespace(_) => {}
+            other => {
+                if !started {
+                    started = true;
+                    current.start = t.span.start;
+                }
+                if let Token::Placeholder(p) = other {
+                    if p == "?" {
+                        current.sites.push_question_mark(t.span.start);
+                    } else if is_lifted(p) {
+                        // The lexer made one placeholder per lifted vector, in the same order.
+                        current.sites.push_vectors(vectors.next());
+                    }
                 }
             }
         }
+        current.tokens.push(t);
     }
-    if let Some((from, line, column)) = start {
-        out.push(StatementText {
-            text: index.slice(from, sql.len())?.trim_end().to_string(),
-            line,
-            column,
-        });
+    if started {
+        out.push(current);
     }
     Ok(out)
 }
 
 /// Parses a script into statements.
 pub fn parse_script(sql: &str) -> Result<Vec<ParsedStatement>> {
-    split_statements(sql)?
-        .into_iter()
-        .map(|s| {
-            let ast = parse_one(&s.text, s.line, s.column)?;
-            Ok(ParsedStatement { ast, line: s.line })
-        })
-        .collect()
+    split_statements(sql)?.into_iter().map(parse_one).collect()
 }
 
 /// Parses exactly one statement (a trailing `;` is allowed).
-pub fn parse_statement(sql: &str) -> Result<Statement> {
+pub fn parse_statement(sql: &str) -> Result<ParsedStatement> {
     let mut stmts = split_statements(sql)?.into_iter();
     match (stmts.next(), stmts.next()) {
         (None, _) => Err(Error::Sql("empty statement".into())),
-        (Some(s), None) => parse_one(&s.text, s.line, s.column),
+        (Some(s), None) => parse_one(s),
         (Some(_), Some(second)) => Err(Error::Sql(format!(
             "expected one statement, found {} (the second starts at line {}, column {})",
             2 + stmts.len(),
-            second.line,
-            second.column
+            second.start.line,
+            second.start.column
         ))),
     }
 }
 
-/// Parses the text of one statement that starts at (`line`, `column`) of the original script, so
-/// error positions refer to the script.
-fn parse_one(text: &str, line: u64, column: u64) -> Result<Statement> {
+/// Parses the tokens of one statement.
+fn parse_one(s: StatementTokens) -> Result<ParsedStatement> {
+    // Where the statement's text ends, for errors at the end of input.
+    let end = s
+        .tokens
+        .iter()
+        .rev()
+        .find(|t| !matches!(t.token, Token::Whitespace(_) | Token::EOF))
+        .map_or(s.start, |t| t.span.end);
     let dialect = GenericDialect {};
     let mut stmts = Parser::new(&dialect)
         .with_recursion_limit(RECURSION_LIMIT)
-        .try_with_sql(text)
-        .and_then(|mut p| p.parse_statements())
-        .map_err(|e| syntax_error(e, text, line, column))?;
-    match stmts.len() {
-        1 => Ok(stmts.remove(0)),
-        0 => Err(Error::Sql("empty statement".into())),
-        _ => Err(Error::Sql("expected one statement".into())),
-    }
+        .with_tokens_with_locations(s.tokens)
+        .parse_statements()
+        .map_err(|e| syntax_error(e, s.start, end))?;
+    let ast = match stmts.len() {
+        1 => stmts.remove(0),
+        0 => return Err(Error::Sql("empty statement".into())),
+        _ => return Err(Error::Sql("expected one statement".into())),
+    };
+    Ok(ParsedStatement {
+        ast,
+        line: s.start.line,
+        sites: s.sites,
+    })
 }
 
-/// Turns a sqlparser error about `text` (which starts at `line`, `column` of the script) into
-/// [`Error::SqlSyntax`]; sqlparser puts the position in the message ("... at Line: 1, Column: 8"),
-/// relative to the statement text.
-fn syntax_error(e: ParserError, text: &str, line: u64, column: u64) -> Error {
+/// Turns a sqlparser error into [`Error::SqlSyntax`]. sqlparser puts the position of the token in
+/// the message ("... at Line: 1, Column: 8"), already counted from the script start; an error at
+/// the end of input has none and points just past the statement's last token (`end`).
+fn syntax_error(e: ParserError, start: Location, end: Location) -> Error {
     let raw = match e {
         ParserError::TokenizerError(m) | ParserError::ParserError(m) => m,
         ParserError::RecursionLimitExceeded => {
             return Error::SqlSyntax {
-                line,
-                column,
+                line: start.line,
+                column: start.column,
                 message: "statement nested too deeply".into(),
             };
         }
     };
     let (message, pos) = split_position(&raw);
-    let (l, c) = match pos {
-        // Relative line 1 starts at the statement's column; later lines start at column 1.
-        Some((1, c)) => (line, column + c - 1),
-        Some((l, c)) => (line + l - 1, c),
-        // The end of input has no position in sqlparser's message: point just past the
-        // statement's last character.
-        None if message.ends_with("found: EOF") => end_of(text, line, column),
-        None => (line, column),
+    let (line, column) = match pos {
+        Some(p) => p,
+        None if message.ends_with("found: EOF") => (end.line, end.column),
+        None => (start.line, start.column),
     };
     Error::SqlSyntax {
-        line: l,
-        column: c,
+        line,
+        column,
         message: message.to_string(),
-    }
-}
-
-/// The position just past the end of `text`, which starts at `line`, `column`.
-fn end_of(text: &str, line: u64, column: u64) -> (u64, u64) {
-    let count = |s: &str| s.chars().count() as u64;
-    match text.rsplit_once('\n') {
-        None => (line, column + count(text)),
-        Some((before, last)) => (
-            line + before.matches('\n').count() as u64 + 1,
-            count(last) + 1,
-        ),
     }
 }
 
@@ -180,42 +174,6 @@ fn split_position(raw: &str) -> (&str, Option<(u64, u64)>) {
     }
 }
 
-/// Maps sqlparser's (line, column) — column counted in chars — to byte offsets.
-struct LineIndex<'a> {
-    text: &'a str,
-    starts: Vec<usize>,
-}
-
-impl<'a> LineIndex<'a> {
-    fn new(text: &'a str) -> Self {
-        let mut starts = vec![0];
-        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { text, starts }
-    }
-
-    fn offset(&self, line: u64, column: u64) -> usize {
-        let line_start = self.starts.get((line as usize).saturating_sub(1));
-        // Line starts follow a `\n`, so they are character boundaries.
-        let Some((start, rest)) = line_start.and_then(|&s| Some((s, self.text.get(s..)?))) else {
-            return self.text.len();
-        };
-        let chars = (column as usize).saturating_sub(1);
-        rest.char_indices()
-            .nth(chars)
-            .map_or(self.text.len(), |(i, _)| start + i)
-    }
-
-    /// The text between byte offsets `from` and `to` (both from [`offset`](Self::offset), so on
-    /// character boundaries and in order as the tokens are).
-    fn slice(&self, from: usize, to: usize) -> Result<&'a str> {
-        self.text.get(from..to).ok_or_else(|| Error::SqlSyntax {
-            line: 0,
-            column: 0,
-            message: format!("cannot split the script at bytes {from}..{to}"),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,15 +181,30 @@ mod tests {
     #[test]
     fn splits_at_top_level_semicolons_with_lines() {
         let sql = "SELECT ';' ; -- a; comment\n\n  INSERT INTO t VALUES (1);\nSELECT 2";
-        let s = split_statements(sql).unwrap();
-        let texts: Vec<&str> = s.iter().map(|x| x.text.as_str()).collect();
+        let s = parse_script(sql).unwrap();
+        let texts: Vec<String> = s.iter().map(|x| x.ast.to_string()).collect();
         assert_eq!(
             texts,
             ["SELECT ';'", "INSERT INTO t VALUES (1)", "SELECT 2"]
         );
-        assert_eq!((s[1].line, s[1].column), (3, 3));
-        assert_eq!(s[2].line, 4);
+        assert_eq!((s[1].line, s[2].line), (3, 4));
+        let starts = split_statements(sql).unwrap();
+        assert_eq!(starts[1].start, Location::new(3, 3));
         assert!(split_statements("  ;; -- nothing\n").unwrap().is_empty());
+    }
+
+    #[test]
+    fn question_marks_are_numbered_in_text_order() {
+        let s = parse_statement("SELECT ?, [1, 2] FROM t WHERE a = ?\n LIMIT ?").unwrap();
+        let at = |line, column| s.sites.question_mark(Location::new(line, column));
+        assert_eq!((at(1, 8), at(1, 35), at(2, 8)), (Some(0), Some(1), Some(2)));
+        assert_eq!(at(1, 9), None);
+        assert_eq!(s.sites.vector(Location::new(1, 11)), Some(&[1.0, 2.0][..]));
+        // The lifted literal prints as the array it stands for.
+        assert_eq!(
+            s.ast.to_string(),
+            "SELECT ?, [1, 2] FROM t WHERE a = ? LIMIT ?"
+        );
     }
 
     #[test]
@@ -294,5 +267,73 @@ mod tests {
         fn random_text_never_panics(sql in "\\PC{0,80}") {
             let _ = split_statements(&sql);
         }
+
+        /// Vector literals spelled every way, in and around strings, comments, subscripts and
+        /// calls: the statements parse to what sqlparser alone makes of the text (compared
+        /// printed), or both refuse it.
+        #[test]
+        fn lifted_literals_parse_as_sqlparser_alone(
+            parts in proptest::collection::vec(
+                (
+                    0..10usize,
+                    proptest::collection::vec(
+                        "[ \t\n]?[-+]?([0-9]{1,3}(\\.[0-9]{0,2})?|\\.[0-9]{1,2})([eE][-+]?[0-9]{1,2})?[ \n]?",
+                        0..4,
+                    ),
+                ),
+                1..5,
+            ),
+            tail in 0..3usize,
+        ) {
+            let items: Vec<String> = parts
+                .iter()
+                .map(|(kind, elems)| {
+                    let lit = format!("[{}]", elems.join(","));
+                    match kind {
+                        0 => format!("f({lit})"),
+                        1 => lit,
+                        2 => format!("'{lit}'"),
+                        3 => format!("x = {lit}"),
+                        4 => format!("e{lit}"),
+                        5 => format!("/* {lit} */ 1"),
+                        6 => format!("1 -- {lit}\n"),
+                        7 => format!("ARRAY{lit}"),
+                        8 => format!("g(x, {lit}, ?)"),
+                        _ => format!("({lit}){lit}"),
+                    }
+                })
+                .collect();
+            let last = items.last().cloned().unwrap_or_default();
+            let sql = format!(
+                "SELECT {}{}",
+                items.join(", "),
+                match tail {
+                    0 => String::new(),
+                    1 => " FROM t".into(),
+                    _ => format!(" FROM t WHERE y <> {last}"),
+                }
+            );
+            let plain = Parser::parse_sql(&GenericDialect {}, &sql);
+            let ours = parse_script(&sql);
+            match (plain, ours) {
+                (Ok(a), Ok(b)) => {
+                    let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+                    let b: Vec<String> = b.iter().map(|s| s.ast.to_string()).collect();
+                    proptest::prop_assert_eq!(a, b, "{}", sql);
+                }
+                (Err(_), Err(_)) => {}
+                (a, b) => proptest::prop_assert!(false, "{}: {:?} / {:?}", sql, a.err(), b.err()),
+            }
+        }
+    }
+
+    #[test]
+    fn lifted_values_are_the_numbers_written() {
+        let s = parse_statement("SELECT f(x, [1, -2.5e1, +.5, 9223372036854775808])").unwrap();
+        let at = Location::new(1, 13);
+        assert_eq!(
+            s.sites.vector(at),
+            Some(&[1.0, -25.0, 0.5, 9_223_372_036_854_775_808.0][..])
+        );
     }
 }

@@ -3,9 +3,10 @@
 
 use std::fmt;
 
-use crate::sql::expr::Expr;
+use crate::sql::expr::{EvalCtx, Expr};
 use crate::sql::query_vec::{QueryArg, SimKind};
-use crate::{Metric, TableSchema};
+use crate::sql::value_fmt::sql_literal;
+use crate::{Error, Metric, Result, Row, TableSchema, Value};
 
 /// A planned statement.
 #[derive(Debug, Clone)]
@@ -109,9 +110,66 @@ pub struct SelectPlan {
     /// ORDER BY keys: expression and descending flag.
     pub order_by: Vec<(Expr, bool)>,
     /// LIMIT.
+    pub limit: Option<Count>,
+    /// OFFSET (`Fixed(0)` when absent).
+    pub offset: Count,
+}
+
+/// A LIMIT or OFFSET count.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Count {
+    /// A number written in the SQL (or a constant expression of numbers).
+    Fixed(usize),
+    /// An expression of parameters (`?`, `$2`), read each time the statement runs.
+    Param(Expr),
+}
+
+impl Count {
+    /// The count, reading parameters from `params`; `what` is `LIMIT` or `OFFSET`.
+    pub fn value(&self, params: &[Value], what: &str) -> Result<usize> {
+        match self {
+            Count::Fixed(n) => Ok(*n),
+            Count::Param(e) => {
+                let ctx = EvalCtx {
+                    params,
+                    queries: &[],
+                    aggs: &[],
+                };
+                match e.eval(0, &Row::default(), &ctx)? {
+                    Value::Integer(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
+                    v => Err(Error::InvalidArgument(format!(
+                        "{what} {e} must be a non-negative integer, got {}",
+                        sql_literal(&v)
+                    ))),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Count::Fixed(n) => write!(f, "{n}"),
+            Count::Param(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// LIMIT and OFFSET of a run, parameters read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// LIMIT.
     pub limit: Option<usize>,
     /// OFFSET.
     pub offset: usize,
+}
+
+impl Counts {
+    /// How many rows a top-k search must find: LIMIT + OFFSET.
+    pub fn k(&self) -> usize {
+        self.limit.unwrap_or(usize::MAX).saturating_add(self.offset)
+    }
 }
 
 /// A top-k search on a vector column.
@@ -123,10 +181,9 @@ pub struct VectorSearch {
     pub name: String,
     /// Its metric.
     pub metric: Metric,
-    /// Index of the query in [`SelectPlan::queries`].
+    /// Index of the query in [`SelectPlan::queries`]. It finds LIMIT + OFFSET rows
+    /// ([`Counts::k`]).
     pub query: usize,
-    /// Number of rows to find (LIMIT + OFFSET).
-    pub k: usize,
 }
 
 /// An aggregate function.
@@ -154,13 +211,42 @@ pub struct Aggregate {
 }
 
 impl SelectPlan {
+    /// LIMIT and OFFSET for a run with `params`.
+    pub fn counts(&self, params: &[Value]) -> Result<Counts> {
+        Ok(Counts {
+            limit: self
+                .limit
+                .as_ref()
+                .map(|l| l.value(params, "LIMIT"))
+                .transpose()?,
+            offset: self.offset.value(params, "OFFSET")?,
+        })
+    }
+
     /// Renders the plan; `storage` is the storage engine's line for the vector search or scan
-    /// (path, ef, estimated rows) when known.
-    pub fn render(&self, storage: Option<&str>) -> String {
+    /// (path, ef, estimated rows) when known, `counts` the LIMIT and OFFSET of a run (else
+    /// parameters show as `$n`).
+    pub fn render(&self, storage: Option<&str>, counts: Option<Counts>) -> String {
+        let (limit, offset, k) = match counts {
+            Some(c) => (
+                c.limit.map(|l| l.to_string()),
+                c.offset.to_string(),
+                c.k().to_string(),
+            ),
+            None => {
+                let limit = self.limit.as_ref().map(Count::to_string);
+                let k = match (&limit, &self.offset) {
+                    (Some(l), Count::Fixed(0)) => l.clone(),
+                    (Some(l), o) => format!("{l}+{o}"),
+                    (None, _) => "none".into(),
+                };
+                (limit, self.offset.to_string(), k)
+            }
+        };
         let mut lines = Vec::new();
-        if self.limit.is_some() || self.offset > 0 {
-            let limit = self.limit.map_or("none".into(), |l| l.to_string());
-            lines.push(format!("Limit: limit={limit} offset={}", self.offset));
+        if self.limit.is_some() || self.offset != Count::Fixed(0) {
+            let limit = limit.unwrap_or_else(|| "none".into());
+            lines.push(format!("Limit: limit={limit} offset={offset}"));
         }
         let names: Vec<String> = self
             .projection
@@ -203,11 +289,10 @@ impl SelectPlan {
                     .get(v.query)
                     .map_or_else(|| format!("<missing query {}>", v.query), |q| q.to_string());
                 let mut line = format!(
-                    "VectorSearch: table={} column={} metric={} query={q} k={}{filter}",
+                    "VectorSearch: table={} column={} metric={} query={q} k={k}{filter}",
                     s.name,
                     v.name,
                     v.metric.name(),
-                    v.k
                 );
                 if let Some(st) = storage {
                     line.push_str(&format!(" [{st}]"));
@@ -306,7 +391,7 @@ impl fmt::Display for Plan {
                     None => Ok(()),
                 }
             }
-            Plan::Select(s) => f.write_str(&s.render(None)),
+            Plan::Select(s) => f.write_str(&s.render(None, None)),
             Plan::Explain(p) => write!(f, "Explain\n{p}"),
             Plan::Set(s) => write!(f, "Set: {s:?}"),
         }

@@ -2,14 +2,14 @@
 //! nothing is read or written.
 
 use sqlparser::ast::{
-    self, AssignmentTarget, FromTable, GroupByExpr, LimitClause, ObjectType, SelectItem, SetExpr,
-    Statement, TableFactor, TableObject,
+    self, AssignmentTarget, FromTable, GroupByExpr, LimitClause, ObjectType, SelectItem,
+    SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject,
 };
 
 use crate::sql::binder::{Binder, Params, const_eval};
 use crate::sql::ddl::{create_table_schema, table_name};
 use crate::sql::expr::Expr;
-use crate::sql::plan::{ImageSetting, Plan, SelectPlan, Setting, VectorSearch};
+use crate::sql::plan::{Count, ImageSetting, Plan, SelectPlan, Setting, VectorSearch};
 use crate::sql::query_vec::SimKind;
 use crate::{Error, Result, TableSchema, Value};
 
@@ -19,8 +19,8 @@ pub trait Catalog {
     fn schema(&self, name: &str) -> Result<TableSchema>;
 }
 
-/// Plans `stmt`; `params` counts its placeholders.
-pub fn plan(stmt: &Statement, catalog: &dyn Catalog, params: &mut Params) -> Result<Plan> {
+/// Plans `stmt`; `params` numbers and counts its placeholders.
+pub fn plan(stmt: &Statement, catalog: &dyn Catalog, params: &mut Params<'_>) -> Result<Plan> {
     match stmt {
         Statement::CreateTable(ct) => Ok(Plan::CreateTable {
             schema: create_table_schema(ct)?,
@@ -53,7 +53,7 @@ pub fn plan(stmt: &Statement, catalog: &dyn Catalog, params: &mut Params) -> Res
         Statement::Insert(ins) => plan_insert(ins, catalog, params),
         Statement::Update(up) => plan_update(up, catalog, params),
         Statement::Delete(del) => plan_delete(del, catalog, params),
-        Statement::Set(set) => plan_set(set),
+        Statement::Set(set) => plan_set(set, params),
         other => Err(Error::NotSupported(format!(
             "statement {}",
             first_words(other)
@@ -80,7 +80,7 @@ fn image_setting(name: &str) -> Option<ImageSetting> {
     })
 }
 
-fn plan_set(set: &ast::Set) -> Result<Plan> {
+fn plan_set(set: &ast::Set, params: &mut Params<'_>) -> Result<Plan> {
     let ast::Set::SingleAssignment {
         variable, values, ..
     } = set
@@ -96,7 +96,13 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
     let v = if is_default {
         Value::Null
     } else {
-        const_eval(&Binder::new(None, &mut Params::default()).bind(value)?)?
+        let e = Binder::new(None, params).bind(value)?;
+        if e.reads_params() {
+            return Err(Error::NotSupported(format!(
+                "parameters in SET {name}: write the value"
+            )));
+        }
+        const_eval(&e)?
     };
     if let Some(which) = image_setting(&name) {
         let deadline = which == ImageSetting::DecodeDeadlineMs;
@@ -131,7 +137,11 @@ fn plan_set(set: &ast::Set) -> Result<Plan> {
     }
 }
 
-fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Result<SelectPlan> {
+fn plan_query(
+    q: &ast::Query,
+    catalog: &dyn Catalog,
+    params: &mut Params<'_>,
+) -> Result<SelectPlan> {
     if q.with.is_some() {
         return Err(Error::NotSupported(
             "WITH (common table expressions)".into(),
@@ -162,30 +172,43 @@ fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Res
     if select.into.is_some() || select.top.is_some() || select.qualify.is_some() {
         return Err(Error::NotSupported("SELECT INTO / TOP / QUALIFY".into()));
     }
-    let schema = match select.from.as_slice() {
-        [] => None,
+    let (schema, alias) = match select.from.as_slice() {
+        [] => (None, None),
         [t] => {
             if !t.joins.is_empty() {
                 return Err(Error::NotSupported("JOIN".into()));
             }
-            match &t.relation {
-                TableFactor::Table {
-                    name, args: None, ..
-                } => Some(catalog.schema(&table_name(name)?)?),
-                TableFactor::Derived { .. } => {
-                    return Err(Error::NotSupported("subqueries in FROM".into()));
-                }
-                other => return Err(Error::NotSupported(format!("FROM {other}"))),
+            if let TableFactor::Derived { .. } = &t.relation {
+                return Err(Error::NotSupported("subqueries in FROM".into()));
             }
+            let (name, alias) = single_table(std::slice::from_ref(t))?;
+            (Some(catalog.schema(&name)?), alias)
         }
         _ => return Err(Error::NotSupported("JOIN (several tables in FROM)".into())),
     };
     let mut b = Binder::new(schema.as_ref(), params);
+    b.alias = alias;
+    // Clauses bind in the order planning needs them; `?` are numbered by text position anyway.
     let filter = select.selection.as_ref().map(|e| b.bind(e)).transpose()?;
     b.aggregates = Some(Vec::new());
     let mut projection = Vec::new();
     for item in &select.projection {
         match item {
+            SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), _)
+                if !b.qualifies(&table_name(n)?) =>
+            {
+                return Err(Error::Sql(format!(
+                    "{n}.* names no table in FROM{}",
+                    match (&schema, &b.alias) {
+                        (Some(s), Some(a)) => format!(" (the table is {} AS {a})", s.name),
+                        (Some(s), None) => format!(" (the table is {})", s.name),
+                        _ => String::new(),
+                    }
+                )));
+            }
+            SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::Expr(e), _) => {
+                return Err(Error::NotSupported(format!("select item {e}.*")));
+            }
             SelectItem::Wildcard(_) | SelectItem::QualifiedWildcard(..) => {
                 let Some(s) = schema.as_ref() else {
                     return Err(Error::Sql("SELECT * needs a table in FROM".into()));
@@ -248,7 +271,7 @@ fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Res
             order_by.push((e, desc));
         }
     }
-    let (limit, offset) = limit_offset(q.limit_clause.as_ref())?;
+    let (limit, offset) = limit_offset(q.limit_clause.as_ref(), &mut b)?;
     let queries = std::mem::take(&mut b.queries);
     let mut plan = SelectPlan {
         schema,
@@ -261,9 +284,9 @@ fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Res
         limit,
         offset,
     };
-    if let (Some(s), Some(l), true, true) = (
+    if let (Some(s), true, true, true) = (
         &plan.schema,
-        plan.limit,
+        plan.limit.is_some(),
         plan.aggregates.is_empty(),
         plan.order_by.len() == 1,
     ) && let Some((column, query, _)) = plan.similarity_order()
@@ -278,14 +301,13 @@ fn plan_query(q: &ast::Query, catalog: &dyn Catalog, params: &mut Params) -> Res
             name: c.name.clone(),
             metric: c.metric,
             query,
-            k: l.saturating_add(plan.offset),
         });
     }
     Ok(plan)
 }
 
 /// An ORDER BY key: an output alias, an output position (1-based), or an expression.
-fn order_key(e: &ast::Expr, projection: &[(Expr, String)], b: &mut Binder<'_>) -> Result<Expr> {
+fn order_key(e: &ast::Expr, projection: &[(Expr, String)], b: &mut Binder<'_, '_>) -> Result<Expr> {
     if let ast::Expr::Identifier(id) = e
         && let Some((bound, _)) = projection
             .iter()
@@ -310,17 +332,29 @@ fn order_key(e: &ast::Expr, projection: &[(Expr, String)], b: &mut Binder<'_>) -
     out
 }
 
-fn limit_offset(clause: Option<&LimitClause>) -> Result<(Option<usize>, usize)> {
-    let count = |e: &ast::Expr, what: &str| -> Result<usize> {
-        match const_eval(&Binder::new(None, &mut Params::default()).bind(e)?)? {
-            Value::Integer(n) if n >= 0 => Ok(n as usize),
+/// LIMIT and OFFSET, bound with the statement's binder so their parameters are numbered with the
+/// rest. A count without parameters is checked now.
+fn limit_offset(
+    clause: Option<&LimitClause>,
+    b: &mut Binder<'_, '_>,
+) -> Result<(Option<Count>, Count)> {
+    let mut count = |e: &ast::Expr, what: &str| -> Result<Count> {
+        let bound = b.bind(e)?;
+        if bound.reads_row() {
+            return Err(Error::Sql(format!("{what} cannot read columns: {e}")));
+        }
+        if bound.reads_params() {
+            return Ok(Count::Param(bound));
+        }
+        match const_eval(&bound)? {
+            Value::Integer(n) if n >= 0 => Ok(Count::Fixed(n as usize)),
             _ => Err(Error::Sql(format!(
                 "{what} must be a non-negative integer, got {e}"
             ))),
         }
     };
     match clause {
-        None => Ok((None, 0)),
+        None => Ok((None, Count::Fixed(0))),
         Some(LimitClause::LimitOffset {
             limit,
             offset,
@@ -334,25 +368,42 @@ fn limit_offset(clause: Option<&LimitClause>) -> Result<(Option<usize>, usize)> 
                 .as_ref()
                 .map(|o| count(&o.value, "OFFSET"))
                 .transpose()?;
-            Ok((l, o.unwrap_or(0)))
+            Ok((l, o.unwrap_or(Count::Fixed(0))))
         }
         Some(LimitClause::OffsetCommaLimit { offset, limit }) => {
-            Ok((Some(count(limit, "LIMIT")?), count(offset, "OFFSET")?))
+            // `LIMIT o, l`: the offset comes first in the text, so bind it first.
+            let o = count(offset, "OFFSET")?;
+            Ok((Some(count(limit, "LIMIT")?), o))
         }
     }
 }
 
-fn single_table(from: &[ast::TableWithJoins]) -> Result<String> {
+/// The table of a FROM / UPDATE / DELETE that names exactly one, and its alias.
+fn single_table(from: &[ast::TableWithJoins]) -> Result<(String, Option<String>)> {
     match from {
         [t] if t.joins.is_empty() => match &t.relation {
-            TableFactor::Table { name, .. } => table_name(name),
-            other => Err(Error::NotSupported(format!("{other}"))),
+            TableFactor::Table {
+                name,
+                alias,
+                args: None,
+                ..
+            } => {
+                let alias = match alias {
+                    None => None,
+                    Some(a) if a.columns.is_empty() && a.at.is_none() => Some(a.name.value.clone()),
+                    Some(a) => {
+                        return Err(Error::NotSupported(format!("column aliases in FROM: {a}")));
+                    }
+                };
+                Ok((table_name(name)?, alias))
+            }
+            other => Err(Error::NotSupported(format!("FROM {other}"))),
         },
         _ => Err(Error::NotSupported("JOIN / several tables".into())),
     }
 }
 
-fn plan_insert(ins: &ast::Insert, catalog: &dyn Catalog, params: &mut Params) -> Result<Plan> {
+fn plan_insert(ins: &ast::Insert, catalog: &dyn Catalog, params: &mut Params<'_>) -> Result<Plan> {
     let TableObject::TableName(name) = &ins.table else {
         return Err(Error::NotSupported("INSERT INTO TABLE FUNCTION".into()));
     };
@@ -390,7 +441,8 @@ fn plan_insert(ins: &ast::Insert, catalog: &dyn Catalog, params: &mut Params) ->
     for (r, row) in values.rows.iter().enumerate() {
         if row.content.len() != columns.len() {
             return Err(Error::Sql(format!(
-                "row {r} of INSERT INTO {} has {} values for {} columns",
+                "row {} of INSERT INTO {} has {} values for {} columns",
+                r + 1,
                 schema.name,
                 row.content.len(),
                 columns.len()
@@ -413,15 +465,17 @@ fn plan_insert(ins: &ast::Insert, catalog: &dyn Catalog, params: &mut Params) ->
     })
 }
 
-fn plan_update(up: &ast::Update, catalog: &dyn Catalog, params: &mut Params) -> Result<Plan> {
+fn plan_update(up: &ast::Update, catalog: &dyn Catalog, params: &mut Params<'_>) -> Result<Plan> {
     if up.from.is_some() || up.returning.is_some() || up.limit.is_some() || !up.order_by.is_empty()
     {
         return Err(Error::NotSupported(
             "UPDATE ... FROM / RETURNING / ORDER BY / LIMIT".into(),
         ));
     }
-    let schema = catalog.schema(&single_table(std::slice::from_ref(&up.table))?)?;
+    let (name, alias) = single_table(std::slice::from_ref(&up.table))?;
+    let schema = catalog.schema(&name)?;
     let mut b = Binder::new(Some(&schema), params);
+    b.alias = alias;
     let mut assignments = Vec::new();
     for a in &up.assignments {
         let AssignmentTarget::ColumnName(col) = &a.target else {
@@ -440,7 +494,7 @@ fn plan_update(up: &ast::Update, catalog: &dyn Catalog, params: &mut Params) -> 
     })
 }
 
-fn plan_delete(del: &ast::Delete, catalog: &dyn Catalog, params: &mut Params) -> Result<Plan> {
+fn plan_delete(del: &ast::Delete, catalog: &dyn Catalog, params: &mut Params<'_>) -> Result<Plan> {
     if del.using.is_some()
         || del.returning.is_some()
         || del.limit.is_some()
@@ -456,8 +510,10 @@ fn plan_delete(del: &ast::Delete, catalog: &dyn Catalog, params: &mut Params) ->
     let from = match &del.from {
         FromTable::WithFromKeyword(f) | FromTable::WithoutKeyword(f) => f,
     };
-    let schema = catalog.schema(&single_table(from)?)?;
+    let (name, alias) = single_table(from)?;
+    let schema = catalog.schema(&name)?;
     let mut b = Binder::new(Some(&schema), params);
+    b.alias = alias;
     let filter = del.selection.as_ref().map(|e| b.bind(e)).transpose()?;
     let queries = std::mem::take(&mut b.queries);
     Ok(Plan::Delete {

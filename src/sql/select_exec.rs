@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use parking_lot::Mutex;
 
 use crate::sql::expr::{EvalCtx, Expr, as_f64, compare, sort_cmp};
-use crate::sql::plan::{AggFunc, Aggregate, SelectPlan};
+use crate::sql::plan::{AggFunc, Aggregate, Counts, SelectPlan};
 use crate::sql::query_resolve::resolve_queries;
 use crate::sql::rows::{ColumnInfo, Rows};
 use crate::sql::settings::Settings;
@@ -24,9 +24,17 @@ pub fn run_select(
     settings: &Settings,
     interrupt: &AtomicBool,
 ) -> Result<Rows> {
+    let counts = plan.counts(params)?;
     let Some(schema) = &plan.schema else {
         let queries = Vec::new();
-        return finish(plan, vec![(0, Row::default())], params, &queries, None);
+        return finish(
+            plan,
+            counts,
+            vec![(0, Row::default())],
+            params,
+            &queries,
+            None,
+        );
     };
     let snap = db.snapshot(&schema.name)?;
     let queries = resolve_queries(db, &snap, plan, params, false, &settings.image_limits)?;
@@ -44,7 +52,7 @@ pub fn run_select(
         }),
     };
     let rows: Vec<(RowId, Row)> = if let Some(vs) = &plan.search {
-        if vs.k == 0 {
+        if counts.k() == 0 {
             Vec::new()
         } else {
             let filter_columns = plan.filter.as_ref().map(Expr::columns);
@@ -52,7 +60,7 @@ pub fn run_select(
                 .as_deref()
                 .map(|c| (&keep as RowFilter<'_>, c));
             let query = queries.get(vs.query).ok_or_else(|| unresolved(vs.query))?;
-            let req = settings.search_request(vs.column, query, vs.k, filter);
+            let req = settings.search_request(vs.column, query, counts.k(), filter);
             snap.search(&req)?
                 .into_iter()
                 .map(|h| (h.id, h.row))
@@ -62,9 +70,9 @@ pub fn run_select(
         // Without ORDER BY or aggregates the scan can stop once OFFSET + LIMIT rows matched.
         let stop_after = match (
             plan.order_by.is_empty() && plan.aggregates.is_empty(),
-            plan.limit,
+            counts.limit,
         ) {
-            (true, Some(l)) => Some(l.saturating_add(plan.offset)),
+            (true, Some(_)) => Some(counts.k()),
             _ => None,
         };
         let mut out = Vec::new();
@@ -85,12 +93,13 @@ pub fn run_select(
     if let Some(e) = first_error.into_inner() {
         return Err(e);
     }
-    finish(plan, rows, params, &queries, Some(schema))
+    finish(plan, counts, rows, params, &queries, Some(schema))
 }
 
 /// Aggregates or sorts, applies OFFSET/LIMIT (already applied in order by a search) and projects.
 fn finish(
     plan: &SelectPlan,
+    counts: Counts,
     mut rows: Vec<(RowId, Row)>,
     params: &[Value],
     queries: &[Vec<f32>],
@@ -136,9 +145,9 @@ fn finish(
         });
         rows = keyed.into_iter().map(|(_, id, row)| (id, row)).collect();
     }
-    let take = plan.limit.unwrap_or(usize::MAX);
+    let take = counts.limit.unwrap_or(usize::MAX);
     let mut out = Vec::new();
-    for (id, row) in rows.into_iter().skip(plan.offset).take(take) {
+    for (id, row) in rows.into_iter().skip(counts.offset).take(take) {
         out.push(
             plan.projection
                 .iter()

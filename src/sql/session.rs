@@ -4,13 +4,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use sqlparser::ast;
-
 use crate::sql::binder::Params;
 use crate::sql::ddl::type_name;
 use crate::sql::embedding::EmbedCtx;
 use crate::sql::expr::{EvalCtx, Expr};
-use crate::sql::parser::{parse_script, parse_statement};
+use crate::sql::parser::{ParsedStatement, parse_script, parse_statement};
 use crate::sql::plan::{ImageSetting, Plan, SelectPlan, Setting};
 use crate::sql::planner::{Catalog, plan};
 use crate::sql::query_resolve::resolve_queries;
@@ -119,8 +117,8 @@ impl Session {
 
     /// Runs one statement.
     pub fn run(&mut self, sql: &str, params: &[Value]) -> Result<Output> {
-        let ast = parse_statement(sql)?;
-        self.run_ast(&ast, params, true)
+        let stmt = parse_statement(sql)?;
+        self.run_parsed(&stmt, params, true)
     }
 
     /// Runs every statement of `sql` in order, giving each output to `each` together with the
@@ -133,7 +131,7 @@ impl Session {
         let stmts = parse_script(sql).map_err(|error| ScriptError { line: 0, error })?;
         for s in stmts {
             let out = self
-                .run_ast(&s.ast, &[], true)
+                .run_parsed(&s, &[], true)
                 .map_err(|error| ScriptError {
                     line: s.line,
                     error,
@@ -144,15 +142,15 @@ impl Session {
     }
 
     /// Plans and runs a parsed statement; `check_params` refuses a wrong parameter count.
-    pub(crate) fn run_ast(
+    pub(crate) fn run_parsed(
         &mut self,
-        ast: &ast::Statement,
+        stmt: &ParsedStatement,
         params: &[Value],
         check_params: bool,
     ) -> Result<Output> {
         self.interrupt.store(false, Ordering::Relaxed);
-        let mut counter = Params::default();
-        let p = plan(ast, &self.db, &mut counter)?;
+        let mut counter = Params::new(&stmt.sites);
+        let p = plan(&stmt.ast, &self.db, &mut counter)?;
         if check_params && counter.count != params.len() {
             return Err(Error::InvalidArgument(format!(
                 "the statement takes {} parameter(s), {} given",
@@ -282,8 +280,9 @@ impl Session {
 
     /// The plan text with the storage engine's estimate for the search or scan.
     fn explain_select(&self, s: &SelectPlan, params: &[Value]) -> Result<String> {
+        let counts = s.counts(params)?;
         let Some(schema) = &s.schema else {
-            return Ok(s.render(None));
+            return Ok(s.render(None, Some(counts)));
         };
         let snap = self.db.snapshot(&schema.name)?;
         let storage = match &s.search {
@@ -313,7 +312,9 @@ impl Session {
                 let query = queries.get(vs.query).ok_or_else(|| {
                     Error::Sql(format!("vector search query {} was not resolved", vs.query))
                 })?;
-                let req = self.settings.search_request(vs.column, query, vs.k, filter);
+                let req = self
+                    .settings
+                    .search_request(vs.column, query, counts.k(), filter);
                 // The plan's own line already names the column and k.
                 let p = snap.plan_search(&req);
                 format!(
@@ -323,7 +324,7 @@ impl Session {
             }
             None => format!("rows={}", snap.row_count()),
         };
-        Ok(s.render(Some(&storage)))
+        Ok(s.render(Some(&storage), Some(counts)))
     }
 }
 

@@ -34,4 +34,5 @@ mod primary_keys;
 mod repl;
 mod sql_fuzz;
 mod sql_logic;
+mod sql_params;
 mod wal_recovery;

@@ -440,3 +440,59 @@ fn docs_examples() {
     }
     assert!(blocks >= 12, "only {blocks} examples found");
 }
+
+/// Every Rust example of README.md and docs/*.md runs as a doctest: a file with one is included by
+/// src/lib.rs (`#[doc = include_str!(..)]`), no example is marked `ignore` or `no_run`, and an
+/// included file has no unlabelled block (rustdoc would compile it as Rust).
+#[test]
+fn rust_examples_in_docs_are_doctests() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    let mut files = vec![root.join("README.md")];
+    for e in std::fs::read_dir(root.join("docs")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            files.push(p);
+        }
+    }
+    let mut examples = 0;
+    for f in files {
+        let rel = f
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let included = lib.contains(&format!("include_str!(\"../{rel}\")"));
+        let text = std::fs::read_to_string(&f).unwrap();
+        let mut open = false;
+        for (n, line) in text.lines().enumerate() {
+            let Some(info) = line.trim_start().strip_prefix("```") else {
+                continue;
+            };
+            if open {
+                open = false;
+                continue;
+            }
+            open = true;
+            let info: Vec<&str> = info.split(',').map(str::trim).collect();
+            let at = format!("{rel}:{}", n + 1);
+            if info == [""] {
+                assert!(
+                    !included,
+                    "{at}: label the block (```text) or rustdoc runs it"
+                );
+            } else if info[0] == "rust" {
+                assert!(
+                    included,
+                    "{at}: a Rust example; include {rel} in src/lib.rs"
+                );
+                assert!(
+                    !info.contains(&"ignore") && !info.contains(&"no_run"),
+                    "{at}: examples must run"
+                );
+                examples += 1;
+            }
+        }
+    }
+    assert!(examples >= 2, "only {examples} Rust examples found");
+}
