@@ -174,33 +174,65 @@ fn run(
     path: String,
 ) -> Result<RecallScores> {
     let started = Instant::now();
-    let kmax = *k.last().expect("k checked non-empty");
-    // Rank (0-based) of the first correct hit among the top kmax, per query.
-    let t2i: Vec<Option<usize>> = q
-        .captions
-        .par_iter()
-        .map(|(_, image, v)| {
-            let req = SearchRequest::new(image_col, v, kmax).ef(ef).exact(exact);
-            Ok(images.search(&req)?.iter().position(|h| h.id == *image))
-        })
-        .collect::<Result<_>>()?;
-    let i2t: Vec<Option<usize>> = q
-        .images
-        .par_iter()
-        .map(|(id, v)| {
-            let req = SearchRequest::new(caption_col, v, kmax).ef(ef).exact(exact);
-            let hits = captions.search(&req)?;
-            Ok(hits.iter().position(|h| {
-                matches!(h.row.values.get(image_id_col), Some(Value::Integer(i)) if *i as RowId == *id)
-            }))
-        })
-        .collect::<Result<_>>()?;
+    let t2i_ef = ef.unwrap_or(images.schema().hnsw.ef_search);
+    let text_to_image = recall_by_pass(k, exact, t2i_ef, |top, ef| {
+        q.captions
+            .par_iter()
+            .map(|(_, image, v)| {
+                let req = SearchRequest::new(image_col, v, top).ef(ef).exact(exact);
+                Ok(images.search(&req)?.iter().position(|h| h.id == *image))
+            })
+            .collect()
+    })?;
+    let i2t_ef = ef.unwrap_or(captions.schema().hnsw.ef_search);
+    let image_to_text = recall_by_pass(k, exact, i2t_ef, |top, ef| {
+        q.images
+            .par_iter()
+            .map(|(id, v)| {
+                let req = SearchRequest::new(caption_col, v, top).ef(ef).exact(exact);
+                let hits = captions.search(&req)?;
+                Ok(hits.iter().position(|h| {
+                    matches!(h.row.values.get(image_id_col), Some(Value::Integer(i)) if *i as RowId == *id)
+                }))
+            })
+            .collect()
+    })?;
     Ok(RecallScores {
         path,
-        text_to_image: recall_at(&t2i, k),
-        image_to_text: recall_at(&i2t, k),
+        text_to_image,
+        image_to_text,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Recall@K for each of the ascending `k`, from `ranks(top, ef)`: per query, the rank (0-based)
+/// of its first correct hit among the top `top` found with candidate list size `ef`.
+///
+/// R@K must not depend on which other K values are asked for. Exact search ranks the same way
+/// for any k (ties by row id), so one search for the largest K serves all. An HNSW search widens
+/// its walk to `max(ef, k)`, so K values up to `ef` share one search and each larger K runs its own
+/// with `ef = K`, as it would alone.
+fn recall_by_pass(
+    k: &[usize],
+    exact: bool,
+    ef: usize,
+    mut ranks: impl FnMut(usize, usize) -> Result<Vec<Option<usize>>>,
+) -> Result<Vec<f64>> {
+    let mut out = Vec::with_capacity(k.len());
+    let mut rest = k;
+    while let Some(&first) = rest.first() {
+        let pass_ef = ef.max(first);
+        let n = if exact {
+            rest.len()
+        } else {
+            rest.partition_point(|&x| x <= pass_ef)
+        };
+        let (group, more) = rest.split_at(n.max(1));
+        let top = group.last().copied().unwrap_or(first);
+        out.extend(recall_at(&ranks(top, pass_ef)?, group));
+        rest = more;
+    }
+    Ok(out)
 }
 
 /// Percentage of queries whose first hit ranks below each K.
@@ -216,6 +248,26 @@ fn recall_at(ranks: &[Option<usize>], k: &[usize]) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn k_values_share_a_search_only_within_ef() {
+        let mut calls = Vec::new();
+        let ranks = |top: usize, ef: usize, calls: &mut Vec<(usize, usize)>| {
+            calls.push((top, ef));
+            Ok(vec![Some(0)])
+        };
+        recall_by_pass(&[1, 5, 10, 100, 200], false, 64, |t, e| {
+            ranks(t, e, &mut calls)
+        })
+        .unwrap();
+        assert_eq!(calls, vec![(10, 64), (100, 100), (200, 200)]);
+        calls.clear();
+        recall_by_pass(&[1, 5, 10, 100, 200], true, 64, |t, e| {
+            ranks(t, e, &mut calls)
+        })
+        .unwrap();
+        assert_eq!(calls, vec![(200, 64)]);
+    }
 
     #[test]
     fn recall_counts_ranks_below_k() {

@@ -8,8 +8,14 @@
 //! rows is at most [`EXACT_MAX_ROWS`] or the selectivity is below [`EXACT_MAX_SELECTIVITY`], the
 //! segment is searched exactly over the matching rows (`FilteredExact`): the graph walk would visit
 //! mostly rejected nodes. Otherwise the filter runs inside the HNSW traversal (`FilteredHnsw`);
-//! if that returns fewer than k rows the segment is searched exactly, so a filtered search always
-//! returns k rows when k rows match.
+//! if the walk collects fewer than `ef` matching rows (its whole candidate list, and `ef >= k`) the
+//! segment is searched exactly, so a filtered search always returns k rows when k rows match.
+//! The test is on `ef`, not on k, so that every k up to `ef` takes the same branch.
+//!
+//! Order: score descending, then row id ascending, in every source (the index ranks equal scores
+//! by row position, see `index`) and in the merge. Each source's top k is then a prefix of its top
+//! k + 1 and so is the merged list, which makes `LIMIT l OFFSET o` (a top-(l + o) search) a slice
+//! of one ranking. On the HNSW paths that holds while `l + o <= ef`: a larger k widens the walk.
 
 use std::fmt;
 
@@ -299,13 +305,15 @@ impl TableSnapshot {
                             })?
                     } else {
                         ls.seg
-                            .search(req.column, metric, &query, k, ef, false, &matches)?
+                            .search(req.column, metric, &query, ef, ef, false, &matches)?
                     };
-                    if !exact && found.len() < k {
+                    // With `ef` covering the segment, the index scanned it exactly already.
+                    if !exact && found.len() < ef && ef < ls.seg.vector_count(req.column) {
                         found = ls
                             .seg
                             .search(req.column, metric, &query, k, ef, true, &matches)?;
                     }
+                    found.truncate(k);
                     if let Some(e) = err.into_inner() {
                         return Err(e);
                     }

@@ -4,6 +4,12 @@
 //! similar" for every metric (see [`Metric`](crate::Metric)): cosine and dot give the dot product, L2 gives
 //! `-distance`.
 //!
+//! Ranking: score descending, then tie key ascending. The tie key of a vector is its local id unless
+//! the caller gives others ([`VectorsView::with_ties`]): a segment gives each vector its row
+//! position, so that equal scores rank by row id as everywhere else in the engine, whatever order
+//! the vectors are stored in. The top k is then a prefix of the top k + 1 (for graph search, at
+//! one `ef`), which is what makes `LIMIT l OFFSET o` pages slices of one list.
+//!
 //! API contract used by `segment`:
 //! - [`build_graph`] builds the HNSW graph of `n` vectors (parallel insertion, see `insert`) and
 //!   returns it in mmdb's own layout (see `layout`); [`build_graph_with`] can use `hnsw_rs` instead (hidden `__internals` feature, for the bench);
@@ -50,6 +56,8 @@ pub struct VectorsView<'a> {
     data: &'a [f32],
     dim: usize,
     stride: usize,
+    /// Tie key per vector; `None`: the local id.
+    ties: Option<&'a [u32]>,
 }
 
 impl<'a> VectorsView<'a> {
@@ -59,6 +67,7 @@ impl<'a> VectorsView<'a> {
             data,
             dim,
             stride: dim,
+            ties: None,
         }
     }
 
@@ -68,6 +77,34 @@ impl<'a> VectorsView<'a> {
             data,
             dim,
             stride: stride.max(dim),
+            ties: None,
+        }
+    }
+
+    /// Equal scores rank by `keys[i]` ascending instead of by local id `i` (default: by local
+    /// id). One key per vector; a vector without one ranks after those with one.
+    #[must_use]
+    pub fn with_ties(mut self, keys: &'a [u32]) -> VectorsView<'a> {
+        self.ties = Some(keys);
+        self
+    }
+
+    /// The tie key of vector `i`.
+    #[inline(always)]
+    fn tie_key(&self, i: u32) -> u32 {
+        match self.ties {
+            None => i,
+            Some(t) => t.get(i as usize).copied().unwrap_or(u32::MAX),
+        }
+    }
+
+    /// Vector `i` as a candidate with `score`, its tie key looked up.
+    #[inline(always)]
+    fn scored(&self, score: f32, i: u32) -> Scored {
+        Scored {
+            score,
+            key: self.tie_key(i),
+            id: i,
         }
     }
 
@@ -123,17 +160,28 @@ pub fn padded_stride(dim: usize) -> usize {
     }
 }
 
-/// A candidate: internal score (higher is better) and local id. Ordered by score, then by
-/// *lower* id, so ties resolve the same way in exact and graph search.
+/// A candidate: score (higher is better), tie key and local id. Ordered by score, then by
+/// *lower* tie key (see the module doc), so ties resolve the same way in exact and graph search.
 #[derive(Debug, Clone, Copy)]
 struct Scored {
     score: f32,
+    key: u32,
     id: u32,
 }
 
 impl Scored {
+    /// A candidate whose tie key is its local id (graph building).
     fn new(score: f32, id: u32) -> Scored {
-        Scored { score, id }
+        Scored { score, key: id, id }
+    }
+
+    /// How a candidate with `score` and tie key `key()` ranks against `self` (`Less`: below).
+    /// The key is looked up only when the scores are equal, which keeps it out of the hot loop.
+    #[inline(always)]
+    fn rank_of(&self, score: f32, key: impl FnOnce() -> u32) -> Ordering {
+        score
+            .total_cmp(&self.score)
+            .then_with(|| self.key.cmp(&key()))
     }
 }
 
@@ -152,7 +200,7 @@ impl Ord for Scored {
     fn cmp(&self, other: &Self) -> Ordering {
         self.score
             .total_cmp(&other.score)
-            .then(other.id.cmp(&self.id))
+            .then(other.key.cmp(&self.key))
     }
 }
 

@@ -15,18 +15,22 @@
 //! ~11,000 rows at n = 100,000; measurements agree: docs/perf.md#filtered-search-planner). The
 //! storage layer makes that choice; this function always walks the graph.
 
-use std::cmp::Reverse;
+use std::cmp::{Ordering, Reverse};
 
-use super::distance::raw_score;
-use super::flat::into_results;
+use super::distance::{public_score, raw_score};
+use super::flat::ranked;
 use super::visited::{Scratch, with_scratch};
 use super::{GraphView, LocalFilter, Scored, VectorsView, search_exact};
 use crate::Metric;
 
-/// Approximate top-k through the graph with candidate list size `ef`. Results best first.
+/// Approximate top-k through the graph with candidate list size `ef`. Results best first, equal
+/// scores by tie key; the walk depends on `max(ef, k)` and not on `k` otherwise, so for a fixed
+/// `ef` the top k is a prefix of the top k + 1 while `k + 1 <= ef`.
 ///
+/// With `max(ef, k)` at least the number of vectors the walk would reach every node anyway: the
+/// exact scan does that work without the graph's overhead (and reaches nodes the graph may not).
 /// `vectors` must be the vectors the graph was built on; if their count differs (a caller bug),
-/// this falls back to [`search_exact`] rather than read out of bounds.
+/// this also falls back to [`search_exact`] rather than read out of bounds.
 pub fn search_graph(
     graph: &GraphView<'_>,
     vectors: VectorsView<'_>,
@@ -39,14 +43,21 @@ pub fn search_graph(
     if k == 0 || graph.is_empty() {
         return Vec::new();
     }
-    if graph.len() != vectors.len() {
+    let ef = ef.max(k);
+    if graph.len() != vectors.len() || ef >= graph.len() {
         return search_exact(vectors, metric, query, k, filter);
     }
-    let ef = ef.max(k);
     with_scratch(graph.len(), |scratch| {
         walk(graph, vectors, metric, query, ef, filter, scratch);
-        let hits: Vec<Scored> = scratch.results.drain().map(|r| r.0).collect();
-        into_results(hits, metric, k)
+        let hits: Vec<Scored> = scratch
+            .results
+            .drain()
+            .map(|r| Scored {
+                score: public_score(metric, r.0.score),
+                ..r.0
+            })
+            .collect();
+        ranked(hits, k)
     })
 }
 
@@ -82,6 +93,12 @@ impl Scorer<'_> {
         raw_score(self.metric, self.vectors.get(id as usize), self.query)
     }
 
+    /// Node `id` as a candidate: its score and tie key.
+    #[inline(always)]
+    fn candidate(&self, id: u32) -> Scored {
+        self.vectors.scored(self.score(id), id)
+    }
+
     /// Starts loading the first cache line of vector `id`; the CPU's stream prefetcher fetches
     /// the following lines once the distance reads them in order.
     #[inline(always)]
@@ -95,7 +112,7 @@ impl Scorer<'_> {
 /// Greedy walk from the entry point down to layer 1; returns the layer-0 start node.
 #[inline(always)]
 fn descend(graph: &GraphView<'_>, s: &Scorer<'_>) -> Scored {
-    let mut cur = Scored::new(s.score(graph.entry()), graph.entry());
+    let mut cur = s.candidate(graph.entry());
     for l in (1..graph.layers()).rev() {
         // Present by the subset check of `parse`; `else` keeps a bug from panicking.
         let Some(mut local) = graph.local_of(l, cur.id) else {
@@ -108,8 +125,7 @@ fn descend(graph: &GraphView<'_>, s: &Scorer<'_>) -> Scored {
                 s.prefetch(graph.node_id(l, nb));
             }
             for nb in graph.neighbours(l, local) {
-                let g = graph.node_id(l, nb);
-                let c = Scored::new(s.score(g), g);
+                let c = s.candidate(graph.node_id(l, nb));
                 if c > cur {
                     cur = c;
                     local = nb;
@@ -172,11 +188,18 @@ fn beam_layer0(
             if let Some(&next) = fresh.get(j + PREFETCH_AHEAD) {
                 s.prefetch(next);
             }
-            let e = Scored::new(s.score(nb), nb);
+            let score = s.score(nb);
             let full = scratch.results.len() >= ef;
-            if full && scratch.results.peek().is_some_and(|w| e < w.0) {
+            // The tie key is read only for a node that can enter the results.
+            if full
+                && scratch
+                    .results
+                    .peek()
+                    .is_some_and(|w| w.0.rank_of(score, || s.vectors.tie_key(nb)) == Ordering::Less)
+            {
                 continue;
             }
+            let e = s.vectors.scored(score, nb);
             scratch.candidates.push(e);
             if next_best.is_none_or(|b| e > b) {
                 graph.prefetch_neighbours(0, e.id);

@@ -212,3 +212,61 @@ fn padding_is_one_cache_line_for_whole_kib_vectors_from_2_kib() {
         assert_eq!(padded_stride(dim), dim, "dim {dim}");
     }
 }
+
+/// Mostly equal vectors whose tie keys are a permutation of their positions (as in a segment,
+/// where vectors sit in graph order and keys are row positions).
+#[test]
+fn graph_ranks_equal_scores_by_tie_key_and_k_is_a_prefix() {
+    let dirs = [[0.6f32, 0.8, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]];
+    let n = 300;
+    let data: Vec<f32> = (0..n).flat_map(|i| dirs[i % 3]).collect();
+    let keys: Vec<u32> = (0..n as u32).map(|i| i * 7 % n as u32).collect();
+    let bytes = build_and_parse(&data, 3, Metric::Cosine);
+    let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
+    let v = VectorsView::new(&data, 3).with_ties(&keys);
+    let odd = |i: u32| keys[i as usize] % 2 == 1;
+    let ef = 32;
+    for (j, q) in dirs.into_iter().enumerate() {
+        for filter in [None, Some(&odd as LocalFilter<'_>)] {
+            let full = search_graph(&g, v, Metric::Cosine, &q, ef, ef, filter);
+            assert_eq!(full.len(), ef);
+            for w in full.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                assert!(
+                    a.1 > b.1 || (a.1 == b.1 && keys[a.0 as usize] < keys[b.0 as usize]),
+                    "{a:?} before {b:?}"
+                );
+            }
+            for k in 1..ef {
+                let top = search_graph(&g, v, Metric::Cosine, &q, k, ef, filter);
+                assert_eq!(top, full[..k], "k={k}");
+            }
+            // The exact answer: the (matching) duplicates of `q` with the lowest keys.
+            let exact: Vec<u32> = search_exact(v, Metric::Cosine, &q, ef, filter)
+                .iter()
+                .map(|h| keys[h.0 as usize])
+                .collect();
+            let mut want: Vec<u32> = (0..n as u32)
+                .filter(|&i| i as usize % 3 == j && filter.is_none_or(|f| f(i)))
+                .map(|i| keys[i as usize])
+                .collect();
+            want.sort_unstable();
+            want.truncate(ef);
+            assert_eq!(exact, want);
+        }
+    }
+}
+
+#[test]
+fn a_huge_k_or_ef_returns_every_vector() {
+    let data = clustered(100, 4, true, 9);
+    let bytes = build_and_parse(&data, 4, Metric::Cosine);
+    let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
+    let v = VectorsView::new(&data, 4);
+    let q = &data[..4];
+    for (k, ef) in [(usize::MAX, 64), (1 << 46, 16), (10, usize::MAX)] {
+        let hits = search_graph(&g, v, Metric::Cosine, q, k, ef, None);
+        assert_eq!(hits.len(), k.min(100), "k={k} ef={ef}");
+        assert_eq!(hits, search_exact(v, Metric::Cosine, q, k, None));
+    }
+}

@@ -228,8 +228,9 @@ impl Segment {
             .map_or(0, |v| v.count())
     }
 
-    /// Top-k over column `col` as (row position, score), best first. `keep` filters row
-    /// positions. `exact` scans every vector; otherwise the HNSW graph with list size `ef`.
+    /// Top-k over column `col` as (row position, score), best first, equal scores by row
+    /// position. `keep` filters row positions. `exact` scans every vector; otherwise the HNSW
+    /// graph with list size `ef`.
     #[allow(clippy::too_many_arguments)]
     pub fn search(
         &self,
@@ -248,6 +249,9 @@ impl Segment {
             return Ok(Vec::new());
         }
         let (vectors, rows, graph): (VectorsView<'_>, &[u32], GraphView<'_>) = vc.load()?;
+        // Vectors are stored in graph order; equal scores rank by row position, which is row id
+        // order, so that this segment's top k is a prefix of the table's ranking.
+        let vectors = vectors.with_ties(rows);
         let filter = |i: u32| rows.get(i as usize).is_some_and(|&r| keep(r as usize));
         let hits = if exact {
             search_exact(vectors, metric, query, k, Some(&filter))

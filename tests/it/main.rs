@@ -32,6 +32,7 @@ mod persistence;
 mod primary_keys;
 #[cfg(feature = "cli")]
 mod repl;
+mod search_order;
 mod sql_fuzz;
 mod sql_logic;
 mod sql_params;

@@ -177,7 +177,8 @@ slt!(
     aggregates,
     vector_search,
     embedded,
-    errors
+    errors,
+    paging
 );
 
 /// The embedded API: parameters, typed access, prepared statements, sessions, models.
