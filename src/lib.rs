@@ -54,8 +54,9 @@ mod value;
 mod wal;
 
 pub use db::{
-    DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS, DEFAULT_MEMTABLE_MAX_BYTES, Database,
-    DatabaseBuilder, Health, SearchHit, SearchPath, SearchPlan, SearchRequest, TableSnapshot,
+    BulkLoader, DEFAULT_BULK_CHUNK_BYTES, DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS,
+    DEFAULT_MEMTABLE_MAX_BYTES, DEFAULT_MERGE_FACTOR, Database, DatabaseBuilder, Health,
+    MaintenanceStats, SearchHit, SearchPath, SearchPlan, SearchRequest, TableSnapshot,
 };
 pub use embedder::{DEFAULT_MODEL, Embedder, ModelLoader, ModelRegistry};
 pub use error::{Error, ImageErrorKind, Result};

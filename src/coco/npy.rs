@@ -104,14 +104,27 @@ pub fn import_npy(db: &Database, opts: &NpyImportOptions) -> Result<NpyImportRep
         }
     }
     let mut state = ImportState::default();
+    // Straight into one big segment per table (see `BulkLoader`), not row by row through the
+    // WAL and memtable.
+    let mut loaders = Loaders {
+        images: db.bulk_loader(&opts.table)?,
+        captions: db.bulk_loader(&caps)?,
+    };
     for shard in &shards {
-        import_shard(db, opts, shard, dim, &caps, &mut state)?;
+        import_shard(opts, shard, dim, &mut loaders, &mut state)?;
     }
+    loaders.captions.finish()?;
+    loaders.images.finish()?;
     Ok(NpyImportReport {
         images: state.images.len(),
         captions: state.captions,
         shards: shards.len(),
     })
+}
+
+struct Loaders {
+    images: crate::BulkLoader,
+    captions: crate::BulkLoader,
 }
 
 #[derive(Default)]
@@ -123,11 +136,10 @@ struct ImportState {
 }
 
 fn import_shard(
-    db: &Database,
     opts: &NpyImportOptions,
     shard: &Shard,
     dim: usize,
-    caps: &str,
+    loaders: &mut Loaders,
     st: &mut ImportState,
 ) -> Result<()> {
     let records = read_metadata(&shard.metadata)?;
@@ -223,12 +235,11 @@ fn import_shard(
                 caption_rows.push(row);
             }
         }
-        // Captions first, as in the image loader.
-        if !caption_rows.is_empty() {
-            db.insert(caps, caption_rows)?;
+        for row in caption_rows {
+            loaders.captions.push(row)?;
         }
-        if !image_rows.is_empty() {
-            db.insert(&opts.table, image_rows)?;
+        for row in image_rows {
+            loaders.images.push(row)?;
         }
     }
     Ok(())

@@ -15,6 +15,10 @@ pub const DEFAULT_MEMTABLE_MAX_BYTES: usize = 64 << 20;
 pub const DEFAULT_MAX_SEGMENTS: usize = 8;
 /// Default: rewrite a segment when more than this fraction of its rows is deleted.
 pub const DEFAULT_MAX_DELETED_FRACTION: f64 = 0.3;
+/// Default rows pending (approximate heap bytes) before a bulk load commits a chunk: 512 MiB.
+pub const DEFAULT_BULK_CHUNK_BYTES: usize = 512 << 20;
+/// Default fan-in of the size-tiered merge policy: 4 segments of one size tier merge.
+pub const DEFAULT_MERGE_FACTOR: usize = 4;
 
 /// Options of [`Database`]; build with [`Database::builder`].
 #[derive(Clone)]
@@ -23,6 +27,9 @@ pub struct DatabaseBuilder {
     pub(crate) memtable_max_bytes: usize,
     pub(crate) max_segments: usize,
     pub(crate) max_deleted_fraction: f64,
+    pub(crate) merge_factor: usize,
+    pub(crate) bulk_chunk_bytes: usize,
+    pub(crate) background_maintenance: bool,
     pub(crate) read_only: bool,
     pub(crate) verify_in_background: bool,
     pub(crate) model_loader: Option<Arc<ModelLoader>>,
@@ -38,6 +45,9 @@ impl std::fmt::Debug for DatabaseBuilder {
             .field("memtable_max_bytes", &self.memtable_max_bytes)
             .field("max_segments", &self.max_segments)
             .field("max_deleted_fraction", &self.max_deleted_fraction)
+            .field("merge_factor", &self.merge_factor)
+            .field("bulk_chunk_bytes", &self.bulk_chunk_bytes)
+            .field("background_maintenance", &self.background_maintenance)
             .field("read_only", &self.read_only)
             .field("verify_in_background", &self.verify_in_background)
             .field("wal_recovery", &self.wal_recovery)
@@ -58,6 +68,9 @@ impl Default for DatabaseBuilder {
             memtable_max_bytes: DEFAULT_MEMTABLE_MAX_BYTES,
             max_segments: DEFAULT_MAX_SEGMENTS,
             max_deleted_fraction: DEFAULT_MAX_DELETED_FRACTION,
+            merge_factor: DEFAULT_MERGE_FACTOR,
+            bulk_chunk_bytes: DEFAULT_BULK_CHUNK_BYTES,
+            background_maintenance: true,
             read_only: false,
             verify_in_background: true,
             model_loader: None,
@@ -76,15 +89,17 @@ impl DatabaseBuilder {
         self
     }
 
-    /// Memtable size (approximate heap bytes, all tables together) above which a write flushes
-    /// the memtables to segments. Default 64 MiB ([`DEFAULT_MEMTABLE_MAX_BYTES`]).
+    /// Memtable size (approximate heap bytes, all tables together) above which a write asks the
+    /// background flush thread to write the memtables to segments. Writers wait (back-pressure)
+    /// while twice this much is unflushed. Default 64 MiB ([`DEFAULT_MEMTABLE_MAX_BYTES`]).
     #[must_use]
     pub fn memtable_max_bytes(mut self, n: usize) -> Self {
         self.memtable_max_bytes = n;
         self
     }
 
-    /// Automatic compaction merges all segments of a table when it has more than `n` segments.
+    /// Background compaction merges a table's smallest segments when it has more than `n`
+    /// segments (besides the size tiers, see [`merge_factor`](Self::merge_factor)).
     /// Default 8 ([`DEFAULT_MAX_SEGMENTS`]); at least 1.
     #[must_use]
     pub fn max_segments(mut self, n: usize) -> Self {
@@ -92,11 +107,42 @@ impl DatabaseBuilder {
         self
     }
 
-    /// Automatic compaction rewrites a table when more than this fraction of its segment rows is
+    /// Background compaction rewrites a segment when more than this fraction of its rows is
     /// deleted. Default 0.3 ([`DEFAULT_MAX_DELETED_FRACTION`]).
     #[must_use]
     pub fn max_deleted_fraction(mut self, f: f64) -> Self {
         self.max_deleted_fraction = f;
+        self
+    }
+
+    /// Fan-in of the size-tiered merge policy: when a table has `n` segments of one size tier
+    /// (tier k: `n^k` to `n^(k+1) - 1` live rows), the background compaction merges them, so
+    /// a row is re-indexed about `log_n(rows)` times as a table grows. Larger values merge
+    /// less often and leave more segments to search. Default 4 ([`DEFAULT_MERGE_FACTOR`]);
+    /// at least 2.
+    #[must_use]
+    pub fn merge_factor(mut self, n: usize) -> Self {
+        self.merge_factor = n.max(2);
+        self
+    }
+
+    /// Rows (approximate heap bytes) a [`BulkLoader`](crate::BulkLoader) holds before it
+    /// commits them as a chunk (a rewrite of the load's segment with them added). Larger
+    /// chunks rewrite less often and hold more memory. Default 512 MiB
+    /// ([`DEFAULT_BULK_CHUNK_BYTES`]).
+    #[must_use]
+    pub fn bulk_chunk_bytes(mut self, n: usize) -> Self {
+        self.bulk_chunk_bytes = n.max(1);
+        self
+    }
+
+    /// Whether flushes and compactions run on background threads (the default, true), or in
+    /// the writing thread: the write that crosses a threshold flushes and merges before it
+    /// returns (after it is durable), as a single-threaded application or a deterministic
+    /// test may want. Either way a maintenance failure never fails the write.
+    #[must_use]
+    pub fn background_maintenance(mut self, yes: bool) -> Self {
+        self.background_maintenance = yes;
         self
     }
 

@@ -1,277 +1,459 @@
-//! Checkpoints (memtable -> segment) and compaction.
+//! Background maintenance: flushes (memtables to segments, `flush.rs`) and compactions
+//! (segments merged, `compaction.rs`), each on a thread of its own, so that writers never
+//! build a segment and a long merge never holds up a flush.
 //!
-//! Both run under the writer lock but build their files without the tables lock, so readers keep
-//! using the previous state (and its mapped files, which stay valid after removal) until the new
-//! manifest is committed and the new state swapped in.
+//! - A write that leaves the memtables over `memtable_max_bytes` (64 MiB) asks the flush
+//!   thread for a flush and returns. Writers wait only as back-pressure: before a write, while
+//!   the unflushed rows (the memtables being flushed and the new ones) pass twice that bound,
+//!   unless the last flush failed (then the WAL keeps taking writes, and the flush is retried).
+//! - After each flush, and after deletes, the compaction thread applies the merge policy
+//!   ([`plan`]): size tiers with fan-in `merge_factor` (4) keep the number of times a row is
+//!   re-indexed logarithmic in the table size; a table over `max_segments` (8) merges its
+//!   smallest segments; a segment with more than `max_deleted_fraction` (30%) of its rows
+//!   deleted is rewritten.
+//! - A failure is kept in [`Database::health`] and retried after a wait that doubles from
+//!   1 s to 60 s; it never fails a write.
 //!
-//! Automatic thresholds (see `DatabaseBuilder`): a write flushes every memtable once their total
-//! size passes `memtable_max_bytes` (64 MiB); after a flush, a table is compacted (all its
-//! segments merged into one, deleted rows dropped, HNSW rebuilt) when it has more than
-//! `max_segments` (8) segments or more than `max_deleted_fraction` (30%) of its segment rows are
-//! deleted.
+//! [`Database::checkpoint`] and [`Database::compact`] do the same work in the caller's thread,
+//! after any background run of the same kind finishes. With
+//! [`DatabaseBuilder::background_maintenance(false)`](super::DatabaseBuilder::background_maintenance)
+//! there are no threads: the write that crosses a threshold runs the flush and merges itself
+//! (after its acknowledgement), which makes the file operations of a workload deterministic
+//! (the fault-injection tests rely on it).
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::state::LiveSegment;
-use super::{Database, Inner, Writer};
-use crate::segment::{DeleteBitmap, build_segment, del_path};
-use crate::{Error, Result, Row, RowId};
+use parking_lot::{Condvar, Mutex};
 
-impl Database {
-    /// Writes every memtable to a new segment, persists pending deletions, commits the manifest
-    /// and rotates the WAL.
-    pub fn checkpoint(&self) -> Result<()> {
-        self.with_writer(|db, w| db.checkpoint_locked(w))
-    }
+use super::state::TableState;
+use super::{Database, Inner};
+use crate::Result;
+use crate::segment::BuildCounts;
 
-    /// Merges all segments of `table` into one, dropping deleted rows and rebuilding the HNSW
-    /// graphs (after a checkpoint). Readers keep working meanwhile.
-    pub fn compact(&self, table: &str) -> Result<()> {
-        self.with_writer(|db, w| {
-            db.checkpoint_locked(w)?;
-            let id = db.tables.read().find_id(table)?;
-            db.compact_locked(w, id)
-        })
-    }
-}
-
-/// First wait before an automatic flush or compaction that failed is tried again; it doubles
-/// with each failure up to [`MAX_RETRY_WAIT`] (a full disk must not make every write pay for a
+/// First wait before a failed background flush or compaction is tried again; it doubles with
+/// each failure up to [`MAX_RETRY_WAIT`] (a full disk must not make the threads spin on a
 /// segment build that fails).
 const FIRST_RETRY_WAIT: Duration = Duration::from_secs(1);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
 
+/// Counters of the work maintenance did since open (see [`Database::maintenance_stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MaintenanceStats {
+    /// Flushes committed.
+    pub flushes: u64,
+    /// Merges (compactions) built.
+    pub merges: u64,
+    /// Segments written by flushes, merges and bulk loads.
+    pub segments_written: u64,
+    /// Rows written to segments (a row merged twice counts twice).
+    pub rows_written: u64,
+    /// Vectors inserted into HNSW graphs (a from-scratch build inserts all of its vectors).
+    pub vectors_indexed: u64,
+    /// Vectors a merge kept, links and all, from an input's graph instead of inserting them.
+    pub vectors_reused: u64,
+}
+
 impl Database {
-    /// The automatic flush and compaction after a committed write. It never fails the write:
-    /// a failure is kept in [`Database::health`] and retried after a wait.
-    pub(super) fn maintain(&self) {
-        let mut guard = self.inner.writer.lock();
-        let Some(w) = guard.as_mut() else { return };
-        if self.inner.poison.get().is_some() || w.retry_at.is_some_and(|t| Instant::now() < t) {
-            return;
+    /// Writes every memtable to a new segment, saves pending deletions, commits the manifest
+    /// and rotates the WAL, in the caller's thread (after a background flush in progress).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.check_writable()?;
+        let _run = self.inner.flusher.run.lock();
+        self.inner.flush()
+    }
+
+    /// Merges all segments of `table` into one, dropping deleted rows (after a checkpoint).
+    /// The merged graph starts from the largest segment's. Readers and writers keep working
+    /// meanwhile.
+    pub fn compact(&self, table: &str) -> Result<()> {
+        self.checkpoint()?;
+        let _run = self.inner.compactor.run.lock();
+        let (id, segs) = {
+            let tables = self.inner.tables.read();
+            let id = tables.find_id(table)?;
+            let segs = tables
+                .by_id
+                .get(&id)
+                .map(|t| t.segments.iter().map(|s| s.seg.id()).collect::<Vec<_>>())
+                .unwrap_or_default();
+            (id, segs)
+        };
+        self.inner.merge(id, &segs)
+    }
+
+    /// Blocks until the background threads have nothing left to do (or are waiting to retry
+    /// a failure, see [`health`](Self::health)). Benchmarks and tests use it; an application
+    /// never needs to.
+    pub fn wait_for_maintenance(&self) {
+        for w in [&self.inner.flusher, &self.inner.compactor] {
+            let mut st = w.state.lock();
+            while st.busy || (st.requested && st.retry_at.is_none() && !st.shutdown) {
+                w.done.wait_for(&mut st, Duration::from_millis(50));
+            }
         }
-        // Success resets the wait (in `checkpoint_locked`).
-        if let Err(e) = self.inner.maybe_flush(w) {
-            self.inner.note_maintenance_error(&e);
-            w.retry_wait = (w.retry_wait * 2).clamp(FIRST_RETRY_WAIT, MAX_RETRY_WAIT);
-            w.retry_at = Some(Instant::now() + w.retry_wait);
+    }
+
+    /// What maintenance did since open: flushes, merges, rows and vectors (re)indexed.
+    pub fn maintenance_stats(&self) -> MaintenanceStats {
+        *self.inner.stats.lock()
+    }
+
+    /// `Ok` when writes are possible (for maintenance calls that write only files).
+    fn check_writable(&self) -> Result<()> {
+        self.with_writer(|_, _| Ok(()))
+    }
+}
+
+/// What a worker runs.
+type Job = fn(&Inner) -> Result<()>;
+
+/// One background thread's mailbox: requests in, completion out.
+#[derive(Default)]
+pub(super) struct Worker {
+    state: Mutex<WorkerState>,
+    /// Signalled when a request arrives or on shutdown.
+    wake: Condvar,
+    /// Signalled when a run ends (writers waiting for room, `wait_for_maintenance`).
+    done: Condvar,
+    /// Held for the whole of a run: background and foreground runs of one kind never overlap.
+    pub(super) run: Mutex<()>,
+}
+
+#[derive(Default)]
+struct WorkerState {
+    requested: bool,
+    busy: bool,
+    shutdown: bool,
+    retry_at: Option<Instant>,
+    retry_wait: Duration,
+}
+
+impl Worker {
+    /// Asks for a run (a no-op while one is pending).
+    pub(super) fn request(&self) {
+        let mut st = self.state.lock();
+        if !st.requested {
+            st.requested = true;
+            self.wake.notify_one();
         }
+    }
+
+    /// Runs `job` now in the caller's thread if a run is requested and no retry wait is
+    /// pending (maintenance without threads, see
+    /// [`DatabaseBuilder::background_maintenance`](super::DatabaseBuilder::background_maintenance)).
+    fn run_inline(&self, inner: &Inner, job: fn(&Inner) -> Result<()>) {
+        {
+            let mut st = self.state.lock();
+            let due = st.retry_at.is_none_or(|t| Instant::now() >= t);
+            if !st.requested || st.busy || !due {
+                return;
+            }
+            st.requested = false;
+            st.busy = true;
+        }
+        let result = job(inner);
+        if let Err(e) = &result {
+            inner.note_maintenance_error(e);
+        }
+        self.finish_run(result.is_ok());
+    }
+
+    /// Records the end of a run: a failure waits before the retry.
+    fn finish_run(&self, ok: bool) {
+        let mut st = self.state.lock();
+        st.busy = false;
+        if ok {
+            st.retry_at = None;
+            st.retry_wait = Duration::ZERO;
+        } else {
+            st.retry_wait = (st.retry_wait * 2).clamp(FIRST_RETRY_WAIT, MAX_RETRY_WAIT);
+            st.retry_at = Some(Instant::now() + st.retry_wait);
+            st.requested = true;
+        }
+        drop(st);
+        self.done.notify_all();
+    }
+
+    fn shutdown(&self) {
+        self.state.lock().shutdown = true;
+        self.wake.notify_all();
+        self.done.notify_all();
+    }
+
+    /// The thread's loop: waits for a request (and the retry time), runs `job` on the
+    /// database while it still exists.
+    fn serve(self: Arc<Self>, db: Weak<Inner>, job: fn(&Inner) -> Result<()>) {
+        loop {
+            {
+                let mut st = self.state.lock();
+                loop {
+                    if st.shutdown {
+                        return;
+                    }
+                    let due = st.retry_at.is_none_or(|t| Instant::now() >= t);
+                    if st.requested && due {
+                        st.requested = false;
+                        st.busy = true;
+                        break;
+                    }
+                    match st.retry_at {
+                        Some(t) if st.requested => {
+                            self.wake.wait_until(&mut st, t);
+                        }
+                        _ => self.wake.wait(&mut st),
+                    }
+                }
+            }
+            let ok = match db.upgrade() {
+                Some(inner) => {
+                    let r = job(&inner);
+                    if let Err(e) = &r {
+                        inner.note_maintenance_error(e);
+                    }
+                    r.is_ok()
+                }
+                None => {
+                    self.state.lock().busy = false;
+                    self.done.notify_all();
+                    return;
+                }
+            };
+            self.finish_run(ok);
+        }
+    }
+}
+
+/// Owned by every [`Database`] handle: when the last one goes, the threads are stopped and
+/// joined (a run in progress finishes first), so the database is closed when `drop` returns.
+pub(super) struct Threads {
+    /// The workers' mailboxes (not the database: it may be gone when this drops).
+    workers: Vec<Arc<Worker>>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Threads {
+    /// Starts the flush and compaction threads of a writable database.
+    pub(super) fn start(inner: &Arc<Inner>) -> Result<Threads> {
+        let mut handles = Vec::new();
+        let jobs: [(&str, &Arc<Worker>, Job); 2] = [
+            ("mmdb-flush", &inner.flusher, Inner::background_flush),
+            ("mmdb-compact", &inner.compactor, Inner::background_compact),
+        ];
+        for (name, worker, job) in jobs {
+            let (w, db) = (worker.clone(), Arc::downgrade(inner));
+            let h = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || w.serve(db, job))
+                .map_err(|e| crate::Error::io(&inner.path, e))?;
+            handles.push(h);
+        }
+        Ok(Threads {
+            workers: vec![inner.flusher.clone(), inner.compactor.clone()],
+            handles: Mutex::new(handles),
+        })
+    }
+
+    /// A handle for a read-only database: no threads.
+    pub(super) fn none() -> Threads {
+        Threads {
+            workers: Vec::new(),
+            handles: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Stops the threads and waits for them.
+    pub(super) fn stop(&self) {
+        for w in &self.workers {
+            w.shutdown();
+        }
+        for h in self.handles.lock().drain(..) {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
 impl Inner {
-    /// Flushes when the memtables are over the size threshold, then compacts where needed.
-    pub(super) fn maybe_flush(&self, w: &mut Writer) -> Result<()> {
-        let bytes: usize = self
-            .tables
+    /// The flush thread's job: a flush when the memtables are over the threshold, then a
+    /// compaction request.
+    fn background_flush(&self) -> Result<()> {
+        let _run = self.flusher.run.lock();
+        if self.active_bytes() > self.opts.memtable_max_bytes {
+            self.flush()?;
+            self.compactor.request();
+        }
+        Ok(())
+    }
+
+    /// The compaction thread's job: merges until the policy is satisfied.
+    fn background_compact(&self) -> Result<()> {
+        let _run = self.compactor.run.lock();
+        loop {
+            if self.flusher.state.lock().shutdown {
+                return Ok(());
+            }
+            let next = {
+                let tables = self.tables.read();
+                let pinned = self.pinned.lock().clone();
+                tables
+                    .by_id
+                    .values()
+                    .find_map(|t| plan(t, &self.opts, &pinned).map(|segs| (t.id, segs)))
+            };
+            let Some((table, segs)) = next else {
+                return Ok(());
+            };
+            self.merge(table, &segs)?;
+        }
+    }
+
+    /// Bytes of the memtables' active parts (the flush trigger).
+    fn active_bytes(&self) -> usize {
+        self.tables
             .read()
             .by_id
             .values()
             .map(|t| t.mem.bytes())
-            .sum();
-        if bytes <= self.opts.memtable_max_bytes {
-            return Ok(());
-        }
-        self.checkpoint_locked(w)?;
-        let ids: Vec<u64> = self
-            .tables
-            .read()
-            .by_id
-            .values()
-            .filter(|t| {
-                let rows: usize = t.segments.iter().map(|s| s.seg.len()).sum();
-                let dead: usize = t.segments.iter().map(|s| s.deleted.count()).sum();
-                t.segments.len() > self.opts.max_segments
-                    || (rows > 0 && dead as f64 > self.opts.max_deleted_fraction * rows as f64)
-            })
-            .map(|t| t.id)
-            .collect();
-        for id in ids {
-            self.compact_locked(w, id)?;
-        }
-        Ok(())
+            .sum()
     }
 
-    /// Writes the memtables to new segments and pending deletions to new bitmap files, then
-    /// commits them with a manifest that also names a new, empty WAL file (created first, so a
-    /// committed manifest never names a WAL file that does not exist); then switches to it and
-    /// removes what the manifest replaced. Nothing changes in memory unless the manifest
-    /// commits; after the commit, failed removals only leave files for the next open.
-    pub(super) fn checkpoint_locked(&self, w: &mut Writer) -> Result<()> {
-        let fs = &*self.opts.fs;
-        let mut tables = self.tables.read().clone();
-        let last_seq = w.wal.next_seq() - 1;
-        let dirty = tables
-            .by_id
-            .values()
-            .any(|t| !t.mem.is_empty() || t.segments.iter().any(|s| s.dirty));
-        if !dirty && last_seq == w.checkpoint_seq {
-            return Ok(());
+    /// After a committed write: asks for a flush over the threshold, and for a compaction
+    /// check after deletions.
+    pub(super) fn after_write(&self, deleted: bool) {
+        if self.active_bytes() > self.opts.memtable_max_bytes {
+            self.flusher.request();
         }
-        let mut built = Built::default();
-        let mut old_dels = Vec::new();
-        let staged = self.stage_checkpoint(w, &mut tables, &mut built, &mut old_dels);
-        let next_wal = match staged.and_then(|_| w.wal.prepare_rotation()) {
-            Ok(n) => n,
-            Err(e) => {
-                self.discard(&built);
-                return Err(e);
-            }
+        if deleted {
+            self.compactor.request();
+        }
+        if !self.opts.background_maintenance && !self.opts.read_only {
+            self.flusher.run_inline(self, Inner::background_flush);
+            self.compactor.run_inline(self, Inner::background_compact);
+        }
+    }
+
+    /// Back-pressure before a write: waits while the unflushed rows pass twice the memtable
+    /// threshold and the flush thread is making progress.
+    pub(super) fn wait_for_room(&self) {
+        if !self.opts.background_maintenance {
+            return;
+        }
+        let bound = self.opts.memtable_max_bytes.saturating_mul(2);
+        let total = || -> usize {
+            self.tables
+                .read()
+                .by_id
+                .values()
+                .map(|t| t.mem.total_bytes())
+                .sum()
         };
-        let wal_first = next_wal
-            .as_ref()
-            .map_or(w.wal.first_seq(), |n| n.first_seq());
-        if let Err(e) = self.write_manifest(w, &tables, last_seq, wal_first) {
-            // Not committed (a plain I/O error): the new files are not needed. If the outcome
-            // is unknown the manifest may name them: keep them.
-            if let Error::Io { .. } = e {
-                if let Some(n) = next_wal {
-                    w.wal.abandon(n);
-                }
-                self.discard(&built);
+        if total() <= bound {
+            return;
+        }
+        let mut st = self.flusher.state.lock();
+        while total() > bound
+            && !st.shutdown
+            && st.retry_at.is_none()
+            && self.poison.get().is_none()
+            && self.maintenance_error.lock().is_none()
+        {
+            if !st.requested && !st.busy {
+                st.requested = true;
+                self.flusher.wake.notify_one();
             }
-            return Err(e);
+            self.flusher
+                .done
+                .wait_for(&mut st, Duration::from_millis(50));
         }
-        w.checkpoint_seq = last_seq;
-        *self.tables.write() = tables;
-        *self.maintenance_error.lock() = None;
-        w.retry_at = None;
-        w.retry_wait = Duration::ZERO;
-        let mut cleanup = Ok(());
-        if let Some(n) = next_wal {
-            cleanup = w.wal.install(n);
-        }
-        for p in old_dels {
-            cleanup = cleanup.and_then(|_| crate::storage::remove_file(fs, &p));
-        }
-        if let Err(e) = cleanup {
-            self.note_maintenance_error(&e);
-        }
-        Ok(())
     }
 
-    /// Writes the new bitmap files and segments of a checkpoint into `tables` (not committed),
-    /// noting every file written in `built`.
-    fn stage_checkpoint(
+    /// Counts a segment built from rows.
+    pub(super) fn note_built(
         &self,
-        w: &mut Writer,
-        tables: &mut super::Tables,
-        built: &mut Built,
-        old_dels: &mut Vec<std::path::PathBuf>,
-    ) -> Result<()> {
-        let fs = &*self.opts.fs;
-        for t in tables.by_id.values_mut() {
-            for ls in &mut t.segments {
-                if ls.dirty {
-                    let generation = ls.del_gen + 1;
-                    let path = del_path(&self.path, ls.seg.id(), generation);
-                    built.files.push(path.clone());
-                    ls.deleted.store(fs, &path)?;
-                    if ls.del_gen > 0 {
-                        old_dels.push(del_path(&self.path, ls.seg.id(), ls.del_gen));
-                    }
-                    ls.del_gen = generation;
-                    ls.dirty = false;
-                }
-            }
-            if t.mem.is_empty() {
-                continue;
-            }
-            let rows: Vec<(RowId, &Row)> = t.mem.iter().map(|(id, r)| (id, &**r)).collect();
-            let seg_id = w.next_segment_id;
-            w.next_segment_id += 1;
-            built.segments.push(seg_id);
-            let seg = Arc::new(build_segment(fs, &self.path, seg_id, &t.schema, &rows)?);
-            super::open::verify_in_background(&self.opts, vec![Arc::downgrade(&seg)]);
-            let n = seg.len();
-            t.segments.push(LiveSegment {
-                seg,
-                deleted: Arc::new(DeleteBitmap::new(n)),
-                del_gen: 0,
-                dirty: false,
-            });
-            t.mem = Default::default();
-        }
-        Ok(())
+        rows: usize,
+        seg: &crate::segment::Segment,
+        schema: &crate::TableSchema,
+    ) {
+        let vectors: usize = schema
+            .columns
+            .iter()
+            .enumerate()
+            .map(|(c, _)| seg.vector_count(c))
+            .sum();
+        let mut s = self.stats.lock();
+        s.segments_written += 1;
+        s.rows_written += rows as u64;
+        s.vectors_indexed += vectors as u64;
     }
 
-    /// Removes the files of a checkpoint or compaction that did not commit (best effort: what is
-    /// left is an orphan that the next open removes), so a full disk is not filled further.
-    fn discard(&self, built: &Built) {
-        for &id in &built.segments {
-            let _ = self.remove_segment_files(id);
-        }
-        for p in &built.files {
-            let _ = crate::storage::remove_file(&*self.opts.fs, p);
-        }
+    /// Counts a merge.
+    pub(super) fn note_merge(&self, counts: &BuildCounts, rows: usize) {
+        let mut s = self.stats.lock();
+        s.merges += 1;
+        s.segments_written += 1;
+        s.rows_written += rows as u64;
+        s.vectors_indexed += counts.inserted;
+        s.vectors_reused += counts.reused;
     }
 
-    /// Merges all segments of table `id` (its memtable must be empty: call after a checkpoint).
-    pub(super) fn compact_locked(&self, w: &mut Writer, id: u64) -> Result<()> {
-        let fs = &*self.opts.fs;
-        let mut tables = self.tables.read().clone();
-        let Some(t) = tables.by_id.get_mut(&id) else {
-            return Ok(());
-        };
-        let dead: usize = t.segments.iter().map(|s| s.deleted.count()).sum();
-        if t.segments.len() <= 1 && dead == 0 {
-            return Ok(());
-        }
-        let snap = super::TableSnapshot::new(t);
-        let mut rows = Vec::with_capacity(snap.row_count());
-        for r in snap.scan() {
-            rows.push(r?);
-        }
-        drop(snap);
-        let old: Vec<u64> = t.segments.iter().map(|s| s.seg.id()).collect();
-        t.segments.clear();
-        let mut built = Built::default();
-        if !rows.is_empty() {
-            let seg_id = w.next_segment_id;
-            w.next_segment_id += 1;
-            built.segments.push(seg_id);
-            let refs: Vec<(RowId, &Row)> = rows.iter().map(|(i, r)| (*i, r)).collect();
-            let seg = match build_segment(fs, &self.path, seg_id, &t.schema, &refs) {
-                Ok(seg) => Arc::new(seg),
-                Err(e) => {
-                    self.discard(&built);
-                    return Err(e);
-                }
-            };
-            super::open::verify_in_background(&self.opts, vec![Arc::downgrade(&seg)]);
-            let n = seg.len();
-            t.segments.push(LiveSegment {
-                seg,
-                deleted: Arc::new(DeleteBitmap::new(n)),
-                del_gen: 0,
-                dirty: false,
-            });
-        }
-        if let Err(e) = self.store_manifest(w, &tables) {
-            // As in a checkpoint: an unknown outcome may have committed the new segment.
-            if let Error::Io { .. } = e {
-                self.discard(&built);
-            }
-            return Err(e);
-        }
-        *self.tables.write() = tables;
-        // Committed: files of the replaced segments that cannot be removed now are orphans that
-        // the next open removes.
-        let cleanup = old
-            .into_iter()
-            .try_for_each(|s| self.remove_segment_files(s))
-            .and_then(|_| crate::storage::fsync_dir(fs, &self.path));
-        if let Err(e) = cleanup {
-            self.note_maintenance_error(&e);
-        }
-        Ok(())
+    /// Counts a committed flush.
+    pub(super) fn note_flush(&self) {
+        self.stats.lock().flushes += 1;
     }
 }
 
-/// Files a checkpoint wrote before its manifest commit.
-#[derive(Debug, Default)]
-struct Built {
-    segments: Vec<u64>,
-    files: Vec<std::path::PathBuf>,
+/// The merge policy for one table: the segments to merge next, if any (see the module doc).
+/// Segments in `pinned` (being extended by a bulk load) are left out.
+fn plan(
+    t: &TableState,
+    opts: &super::DatabaseBuilder,
+    pinned: &std::collections::HashSet<u64>,
+) -> Option<Vec<u64>> {
+    let segments: Vec<&super::state::LiveSegment> = t
+        .segments
+        .iter()
+        .filter(|ls| !pinned.contains(&ls.seg.id()))
+        .collect();
+    // A segment with too many deleted rows is rewritten (with nothing else: its size after the
+    // rewrite decides its tier).
+    for ls in &segments {
+        let (n, dead) = (ls.seg.len(), ls.deleted.count());
+        if n > 0 && dead as f64 > opts.max_deleted_fraction * n as f64 {
+            return Some(vec![ls.seg.id()]);
+        }
+    }
+    let fan_in = opts.merge_factor.max(2);
+    let mut by_size: Vec<(usize, u64)> =
+        segments.iter().map(|ls| (ls.live(), ls.seg.id())).collect();
+    by_size.sort_unstable();
+    // Size tiers: tier k holds segments of fan_in^k to fan_in^(k+1) - 1 live rows. A tier
+    // with fan_in segments merges them into one of (about) the next tier, so a row is
+    // re-indexed at most once per tier: log(table rows) times over a load.
+    let tier = |rows: usize| (rows.max(1) as f64).log(fan_in as f64).floor() as u32;
+    let mut start = 0;
+    while start < by_size.len() {
+        let k = tier(by_size[start].0);
+        let end = by_size[start..]
+            .iter()
+            .position(|s| tier(s.0) != k)
+            .map_or(by_size.len(), |p| start + p);
+        if end - start >= fan_in {
+            return Some(by_size[start..start + fan_in].iter().map(|s| s.1).collect());
+        }
+        start = end;
+    }
+    // Too many segments in all: the smallest are merged (at least two) to get under the cap.
+    if by_size.len() > opts.max_segments {
+        let take = (by_size.len() - opts.max_segments + 1).max(2);
+        return Some(by_size[..take].iter().map(|s| s.1).collect());
+    }
+    None
 }

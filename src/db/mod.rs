@@ -6,6 +6,9 @@
 //! swap the new state in at the end.
 
 mod builder;
+mod bulk;
+mod compaction;
+mod flush;
 mod health;
 mod maintenance;
 mod open;
@@ -23,9 +26,12 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 pub use builder::{
-    DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS, DEFAULT_MEMTABLE_MAX_BYTES, DatabaseBuilder,
+    DEFAULT_BULK_CHUNK_BYTES, DEFAULT_MAX_DELETED_FRACTION, DEFAULT_MAX_SEGMENTS,
+    DEFAULT_MEMTABLE_MAX_BYTES, DEFAULT_MERGE_FACTOR, DatabaseBuilder,
 };
+pub use bulk::BulkLoader;
 pub use health::Health;
+pub use maintenance::MaintenanceStats;
 pub use search::{SearchHit, SearchPath, SearchPlan, SearchRequest};
 pub use snapshot::TableSnapshot;
 use state::TableState;
@@ -41,6 +47,8 @@ use crate::{ColumnType, Error, Result, TableSchema};
 #[derive(Clone)]
 pub struct Database {
     inner: Arc<Inner>,
+    /// The maintenance threads, stopped when the last handle goes.
+    threads: Arc<maintenance::Threads>,
 }
 
 impl std::fmt::Debug for Database {
@@ -66,6 +74,14 @@ struct Inner {
     maintenance_error: Mutex<Option<String>>,
     /// What recovery dropped at open.
     torn_tail: Option<crate::wal::TornTail>,
+    /// The flush thread's mailbox.
+    flusher: Arc<maintenance::Worker>,
+    /// The compaction thread's mailbox.
+    compactor: Arc<maintenance::Worker>,
+    /// What maintenance did since open.
+    stats: Mutex<MaintenanceStats>,
+    /// Segments a bulk load is extending: compaction leaves them alone.
+    pinned: Mutex<std::collections::HashSet<u64>>,
 }
 
 /// Tables by id (ids are never reused; names are looked up case-insensitively).
@@ -93,10 +109,9 @@ struct Writer {
     checkpoint_seq: u64,
     next_table_id: u64,
     next_segment_id: u64,
-    /// When a failed automatic flush or compaction may be tried again.
-    retry_at: Option<std::time::Instant>,
-    /// The wait after the last failure (doubles per failure).
-    retry_wait: std::time::Duration,
+    /// First sequence number of the oldest WAL file recovery needs (the one manifests name):
+    /// a flush switches appends to a newer file before its manifest commits.
+    wal_needed_from: u64,
     _lock: WriteLock,
 }
 
@@ -309,44 +324,59 @@ impl Database {
         if self.inner.opts.read_only {
             return Ok(());
         }
-        let mut guard = self.inner.writer.lock();
-        let Some(w) = guard.as_mut() else {
-            return Ok(());
-        };
-        if self.inner.poison.get().is_some() {
-            *guard = None;
-            return Ok(());
+        // A background run in progress finishes first; then nothing runs in the background.
+        self.threads.stop();
+        let _flush = self.inner.flusher.run.lock();
+        let _compact = self.inner.compactor.run.lock();
+        let r = self
+            .inner
+            .with_writer_inner(|db, _| Ok(db.poison.get().is_some()));
+        match r {
+            Ok(false) => {}
+            // Refusing writes after an I/O error: it writes nothing more, only releases the
+            // lock (every acknowledged write is in the WAL already).
+            Ok(true) | Err(Error::NeedsReopen { .. }) => {
+                *self.inner.writer.lock() = None;
+                return Ok(());
+            }
+            Err(Error::Closed) => return Ok(()),
+            Err(e) => return Err(e),
         }
         let r = self
             .inner
-            .checkpoint_locked(w)
-            .and_then(|_| w.wal.sync_all());
-        *guard = None;
+            .flush()
+            .and_then(|_| self.inner.with_writer_inner(|_, w| w.wal.sync_all()));
+        *self.inner.writer.lock() = None;
         r
     }
 
     /// Runs `f` with the writer, or fails for read-only, closed and poisoned databases. An
     /// [`Error::OutcomeUnknown`] from `f` poisons the database.
     fn with_writer<T>(&self, f: impl FnOnce(&Inner, &mut Writer) -> Result<T>) -> Result<T> {
-        let mut guard = self.inner.writer.lock();
-        match guard.as_mut() {
-            Some(_) if self.inner.poison.get().is_some() => Err(self.inner.needs_reopen()),
-            Some(w) => {
-                let r = f(&self.inner, w);
-                if let Err(e) = &r {
-                    self.inner.poison_if_unknown(e);
-                }
-                r
-            }
-            None if self.inner.opts.read_only => Err(Error::ReadOnly {
-                path: self.inner.path.clone(),
-            }),
-            None => Err(Error::Closed),
-        }
+        self.inner.with_writer_inner(f)
     }
 }
 
 impl Inner {
+    /// [`Database::with_writer`], for maintenance code that has only the `Inner`.
+    fn with_writer_inner<T>(&self, f: impl FnOnce(&Inner, &mut Writer) -> Result<T>) -> Result<T> {
+        let mut guard = self.writer.lock();
+        match guard.as_mut() {
+            Some(_) if self.poison.get().is_some() => Err(self.needs_reopen()),
+            Some(w) => {
+                let r = f(self, w);
+                if let Err(e) = &r {
+                    self.poison_if_unknown(e);
+                }
+                r
+            }
+            None if self.opts.read_only => Err(Error::ReadOnly {
+                path: self.path.clone(),
+            }),
+            None => Err(Error::Closed),
+        }
+    }
+
     /// The error for a write refused after an I/O failure.
     fn needs_reopen(&self) -> Error {
         Error::NeedsReopen {
@@ -370,7 +400,7 @@ impl Inner {
 
     /// Writes the manifest for `tables` with the writer's counters.
     fn store_manifest(&self, w: &Writer, tables: &Tables) -> Result<()> {
-        self.write_manifest(w, tables, w.checkpoint_seq, w.wal.first_seq())
+        self.write_manifest(w, tables, w.checkpoint_seq, w.wal_needed_from)
     }
 
     /// Writes the manifest for `tables` with a checkpoint and current WAL file of its own (a

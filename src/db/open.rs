@@ -6,7 +6,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, RwLock};
 
 use super::state::{LiveSegment, TableState};
-use super::{Database, DatabaseBuilder, Inner, Tables, Writer};
+use super::{Database, DatabaseBuilder, Inner, Tables, Writer, maintenance};
 use crate::segment::manifest::Manifest;
 use crate::segment::{DeleteBitmap, Segment, del_path};
 use crate::storage::{WriteLock, fsync_dir};
@@ -74,8 +74,7 @@ impl Database {
             checkpoint_seq: manifest.checkpoint_seq,
             next_table_id: manifest.next_table_id,
             next_segment_id: manifest.next_segment_id,
-            retry_at: None,
-            retry_wait: std::time::Duration::ZERO,
+            wal_needed_from: manifest.wal_first_seq.unwrap_or(0),
             _lock: lock,
         };
         let inner = Inner {
@@ -87,11 +86,18 @@ impl Database {
             poison,
             maintenance_error: Mutex::new(None),
             torn_tail: rec.torn.clone(),
+            flusher: Default::default(),
+            compactor: Default::default(),
+            stats: Default::default(),
+            pinned: Default::default(),
         };
-        if spread {
-            inner.checkpoint_locked(&mut writer)?;
-        } else if manifest.wal_first_seq != Some(writer.wal.first_seq()) || existed.is_none() {
-            inner.store_manifest(&writer, &inner.tables.read())?;
+        let rewrite = manifest.wal_first_seq != Some(writer.wal.first_seq()) || existed.is_none();
+        if !spread {
+            writer.wal_needed_from = writer.wal.first_seq();
+        }
+        *inner.writer.lock() = Some(writer);
+        if rewrite && !spread {
+            inner.with_writer_inner(|db, w| db.store_manifest(w, &db.tables.read()))?;
         }
         let mut removed = false;
         for stale in &rec.stale {
@@ -102,10 +108,28 @@ impl Database {
         if removed {
             fsync_dir(&*fs, &path)?;
         }
-        *inner.writer.lock() = Some(writer);
-        let db = Database {
-            inner: Arc::new(inner),
+        if spread {
+            // The records span WAL files (a flush cut short, or an old database): one flush
+            // puts them in segments and leaves one WAL file. After the orphans went: the
+            // manifest read at open does not list what this flush writes.
+            inner.flush()?;
+        }
+        let inner = Arc::new(inner);
+        let threads = if inner.opts.background_maintenance {
+            maintenance::Threads::start(&inner)?
+        } else {
+            maintenance::Threads::none()
         };
+        let db = Database {
+            inner,
+            threads: Arc::new(threads),
+        };
+        if db.inner.opts.background_maintenance {
+            // The replayed memtable may be over the threshold, and deletions may call for a
+            // merge: the threads look now, not after the next write.
+            db.inner.flusher.request();
+            db.inner.compactor.request();
+        }
         db.verify_segments_in_background();
         Ok(db)
     }
@@ -191,7 +215,12 @@ fn open_read_only(path: &Path, opts: DatabaseBuilder) -> Result<Database> {
                         poison: Default::default(),
                         maintenance_error: Mutex::new(None),
                         torn_tail: None,
+                        flusher: Default::default(),
+                        compactor: Default::default(),
+                        stats: Default::default(),
+                        pinned: Default::default(),
                     }),
+                    threads: Arc::new(super::maintenance::Threads::none()),
                 };
                 db.verify_segments_in_background();
                 return Ok(db);
@@ -311,7 +340,7 @@ fn load_state(
     for (_, op) in &rec.ops {
         // Records of dropped tables are skipped: their ids are never reused.
         if let Some(t) = tables.by_id.get_mut(&op.table()) {
-            t.apply(op.clone());
+            t.apply_replayed(op.clone());
         }
     }
     Ok((tables, rec))

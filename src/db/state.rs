@@ -21,6 +21,19 @@ pub struct LiveSegment {
 }
 
 impl LiveSegment {
+    /// A segment as built, with the deletions `deleted` (none saved yet).
+    pub fn new(seg: Arc<Segment>, deleted: DeleteBitmap) -> LiveSegment {
+        let dirty = deleted.count() > 0;
+        LiveSegment {
+            seg,
+            deleted: Arc::new(deleted),
+            del_gen: 0,
+            dirty,
+        }
+    }
+}
+
+impl LiveSegment {
     /// Live rows.
     pub fn live(&self) -> usize {
         self.seg.len() - self.deleted.count()
@@ -71,8 +84,21 @@ impl TableState {
         }
     }
 
-    /// Applies a logged operation (live or replayed); returns the number of rows affected.
+    /// Applies a logged operation as it is written; returns the number of rows affected.
     pub fn apply(&mut self, op: WalOp) -> usize {
+        self.apply_as(op, false)
+    }
+
+    /// Applies an operation replayed from the WAL at open. An update record names rows that
+    /// existed when it was logged, so replay writes them even where the row is no longer
+    /// found: deletion bitmaps may be saved ahead of the checkpoint (a flush or compaction
+    /// saves a segment's deletions as they are at its commit, and may drop deleted rows from
+    /// a merged segment), and the update is what makes such a row live again.
+    pub fn apply_replayed(&mut self, op: WalOp) -> usize {
+        self.apply_as(op, true)
+    }
+
+    fn apply_as(&mut self, op: WalOp, replay: bool) -> usize {
         self.writes += 1;
         match op {
             WalOp::Insert { rows, .. } => {
@@ -90,7 +116,8 @@ impl TableState {
             WalOp::Update { rows, .. } => {
                 let mut n = 0;
                 for (id, row) in rows {
-                    if self.mem.contains(id) || self.delete_in_segment(id) {
+                    if self.mem.contains(id) || self.delete_in_segment(id) || replay {
+                        self.next_row_id = self.next_row_id.max(id + 1);
                         self.mem.upsert(id, row);
                         n += 1;
                     }

@@ -163,14 +163,18 @@ impl Database {
     }
 
     /// Runs one write: `f` validates and builds the WAL operation; it is logged, applied and
-    /// made durable per the sync mode, and acknowledged; then, apart from it, the memtable may
-    /// be flushed (whose failure is not this write's: see [`Database::health`]).
+    /// made durable per the sync mode, and acknowledged; then the flush thread is asked for a
+    /// flush if the memtables are over the threshold (its failure is not this write's: see
+    /// [`Database::health`]). Before it, the write may wait for room (see `maintenance`).
     fn write<T>(&self, f: impl FnOnce(&Inner, &mut Writer) -> Result<(WalOp, T)>) -> Result<T> {
+        self.inner.wait_for_room();
+        let mut deletes = false;
         let (seq, gc, out) = self.with_writer(|db, w| {
             let (op, out) = f(db, w)?;
             if is_empty(&op) {
                 return Ok((None, None, out));
             }
+            deletes = !matches!(op, WalOp::Insert { .. });
             let seq = w.wal.append(&op)?;
             {
                 let mut tables = db.tables.write();
@@ -183,7 +187,7 @@ impl Database {
         if let (Some(seq), Some(gc)) = (seq, gc) {
             // Group commit: fsync outside the writer lock, shared with concurrent writers.
             gc.sync_to(seq)?;
-            self.maintain();
+            self.inner.after_write(deletes);
         }
         Ok(out)
     }

@@ -1,4 +1,6 @@
 //! Building a segment's graph: validate, build the layers, make layer 0 reachable, serialise.
+//! A merged segment's graph can instead start from an earlier segment's ([`build_graph_from`]:
+//! kept nodes keep their links, only new vectors are inserted; see `merge`).
 //!
 //! Two builders ([`GraphBuilder`]): mmdb's own parallel insertion (`insert`, the default) and,
 //! with the hidden `__internals` feature only, hnsw_rs's (`hnsw_rs_builder.rs`), whose layers are
@@ -27,7 +29,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::insert::BuildScore;
 use super::layout::GraphLayers;
-use super::{VectorsView, connect, insert};
+use super::{GraphView, VectorsView, connect, insert, merge};
 use crate::{Error, HnswParams, Metric, Result};
 
 /// How far from 1 the norm of a cosine vector may be (they are normalised when stored).
@@ -110,14 +112,89 @@ pub fn build_graph_with(
         return Ok(GraphLayers::default().encode());
     }
     validate_vectors(vectors, metric)?;
+    build_checked(vectors, metric, params, builder)
+}
+
+/// Builds the graph of `vectors` (every vector of the merged segment, in its local-id order),
+/// reusing `base`: the serialised graph of an earlier segment whose node `i` is now vector
+/// `base_map[i]` (`Some(local id in vectors)`) or was dropped (`None`, e.g. a deleted row).
+///
+/// Vectors no base node maps to are inserted with the same algorithm as [`build_graph`]. Kept
+/// nodes keep their levels and links; links to dropped nodes are repaired (see `merge`). The
+/// entry point stays the base's when it is kept, else it is the kept node of the highest level.
+/// Falls back to [`build_graph`] when no base node is kept, and for [`Metric::Dot`]: its build
+/// vectors get an extra coordinate that depends on the largest norm of the whole set (see
+/// `BuildVectors`), so the base graph was built in another space than the merged one.
+///
+/// Errors as [`build_graph`], and [`Error::InvalidArgument`] unless `base_map` has one entry per
+/// base node and its ids are distinct and below `vectors.len()`.
+pub fn build_graph_from(
+    vectors: VectorsView<'_>,
+    metric: Metric,
+    params: &HnswParams,
+    base: &GraphView<'_>,
+    base_map: &[Option<u32>],
+) -> Result<Vec<u8>> {
+    params.validate()?;
+    if base_map.len() != base.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} base map entries for a graph of {} nodes",
+            base_map.len(),
+            base.len()
+        )));
+    }
+    if !vectors.is_empty() {
+        validate_vectors(vectors, metric)?;
+    }
+    let n = vectors.len();
+    let mut seen = vec![false; n];
+    let mut kept = 0usize;
+    for (i, v) in base_map.iter().enumerate() {
+        let Some(v) = *v else { continue };
+        match seen.get_mut(v as usize) {
+            None => {
+                return Err(Error::InvalidArgument(format!(
+                    "base node {i} maps to vector {v} of {n}"
+                )));
+            }
+            Some(s) if *s => {
+                return Err(Error::InvalidArgument(format!(
+                    "base node {i} maps to vector {v}, as an earlier node does"
+                )));
+            }
+            Some(s) => *s = true,
+        }
+        kept += 1;
+    }
+    if n == 0 {
+        return Ok(GraphLayers::default().encode());
+    }
+    if kept == 0 || metric == Metric::Dot {
+        return build_checked(vectors, metric, params, GraphBuilder::Mmdb);
+    }
     let build = BuildVectors::new(vectors, metric);
-    let score = match metric {
-        Metric::Cosine => BuildScore::Dot,
-        Metric::L2 | Metric::Dot => BuildScore::NegL2,
-    };
-    let run = || {
+    let score = build_score(metric);
+    // Not LEVEL_SEED itself: a base built with it drew its levels from the same stream, so new
+    // node `v` would repeat the level base node `v` had. Mixed with the count, still reproducible.
+    let seed = LEVEL_SEED ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    finish(build.view(), || {
+        let (m, efc) = (params.m, params.ef_construction);
+        merge::merge_layers(build.view(), score, m, efc, base, base_map, seed)
+    })
+}
+
+/// Builds validated, non-empty `vectors`.
+fn build_checked(
+    vectors: VectorsView<'_>,
+    metric: Metric,
+    params: &HnswParams,
+    builder: GraphBuilder,
+) -> Result<Vec<u8>> {
+    let build = BuildVectors::new(vectors, metric);
+    let score = build_score(metric);
+    finish(build.view(), || {
         let v = build.view();
-        let mut g = match builder {
+        match builder {
             GraphBuilder::Mmdb => {
                 insert::build_layers(v, score, params.m, params.ef_construction, LEVEL_SEED)
             }
@@ -129,7 +206,23 @@ pub fn build_graph_with(
                 }
                 g
             }
-        };
+        }
+    })
+}
+
+/// How the builder compares build vectors (see the module doc).
+fn build_score(metric: Metric) -> BuildScore {
+    match metric {
+        Metric::Cosine => BuildScore::Dot,
+        Metric::L2 | Metric::Dot => BuildScore::NegL2,
+    }
+}
+
+/// Runs `layers` (a builder over the build vectors `v`), makes layer 0 reachable and serialises
+/// the graph; a panic in either step becomes an error rather than unwinding into the caller.
+fn finish(v: VectorsView<'_>, layers: impl FnOnce() -> GraphLayers) -> Result<Vec<u8>> {
+    let run = || {
+        let mut g = layers();
         let entry = g.entry;
         if let Some(layer0) = g.layers.first_mut() {
             connect::connect_layer0(&mut layer0.adj, entry, v);
@@ -142,10 +235,7 @@ pub fn build_graph_with(
             .map(|s| s.to_string())
             .or_else(|| p.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
-        Error::InvalidArgument(format!(
-            "HNSW build of {} vectors failed: {msg}",
-            vectors.len()
-        ))
+        Error::InvalidArgument(format!("HNSW build of {} vectors failed: {msg}", v.len()))
     })?;
     Ok(graph.encode())
 }

@@ -44,7 +44,10 @@ pub(super) enum BuildScore {
 /// One node's neighbour lists, `links[l]` for each layer `l` it is on.
 type Links = Mutex<Vec<Vec<u32>>>;
 
-struct Builder<'a> {
+/// A graph under construction: every node's level and lists, and the entry point. Built empty by
+/// [`build_layers`], or from an earlier graph's nodes by `merge`; both then insert nodes with
+/// [`Builder::insert_all`].
+pub(super) struct Builder<'a> {
     vectors: VectorsView<'a>,
     score: BuildScore,
     m: usize,
@@ -66,34 +69,21 @@ pub(super) fn build_layers(
 ) -> GraphLayers {
     let n = vectors.len();
     let levels = draw_levels(n, m, seed);
-    let links = levels
-        .iter()
-        .map(|&l| {
-            Mutex::new(
-                (0..=l as usize)
-                    .map(|layer| Vec::with_capacity(if layer == 0 { 2 * m } else { m }))
-                    .collect(),
-            )
-        })
-        .collect();
-    let b = Builder {
-        vectors,
-        score,
-        m,
-        m0: 2 * m,
-        ef: ef_construction.max(m),
-        entry: Mutex::new((0, levels.first().copied().unwrap_or(0))),
-        levels,
-        links,
-    };
-    (1..n as u32)
-        .into_par_iter()
-        .for_each(|q| with_scratch(n, |s| insert(&b, q, s)));
+    let links = levels.iter().map(|&l| empty_lists(l, m)).collect();
+    let b = Builder::new(vectors, score, m, ef_construction, levels, links, 0);
+    b.insert_all(1..n as u32);
     b.into_layers()
 }
 
+/// Empty lists for a node of level `level`, with room for a full list on each layer.
+pub(super) fn empty_lists(level: u8, m: usize) -> Vec<Vec<u32>> {
+    (0..=level as usize)
+        .map(|layer| Vec::with_capacity(if layer == 0 { 2 * m } else { m }))
+        .collect()
+}
+
 /// Level of each node: `floor(-ln(u) / ln(m))`, capped below [`MAX_LAYERS`].
-fn draw_levels(n: usize, m: usize, seed: u64) -> Vec<u8> {
+pub(super) fn draw_levels(n: usize, m: usize, seed: u64) -> Vec<u8> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let ml = 1.0 / (m.max(2) as f64).ln();
     (0..n)
@@ -131,9 +121,55 @@ fn insert<'a>(b: &Builder<'a>, q: u32, s: &mut Scratch) {
     }
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// A builder over `vectors` (the build vectors) whose node `i` has level `levels[i]` and
+    /// lists `links[i]` (one per layer `0..=levels[i]`, global ids), entering at `entry` (a node
+    /// of the highest level; ignored when there are no nodes).
+    pub(super) fn new(
+        vectors: VectorsView<'a>,
+        score: BuildScore,
+        m: usize,
+        ef_construction: usize,
+        levels: Vec<u8>,
+        links: Vec<Vec<Vec<u32>>>,
+        entry: u32,
+    ) -> Builder<'a> {
+        let top = levels.get(entry as usize).copied().unwrap_or(0);
+        Builder {
+            vectors,
+            score,
+            m,
+            m0: 2 * m,
+            ef: ef_construction.max(m),
+            entry: Mutex::new((entry, top)),
+            levels,
+            links: links.into_iter().map(Mutex::new).collect(),
+        }
+    }
+
+    /// Inserts `nodes` in parallel (rayon). Their lists must be empty, and no other node may
+    /// link to them yet.
+    pub(super) fn insert_all(&self, nodes: impl IntoParallelIterator<Item = u32>) {
+        let n = self.levels.len();
+        nodes
+            .into_par_iter()
+            .for_each(|q| with_scratch(n, |s| insert(self, q, s)));
+    }
+
+    /// Capacity of a list on layer `l`.
+    pub(super) fn capacity(&self, l: usize) -> usize {
+        if l == 0 { self.m0 } else { self.m }
+    }
+
+    /// Replaces `node`'s list on layer `l` (a layer it is on).
+    pub(super) fn set_list(&self, node: u32, l: usize, list: Vec<u32>) {
+        if let Some(slot) = self.links[node as usize].lock().get_mut(l) {
+            *slot = list;
+        }
+    }
+
     #[inline(always)]
-    fn score(&self, a: u32, b: u32) -> f32 {
+    pub(super) fn score(&self, a: u32, b: u32) -> f32 {
         let (x, y) = (self.vectors.get(a as usize), self.vectors.get(b as usize));
         match self.score {
             BuildScore::Dot => dot(x, y),
@@ -217,7 +253,7 @@ impl Builder<'_> {
     /// The neighbour heuristic: from `candidates` (best first, scored against `base`), keep a
     /// candidate only if it is closer to `base` than to every one kept so far; at most `max`.
     #[inline(always)]
-    fn select(&self, base: u32, candidates: &[Scored], max: usize) -> Vec<u32> {
+    pub(super) fn select(&self, base: u32, candidates: &[Scored], max: usize) -> Vec<u32> {
         let mut kept: Vec<u32> = Vec::with_capacity(max);
         for c in candidates {
             if kept.len() >= max {
@@ -244,7 +280,7 @@ impl Builder<'_> {
     /// Adds `q` to `e`'s list on layer `l`, shrinking it with the heuristic when full.
     #[inline(always)]
     fn link(&self, e: u32, q: u32, l: usize) {
-        let cap = if l == 0 { self.m0 } else { self.m };
+        let cap = self.capacity(l);
         let mut links = self.links[e as usize].lock();
         let Some(list) = links.get_mut(l) else { return };
         if list.contains(&q) {
@@ -262,7 +298,8 @@ impl Builder<'_> {
         *list = self.select(e, &cands, cap);
     }
 
-    fn into_layers(self) -> GraphLayers {
+    /// The finished layers.
+    pub(super) fn into_layers(self) -> GraphLayers {
         let n = self.levels.len();
         let top = self.levels.iter().copied().max().unwrap_or(0) as usize;
         let lists: Vec<Vec<Vec<u32>>> = self.links.into_iter().map(Mutex::into_inner).collect();

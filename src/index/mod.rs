@@ -13,6 +13,10 @@
 //! API contract used by `segment`:
 //! - [`build_graph`] builds the HNSW graph of `n` vectors (parallel insertion, see `insert`) and
 //!   returns it in mmdb's own layout (see `layout`); [`build_graph_with`] can use `hnsw_rs` instead (hidden `__internals` feature, for the bench);
+//! - [`build_graph_from`] builds the graph of a merged segment from an earlier segment's graph and
+//!   a map of its nodes to the new local ids: kept nodes keep their links (those to dropped
+//!   nodes repaired), only the other vectors are inserted (see `merge`; dot falls back to
+//!   [`build_graph`]);
 //! - [`locality_order`] and [`renumber`] renumber a built graph so that neighbours sit close
 //!   together; the segment stores its vectors in that order (`reorder`);
 //! - [`GraphView::parse`] checks those bytes and reads them in place (from an mmap) without copying;
@@ -31,13 +35,17 @@ mod flat;
 mod hnsw_rs_builder;
 mod insert;
 mod layout;
+mod merge;
 mod reorder;
 mod search;
 mod visited;
 
 // The bench reaches more of the index (`mmdb::internals`) than the engine uses.
 #[cfg_attr(not(feature = "__internals"), allow(unused_imports))]
-pub use build::{GraphBuilder, MAX_SQUARED_NORM, build_graph, build_graph_with, validate_vectors};
+pub use build::{
+    GraphBuilder, MAX_SQUARED_NORM, build_graph, build_graph_from, build_graph_with,
+    validate_vectors,
+};
 #[cfg_attr(not(feature = "__internals"), allow(unused_imports))]
 pub use distance::{dot, l2_sq, score};
 pub use flat::search_exact;

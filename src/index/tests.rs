@@ -270,3 +270,213 @@ fn a_huge_k_or_ef_returns_every_vector() {
         assert_eq!(hits, search_exact(v, Metric::Cosine, q, k, None));
     }
 }
+
+/// A base graph over the first `n_base` of `data`, a map keeping the nodes `keep` says to
+/// (shuffled to new ids), and the merged vectors: the kept ones at their new ids, then the rest
+/// of `data`.
+fn merge_case(
+    data: &[f32],
+    dim: usize,
+    n_base: usize,
+    metric: Metric,
+    keep: impl Fn(u32) -> bool,
+) -> (Vec<u8>, Vec<Option<u32>>, Vec<f32>) {
+    let base = &data[..n_base * dim];
+    let bytes = build_graph(VectorsView::new(base, dim), metric, &HnswParams::default()).unwrap();
+    let kept: Vec<u32> = (0..n_base as u32).filter(|&i| keep(i)).collect();
+    let mut ids: Vec<u32> = (0..kept.len() as u32).collect();
+    rand::seq::SliceRandom::shuffle(&mut ids[..], &mut ChaCha8Rng::seed_from_u64(9));
+    let mut map = vec![None; n_base];
+    let mut merged = vec![0f32; kept.len() * dim];
+    for (&i, &v) in kept.iter().zip(&ids) {
+        map[i as usize] = Some(v);
+        let (i, v) = (i as usize, v as usize);
+        merged[v * dim..(v + 1) * dim].copy_from_slice(&base[i * dim..(i + 1) * dim]);
+    }
+    merged.extend_from_slice(&data[n_base * dim..]);
+    (bytes, map, merged)
+}
+
+/// Layers each node is on (its level), from a parsed graph.
+fn levels_of(g: &GraphView<'_>) -> Vec<usize> {
+    let mut levels = vec![0; g.len()];
+    for l in 1..g.layers() {
+        for local in 0..g.layer_len(l) as u32 {
+            levels[g.node_id(l, local) as usize] = l;
+        }
+    }
+    levels
+}
+
+#[test]
+fn a_merged_graph_keeps_levels_and_reaches_every_node() {
+    let (dim, n_base, n_new) = (16, 2000, 1000);
+    let data = clustered(n_base + n_new, dim, true, 21);
+    let keep = |i: u32| !i.wrapping_mul(2_654_435_761).is_multiple_of(5);
+    let (base_bytes, map, merged) = merge_case(&data, dim, n_base, Metric::Cosine, keep);
+    let base = GraphView::parse(&base_bytes, Path::new("base")).unwrap();
+    let v = VectorsView::new(&merged, dim);
+    let p = HnswParams::default();
+    let bytes = build_graph_from(v, Metric::Cosine, &p, &base, &map).unwrap();
+    let g = GraphView::parse(&bytes, Path::new("merged")).unwrap();
+    assert_eq!(g.len(), v.len());
+    assert_eq!(
+        reachable_from_entry(&g),
+        g.len(),
+        "layer 0 connected from the entry"
+    );
+
+    let (base_levels, levels) = (levels_of(&base), levels_of(&g));
+    for (i, m) in map.iter().enumerate() {
+        if let Some(m) = m {
+            assert_eq!(
+                levels[*m as usize], base_levels[i],
+                "base node {i} keeps its level"
+            );
+        }
+    }
+    // (The dropped entry's case: `merge::tests`.)
+    if let Some(base_entry) = map[base.entry() as usize] {
+        assert!(
+            g.entry() == base_entry || g.layers() > base.layers(),
+            "entry kept"
+        );
+    }
+    for l in 0..g.layers() {
+        for local in 0..g.layer_len(l) as u32 {
+            let node = g.node_id(l, local);
+            let nbs: Vec<u32> = g.neighbours(l, local).collect();
+            assert!(
+                !nbs.contains(&(if l == 0 { node } else { local })),
+                "no self loops"
+            );
+            // Layer 0 may gain an edge or two from `connect_layer0`, past the capacity.
+            let cap = if l == 0 { 2 * p.m + 2 } else { p.m };
+            assert!(
+                nbs.len() <= cap,
+                "layer {l} node {node}: {} edges",
+                nbs.len()
+            );
+        }
+    }
+    // A search for a vector finds itself (nearly always: HNSW is approximate, and the edges
+    // depend on thread timing).
+    let (mut tried, mut missed) = (0, Vec::new());
+    for (i, q) in merged.chunks(dim).enumerate().step_by(7) {
+        let hit = search_graph(&g, v, Metric::Cosine, q, 1, 64, None);
+        tried += 1;
+        if (hit[0].1 - 1.0).abs() >= 1e-5 {
+            missed.push(i);
+        }
+    }
+    assert!(
+        missed.len() * 100 <= tried,
+        "{missed:?} of {tried} not found"
+    );
+}
+
+#[test]
+fn merging_with_nothing_kept_builds_from_scratch() {
+    let dim = 8;
+    let data = clustered(900, dim, true, 22);
+    let (base_bytes, map, merged) = merge_case(&data, dim, 600, Metric::Cosine, |_| false);
+    let base = GraphView::parse(&base_bytes, Path::new("base")).unwrap();
+    assert!(map.iter().all(Option::is_none));
+    let v = VectorsView::new(&merged, dim);
+    assert_eq!(v.len(), 300);
+    let p = HnswParams::default();
+    // One thread: the same levels and insertion order give the same edges.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let (merged_bytes, scratch) = pool.install(|| {
+        (
+            build_graph_from(v, Metric::Cosine, &p, &base, &map).unwrap(),
+            build_graph(v, Metric::Cosine, &p).unwrap(),
+        )
+    });
+    assert_eq!(merged_bytes, scratch);
+    // Nothing kept and nothing new: the empty graph.
+    let none = VectorsView::new(&[], dim);
+    let empty = build_graph_from(none, Metric::Cosine, &p, &base, &map).unwrap();
+    assert_eq!(empty, build_graph(none, Metric::Cosine, &p).unwrap());
+    assert!(GraphView::parse(&empty, Path::new("g")).unwrap().is_empty());
+}
+
+#[test]
+fn dot_merges_build_from_scratch() {
+    let dim = 8;
+    let data = clustered(900, dim, false, 23);
+    let (base_bytes, map, merged) = merge_case(&data, dim, 600, Metric::Dot, |i| i % 3 != 0);
+    let base = GraphView::parse(&base_bytes, Path::new("base")).unwrap();
+    let v = VectorsView::new(&merged, dim);
+    let p = HnswParams::default();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    let (merged_bytes, scratch) = pool.install(|| {
+        (
+            build_graph_from(v, Metric::Dot, &p, &base, &map).unwrap(),
+            build_graph(v, Metric::Dot, &p).unwrap(),
+        )
+    });
+    assert_eq!(merged_bytes, scratch);
+    // L2 reuses the graph: not the from-scratch one (the kept nodes keep the base's levels).
+    let (l2_bytes, map, merged) = merge_case(&data, dim, 600, Metric::L2, |i| i % 3 != 0);
+    let base = GraphView::parse(&l2_bytes, Path::new("base")).unwrap();
+    let v = VectorsView::new(&merged, dim);
+    let bytes = build_graph_from(v, Metric::L2, &p, &base, &map).unwrap();
+    let g = GraphView::parse(&bytes, Path::new("g")).unwrap();
+    assert_eq!(reachable_from_entry(&g), g.len());
+    let (base_levels, levels) = (levels_of(&base), levels_of(&g));
+    for (i, m) in map.iter().enumerate() {
+        if let Some(m) = m {
+            assert_eq!(levels[*m as usize], base_levels[i]);
+        }
+    }
+}
+
+#[test]
+fn bad_base_maps_are_refused() {
+    let dim = 4;
+    let data = clustered(60, dim, true, 24);
+    let (base_bytes, map, merged) = merge_case(&data, dim, 50, Metric::Cosine, |i| i % 2 == 0);
+    let base = GraphView::parse(&base_bytes, Path::new("base")).unwrap();
+    let v = VectorsView::new(&merged, dim);
+    let p = HnswParams::default();
+    let refused = |map: &[Option<u32>], v: VectorsView<'_>| {
+        let err = build_graph_from(v, Metric::Cosine, &p, &base, map).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    };
+    refused(&map[1..], v);
+    let mut longer = map.clone();
+    longer.push(None);
+    refused(&longer, v);
+    let mut twice = map.clone();
+    twice[1] = map[0];
+    refused(&twice, v);
+    let mut past = map.clone();
+    past[1] = Some(v.len() as u32);
+    refused(&past, v);
+    refused(&map, VectorsView::new(&[], dim));
+    let bad_m = HnswParams { m: 1000, ..p };
+    assert!(build_graph_from(v, Metric::Cosine, &bad_m, &base, &map).is_err());
+    let nan = [f32::NAN; 4];
+    let mut with_nan = merged.clone();
+    with_nan.extend(nan);
+    let err = build_graph_from(
+        VectorsView::new(&with_nan, dim),
+        Metric::Cosine,
+        &p,
+        &base,
+        &map,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidArgument(ref m) if m.contains("vector 35")),
+        "{err}"
+    );
+    build_graph_from(v, Metric::Cosine, &p, &base, &map).unwrap();
+}

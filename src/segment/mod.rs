@@ -25,7 +25,7 @@ mod vectors;
 
 use std::path::{Path, PathBuf};
 
-pub use builder::build_segment;
+pub use builder::{BuildCounts, MergeInput, build_segment, merge_segments};
 pub use deletes::DeleteBitmap;
 use rows::RowsFile;
 use vectors::VectorColumn;
@@ -218,6 +218,33 @@ impl Segment {
             }
         }
         Ok(row)
+    }
+
+    /// The row at `pos` as archived: values only, no vectors or embeddings (VECTOR values are
+    /// `Null`). What a merge copies.
+    pub fn row_values(&self, pos: usize) -> Result<Row> {
+        Ok(rows::to_row(self.rows.get(pos)?, None))
+    }
+
+    /// Whether the row at `pos` has a vector in column `col`.
+    pub fn has_vector(&self, col: usize, pos: usize) -> Result<bool> {
+        match self.vectors.get(col).and_then(|v| v.as_ref()) {
+            Some(vc) => Ok(vc.index_of_row(pos as u32)?.is_some()),
+            None => Ok(false),
+        }
+    }
+
+    /// Column `col`'s vectors (stored order, verified), their row positions and graph; `None`
+    /// when the column has no vector files or no vectors.
+    #[allow(clippy::type_complexity)]
+    pub fn column_data(
+        &self,
+        col: usize,
+    ) -> Result<Option<(VectorsView<'_>, &[u32], GraphView<'_>)>> {
+        match self.vectors.get(col).and_then(|v| v.as_ref()) {
+            Some(vc) if vc.count() > 0 => vc.load().map(Some),
+            _ => Ok(None),
+        }
     }
 
     /// Number of vectors in column `col`.

@@ -150,7 +150,10 @@ pub fn recover(
     Ok(rec)
 }
 
-/// Recovery when the manifest names the current WAL file (`wal-<first>.log`).
+/// Recovery when the manifest names the current WAL file (`wal-<first>.log`): that file, then
+/// the newer files in sequence order (a background flush switches appends to a new file before
+/// its manifest names it; see `WalWriter::switch`). Older files are stale. A newer file that
+/// holds no record is stale too.
 fn recover_current(
     dir: &Path,
     files: Vec<(u64, PathBuf)>,
@@ -167,6 +170,7 @@ fn recover_current(
         )
     };
     let mut found = false;
+    let mut newer = Vec::new();
     for (seq, path) in files {
         if seq < first {
             rec.stale.push(path);
@@ -175,15 +179,7 @@ fn recover_current(
         } else {
             match std::fs::metadata(&path) {
                 Ok(m) if m.len() <= HEADER as u64 => rec.stale.push(path),
-                Ok(_) => {
-                    return Err(Error::corrupted(
-                        &path,
-                        format!(
-                            "holds records, but the MANIFEST names {} as the current WAL file",
-                            want.display()
-                        ),
-                    ));
-                }
+                Ok(_) => newer.push((seq, path)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(Error::io(&path, e)),
             }
@@ -216,7 +212,23 @@ fn recover_current(
             ),
         ));
     }
-    read_file(&want, first, &bytes, true, mode, rec)
+    read_file(&want, first, &bytes, newer.is_empty(), mode, rec)?;
+    let n = newer.len();
+    for (i, (seq, path)) in newer.into_iter().enumerate() {
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        if seq != rec.next_seq {
+            return Err(Error::corrupted(
+                &path,
+                format!(
+                    "WAL file starts at sequence {seq} but the one before it ends at {} \
+                     (a WAL file is missing or damaged)",
+                    rec.next_seq.saturating_sub(1)
+                ),
+            ));
+        }
+        read_file(&path, seq, &bytes, i + 1 == n, mode, rec)?;
+    }
+    Ok(())
 }
 
 /// Recovery of every WAL file, for manifests that do not name the current one.

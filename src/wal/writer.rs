@@ -63,13 +63,6 @@ pub struct NextWal {
     first_seq: u64,
 }
 
-impl NextWal {
-    /// Sequence number of its first record (the manifest that installs it names it).
-    pub fn first_seq(&self) -> u64 {
-        self.first_seq
-    }
-}
-
 impl WalWriter {
     /// Opens the WAL for appending: at `tail = (file, first seq, end of its last whole record)`
     /// (recovery's tail; anything after `end` is cut off), or a new file starting at `next_seq`
@@ -217,10 +210,8 @@ impl WalWriter {
         }
     }
 
-    /// Creates (durably) the file a checkpoint will switch to, named for the next sequence
-    /// number; `None` when the current file has no record yet (it stays). The manifest that
-    /// names it must commit before [`install`](Self::install); if it does not,
-    /// [`abandon`](Self::abandon) it.
+    /// Creates (durably) the file a flush will [`switch`](Self::switch) to, named for the next
+    /// sequence number; `None` when the current file has no record yet (it stays).
     pub fn prepare_rotation(&self) -> Result<Option<NextWal>> {
         if self.next_seq == self.first_seq {
             return Ok(None);
@@ -233,33 +224,35 @@ impl WalWriter {
         }))
     }
 
-    /// Removes a prepared file whose manifest did not commit. Best effort: a leftover file
-    /// without records that the manifest does not name is removed at the next open.
-    pub fn abandon(&self, next: NextWal) {
-        let _ = crate::storage::remove_file(&*self.fs, &next.path);
-    }
-
-    /// Switches to `next` (its manifest committed, so every record so far is in segments) and
-    /// removes the older files. A failed removal is returned but changes nothing: the next
-    /// rotation or open removes the files.
-    pub fn install(&mut self, next: NextWal) -> Result<()> {
+    /// Switches appends to `next` before any manifest names it (a background flush: the
+    /// records so far go to a segment while new ones go to `next`). Recovery reads the files
+    /// after the one the manifest names in sequence order, so both files are needed until the
+    /// flush's manifest names `next`; then [`remove_before`](Self::remove_before) removes the
+    /// older ones. The current file is made durable first (unless [`Sync::Off`]): a writer
+    /// still waiting for its group commit on it is covered, and a reader of the chain never
+    /// finds a torn record in a file that is not the last.
+    pub fn switch(&mut self, next: NextWal) -> Result<()> {
+        if self.sync != Sync::Off && self.written >= self.first_seq {
+            self.sync_all()?;
+        }
+        {
+            let mut s = self.synced.lock();
+            *s = (*s).max(self.next_seq.saturating_sub(1));
+        }
         self.file = next.file;
         self.path = next.path;
         self.first_seq = next.first_seq;
         self.end = HEADER as u64;
-        {
-            // Everything before next_seq is in segments now: durable.
-            let mut s = self.synced.lock();
-            *s = (*s).max(self.next_seq.saturating_sub(1));
-        }
-        self.remove_older()
+        Ok(())
     }
 
-    /// Removes the WAL files before the current one (their records are in segments).
-    fn remove_older(&self) -> Result<()> {
+    /// Removes the WAL files whose records all come before `first_seq` (a manifest naming the
+    /// file that starts there committed). A failed removal changes nothing: the next rotation
+    /// or open removes the files.
+    pub fn remove_before(&self, first_seq: u64) -> Result<()> {
         let mut removed = false;
         for (seq, p) in super::recovery::list_wal_files(&self.dir)? {
-            if seq < self.first_seq {
+            if seq < first_seq.min(self.first_seq) {
                 crate::storage::remove_file(&*self.fs, &p)?;
                 removed = true;
             }

@@ -150,9 +150,11 @@ impl FileSystem for FlakyFs {
 
 fn open_flaky(dir: &Path, sync: Sync, memtable: usize) -> (Database, Arc<Flaky>) {
     let flaky = Arc::new(Flaky::default());
+    // Maintenance in the writing thread: each fault fires in the step that armed it.
     let db = Database::builder()
         .sync(sync)
         .memtable_max_bytes(memtable)
+        .background_maintenance(false)
         .file_system(Arc::new(FlakyFs(flaky.clone())))
         .open(dir)
         .unwrap();

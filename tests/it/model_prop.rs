@@ -269,6 +269,9 @@ fn open_faulty(fs: &FaultFs, sync: Sync) -> mmdb::Result<Database> {
         .memtable_max_bytes(FAULT_MEMTABLE)
         .max_segments(3)
         .verify_in_background(false)
+        // Maintenance in the writing thread: the file operations of a run are deterministic,
+        // so a fault armed at operation n fires there.
+        .background_maintenance(false)
         .file_system(fs.seam())
         .open(fs.dir())
 }
