@@ -297,7 +297,7 @@ impl Inner {
     fn background_compact(&self) -> Result<()> {
         let _run = self.compactor.run.lock();
         loop {
-            if self.flusher.state.lock().shutdown {
+            if self.compactor.state.lock().shutdown {
                 return Ok(());
             }
             let next = {

@@ -44,6 +44,17 @@ impl TableSnapshot {
         self.mem.len() + self.segments.iter().map(LiveSegment::live).sum::<usize>()
     }
 
+    /// Number of segments the table's rows are in (the memtable not counted). Each is a
+    /// separate graph to search; background compaction keeps the number logarithmic.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Rows still in memory (written since the last flush, or being flushed).
+    pub fn memtable_rows(&self) -> usize {
+        self.mem.len()
+    }
+
     /// Every live row, ascending by id. Rows are read lazily; a damaged row yields
     /// [`crate::Error::Corrupted`].
     pub fn scan(&self) -> impl Iterator<Item = Result<(RowId, Row)>> + '_ {

@@ -9,11 +9,13 @@
 
 use std::path::Path;
 
-use super::{DeleteBitmap, Segment, graph_path, rows::write_rows, rows_path, vec_path, vectors};
+use super::{
+    DeleteBitmap, Segment, graph_path, rows::write_rows, rows_path, scratch_path, vec_path, vectors,
+};
 use crate::index::{
     GraphView, VectorsView, build_graph, build_graph_from, locality_order, renumber,
 };
-use crate::storage::FileSystem;
+use crate::storage::{FileSystem, Mmap, WritableFile, bytes_as_f32};
 use crate::{ColumnType, Error, Result, Row, RowId, TableSchema, Value};
 
 /// One input of [`merge_segments`]: a segment and its deleted rows (dropped by the merge).
@@ -189,7 +191,9 @@ fn write_column(
             m
         })
         .collect();
-    let mut data = Vec::with_capacity(order.len() * dim);
+    // The new segment's vectors in row order go to a scratch file, then are read through a
+    // map: a merge of a million 512-d rows would otherwise copy 2 GB onto the heap.
+    let mut scratch = Scratch::create(fs, &scratch_path(dir, id, c))?;
     let mut positions = Vec::with_capacity(order.len());
     // Per input: stored index -> local id in the new segment (None: dropped).
     let mut maps: Vec<Vec<Option<u32>>> = loaded
@@ -220,17 +224,19 @@ fn write_column(
                 .filter(|v| v.len() == dim),
         };
         if let Some(v) = v {
-            data.extend_from_slice(v);
+            scratch.push(v)?;
             positions.push(out_pos as u32);
         }
     }
+    let data = scratch.map()?;
+    let data = bytes_as_f32(data.bytes()).unwrap_or(&[]);
     // The graph is built (or extended) in row order, then renumbered (and the vectors stored)
     // in an order that puts neighbours close together (see `index::reorder`).
     let mut reused = 0;
     let (graph, order) = if positions.is_empty() {
         (Vec::new(), Vec::new())
     } else {
-        let view = VectorsView::new(&data, dim);
+        let view = VectorsView::new(data, dim);
         let base = loaded
             .iter()
             .enumerate()
@@ -252,7 +258,7 @@ fn write_column(
         let order = locality_order(&parsed);
         (renumber(&parsed, &order), order)
     };
-    vectors::write_vectors(fs, &vec_path(dir, id, c), dim, &data, &positions, &order)?;
+    vectors::write_vectors(fs, &vec_path(dir, id, c), dim, data, &positions, &order)?;
     vectors::write_graph(fs, &graph_path(dir, id, c), &graph)?;
     Ok((positions.len() as u64 - reused, reused))
 }
@@ -262,4 +268,64 @@ fn input_seg<'a>(inputs: &[MergeInput<'a>], i: usize) -> Result<&'a Segment> {
         .get(i)
         .map(|x| x.seg)
         .ok_or_else(|| Error::InvalidArgument(format!("no merge input {i}")))
+}
+
+/// A file of vectors written once, then mapped for reading; removed when dropped (best effort:
+/// a leftover `.tmp` file is removed at the next open).
+struct Scratch<'a> {
+    fs: &'a dyn FileSystem,
+    path: std::path::PathBuf,
+    file: Box<dyn WritableFile>,
+    len: u64,
+    buf: Vec<u8>,
+    map: Option<Mmap>,
+}
+
+impl<'a> Scratch<'a> {
+    const FLUSH_AT: usize = 1 << 20;
+
+    fn create(fs: &'a dyn FileSystem, path: &Path) -> Result<Scratch<'a>> {
+        let file = fs.create(path).map_err(|e| Error::io(path, e))?;
+        Ok(Scratch {
+            fs,
+            path: path.to_path_buf(),
+            file,
+            len: 0,
+            buf: Vec::with_capacity(Self::FLUSH_AT),
+            map: None,
+        })
+    }
+
+    fn push(&mut self, v: &[f32]) -> Result<()> {
+        for x in v {
+            self.buf.extend_from_slice(&x.to_le_bytes());
+        }
+        if self.buf.len() >= Self::FLUSH_AT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.file
+            .write_all_at(&self.buf, self.len)
+            .map_err(|e| Error::io(&self.path, e))?;
+        self.len += self.buf.len() as u64;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Everything pushed, mapped (not durable: nothing refers to this file after a crash).
+    fn map(&mut self) -> Result<&Mmap> {
+        self.flush()?;
+        let f = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        Ok(self.map.insert(Mmap::map(&f, &self.path)?))
+    }
+}
+
+impl Drop for Scratch<'_> {
+    fn drop(&mut self) {
+        self.map = None;
+        let _ = crate::storage::remove_file(self.fs, &self.path);
+    }
 }

@@ -45,6 +45,11 @@ pub fn vec_path(dir: &Path, id: u64, col: usize) -> PathBuf {
 pub fn graph_path(dir: &Path, id: u64, col: usize) -> PathBuf {
     dir.join(format!("seg-{id:08}.c{col}.hnsw"))
 }
+/// Path of the scratch file holding column `col`'s vectors while segment `id` is built (a
+/// temporary file: removed after the build, or at the next open).
+pub fn scratch_path(dir: &Path, id: u64, col: usize) -> PathBuf {
+    dir.join(format!("seg-{id:08}.c{col}.build.tmp"))
+}
 /// Path of generation `gen` of the deletion bitmap of segment `id`.
 pub fn del_path(dir: &Path, id: u64, generation: u64) -> PathBuf {
     dir.join(format!("seg-{id:08}.del{generation}"))
@@ -66,7 +71,7 @@ pub struct SegmentFileName {
 }
 
 /// Parses `seg-<id>.rows`, `seg-<id>.c<col>.vec`, `seg-<id>.c<col>.hnsw` and
-/// `seg-<id>.del<gen>`, each optionally with `.tmp`; `None` for any other name (mmdb never
+/// `seg-<id>.del<gen>`, each optionally with `.tmp`, and `seg-<id>.c<col>.build.tmp`; `None` for any other name (mmdb never
 /// removes files it does not name itself).
 pub fn parse_file_name(name: &str) -> Option<SegmentFileName> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -85,7 +90,8 @@ pub fn parse_file_name(name: &str) -> Option<SegmentFileName> {
         Some(g.parse().ok()?)
     } else {
         let (col, ext) = kind.strip_prefix('c')?.split_once('.')?;
-        if !digits(col) || !(ext == "vec" || ext == "hnsw") {
+        let known = ext == "vec" || ext == "hnsw" || (tmp && ext == "build");
+        if !digits(col) || !known {
             return None;
         }
         None

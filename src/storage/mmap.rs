@@ -24,8 +24,9 @@ impl Mmap {
             return Ok(Mmap { map: None });
         }
         // SAFETY: mmdb maps only files it finished writing and never modifies afterwards (they are
-        // replaced by rename, never rewritten in place), so the mapped memory stays valid and
-        // unchanged for the life of the map, and model weights (`model.safetensors`), which it
+        // replaced by rename, never rewritten in place; a segment build's scratch file is written
+        // whole before it is mapped and removed only after the map is dropped), so the mapped
+        // memory stays valid and unchanged for the life of the map, and model weights (`model.safetensors`), which it
         // never writes and maps only while copying them into tensors. Another program truncating
         // or rewriting such a file meanwhile would cause SIGBUS; that is outside mmdb's contract,
         // as for every mmap-based store (and for candle's own mmap loader).

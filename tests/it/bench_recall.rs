@@ -147,6 +147,11 @@ fn imported_npy_embeddings_give_the_same_answer() {
     o.batch_size = 4; // an image's captions straddle batches
     let r = coco::import_npy(&db, &o).unwrap();
     assert_eq!((r.images, r.captions, r.shards), (3, 6, 1));
+    // Straight into segments through the bulk path: nothing in the memtable, one segment each.
+    for t in ["coco", "coco_captions"] {
+        let snap = db.snapshot(t).unwrap();
+        assert_eq!((snap.segment_count(), snap.memtable_rows()), (1, 0), "{t}");
+    }
 
     let mut opts = RecallOptions::new();
     opts.k = vec![1, 2, 3];

@@ -26,6 +26,7 @@ mod format_compat;
 mod image_corpus;
 mod interrupt;
 mod load_coco;
+mod maintenance;
 mod model_loader;
 mod model_prop;
 mod persistence;
