@@ -280,13 +280,6 @@ impl BulkLoader {
         }
         super::open::verify_in_background(&inner.opts, vec![Arc::downgrade(&seg)]);
         inner.note_merge(&counts, seg.len());
-        {
-            let mut pinned = inner.pinned.lock();
-            if let Some(p) = self.segment {
-                pinned.remove(&p);
-            }
-            pinned.insert(seg_id);
-        }
         self.segment = Some(seg_id);
         self.committed += n;
         self.chunks += 1;
@@ -317,6 +310,7 @@ impl Inner {
         rows: &[(RowId, Row)],
     ) -> Result<()> {
         let mut tables = self.tables.read().clone();
+        let seg_id = seg.id();
         let t = tables
             .by_id
             .get_mut(&table)
@@ -346,6 +340,13 @@ impl Inner {
             }
             t.segments.remove(i);
             at = i;
+        } else if let Some(prev) = prev {
+            // Pinned, so no merge took it; only a dropped table (refused above) would.
+            return Err(Error::InvalidArgument(format!(
+                "segment {} of the bulk load into {} is gone",
+                prev.seg.id(),
+                schema.name
+            )));
         }
         // A key taken by a writer beside the load (an explicit key inside the load's range).
         if let Some((id, _)) = rows.iter().find(|(id, _)| t.contains(*id)) {
@@ -375,6 +376,16 @@ impl Inner {
                 return Err(e);
             }
         };
+        {
+            // Pinned before it is visible: the compaction thread never plans a merge with it
+            // while the load goes on (it plans under the tables lock, merges under the writer
+            // lock held here).
+            let mut pinned = self.pinned.lock();
+            if let Some(prev) = prev {
+                pinned.remove(&prev.seg.id());
+            }
+            pinned.insert(seg_id);
+        }
         *self.tables.write() = tables;
         let mut cleanup = Ok(());
         if let Some(prev) = prev {
