@@ -144,7 +144,7 @@ impl Worker {
     /// Runs `job` now in the caller's thread if a run is requested and no retry wait is
     /// pending (maintenance without threads, see
     /// [`DatabaseBuilder::background_maintenance`](super::DatabaseBuilder::background_maintenance)).
-    fn run_inline(&self, inner: &Inner, job: fn(&Inner) -> Result<()>) {
+    fn run_inline(&self, inner: &Inner, job: Job) {
         {
             let mut st = self.state.lock();
             let due = st.retry_at.is_none_or(|t| Instant::now() >= t);
@@ -154,7 +154,7 @@ impl Worker {
             st.requested = false;
             st.busy = true;
         }
-        let result = job(inner);
+        let result = run_caught(inner, job);
         if let Err(e) = &result {
             inner.note_maintenance_error(e);
         }
@@ -185,7 +185,7 @@ impl Worker {
 
     /// The thread's loop: waits for a request (and the retry time), runs `job` on the
     /// database while it still exists.
-    fn serve(self: Arc<Self>, db: Weak<Inner>, job: fn(&Inner) -> Result<()>) {
+    fn serve(self: Arc<Self>, db: Weak<Inner>, job: Job) {
         loop {
             {
                 let mut st = self.state.lock();
@@ -209,7 +209,7 @@ impl Worker {
             }
             let ok = match db.upgrade() {
                 Some(inner) => {
-                    let r = job(&inner);
+                    let r = run_caught(&inner, job);
                     if let Err(e) = &r {
                         inner.note_maintenance_error(e);
                     }
@@ -224,6 +224,21 @@ impl Worker {
             self.finish_run(ok);
         }
     }
+}
+
+/// Runs `job`, turning a panic (a bug) into an error kept in `health`: the thread lives on, and
+/// writers waiting for it are not left waiting.
+fn run_caught(inner: &Inner, job: Job) -> Result<()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(inner))).unwrap_or_else(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(crate::Error::InvalidArgument(format!(
+            "background maintenance failed: {msg}"
+        )))
+    })
 }
 
 /// Owned by every [`Database`] handle: when the last one goes, the threads are stopped and
