@@ -164,8 +164,13 @@ impl MemTable {
                 Some((id, score(metric, v, query)))
             })
             .collect();
-        hits.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        hits.truncate(k);
+        let order = |a: &(RowId, f32), b: &(RowId, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        // The k best, then only those sorted: a full sort of every row cost as much as scoring.
+        if k < hits.len() {
+            hits.select_nth_unstable_by(k, order);
+            hits.truncate(k);
+        }
+        hits.sort_by(order);
         hits
     }
 }

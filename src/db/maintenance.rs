@@ -3,7 +3,9 @@
 //! build a segment and a long merge never holds up a flush.
 //!
 //! - A write that leaves the memtables over `memtable_max_bytes` (64 MiB) asks the flush
-//!   thread for a flush and returns. Writers wait only as back-pressure: before a write, while
+//!   thread for a flush and returns. The flush thread also flushes a memtable of at least an
+//!   eighth of that once writes have stopped for a second (an idle flush: the memtable is
+//!   searched by scanning every row). Writers wait only as back-pressure: before a write, while
 //!   the unflushed rows (the memtables being flushed and the new ones) pass twice that bound,
 //!   unless the last flush failed (then the WAL keeps taking writes, and the flush is retried).
 //! - After each flush, and after deletes, the compaction thread applies the merge policy
@@ -37,6 +39,17 @@ use crate::segment::BuildCounts;
 /// segment build that fails).
 const FIRST_RETRY_WAIT: Duration = Duration::from_secs(1);
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// The flush thread also flushes a memtable of at least `memtable_max_bytes /
+/// IDLE_FLUSH_FRACTION` (8 MiB by default) once no write came for `IDLE_FLUSH_AFTER`, so that
+/// searches after a load do not keep scanning it (docs/perf.md#bulk-loading-bench).
+const IDLE_FLUSH_FRACTION: usize = 8;
+const IDLE_FLUSH_AFTER: Duration = Duration::from_secs(1);
+
+/// The worker for the flush thread.
+pub(super) fn flush_worker() -> Worker {
+    Worker::with_tick(IDLE_FLUSH_AFTER)
+}
 
 /// Counters of the work maintenance did since open (see [`Database::maintenance_stats`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -120,6 +133,18 @@ pub(super) struct Worker {
     done: Condvar,
     /// Held for the whole of a run: background and foreground runs of one kind never overlap.
     pub(super) run: Mutex<()>,
+    /// Run the job this often even without a request (the flush thread's idle flush).
+    tick: Option<Duration>,
+}
+
+impl Worker {
+    /// A worker that also runs its job every `tick`.
+    pub(super) fn with_tick(tick: Duration) -> Worker {
+        Worker {
+            tick: Some(tick),
+            ..Worker::default()
+        }
+    }
 }
 
 #[derive(Default)]
@@ -199,9 +224,15 @@ impl Worker {
                         st.busy = true;
                         break;
                     }
-                    match st.retry_at {
-                        Some(t) if st.requested => {
+                    match (st.retry_at, self.tick) {
+                        (Some(t), _) if st.requested => {
                             self.wake.wait_until(&mut st, t);
+                        }
+                        (_, Some(tick)) => {
+                            // A periodic look (the idle flush) counts as a request.
+                            if self.wake.wait_for(&mut st, tick).timed_out() {
+                                st.requested = true;
+                            }
                         }
                         _ => self.wake.wait(&mut st),
                     }
@@ -301,7 +332,12 @@ impl Inner {
     /// compaction request.
     fn background_flush(&self) -> Result<()> {
         let _run = self.flusher.run.lock();
-        if self.active_bytes() > self.opts.memtable_max_bytes {
+        let active = self.active_bytes();
+        // An idle flush: rows that sit in the memtable are searched by a scan of all of them,
+        // which at a few tens of thousands of rows costs more than a graph search of millions.
+        let idle = active >= self.opts.memtable_max_bytes / IDLE_FLUSH_FRACTION
+            && self.last_write.lock().elapsed() >= IDLE_FLUSH_AFTER;
+        if active > self.opts.memtable_max_bytes || idle {
             self.flush()?;
             self.compactor.request();
         }
@@ -343,6 +379,7 @@ impl Inner {
     /// After a committed write: asks for a flush over the threshold, and for a compaction
     /// check after deletions.
     pub(super) fn after_write(&self, deleted: bool) {
+        *self.last_write.lock() = Instant::now();
         if self.active_bytes() > self.opts.memtable_max_bytes {
             self.flusher.request();
         }

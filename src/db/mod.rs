@@ -82,6 +82,8 @@ struct Inner {
     stats: Mutex<MaintenanceStats>,
     /// Segments a bulk load is extending: compaction leaves them alone.
     pinned: Mutex<std::collections::HashSet<u64>>,
+    /// When the last write was acknowledged (the idle flush).
+    last_write: Mutex<std::time::Instant>,
 }
 
 /// Tables by id (ids are never reused; names are looked up case-insensitively).

@@ -86,10 +86,11 @@ impl Database {
             poison,
             maintenance_error: Mutex::new(None),
             torn_tail: rec.torn.clone(),
-            flusher: Default::default(),
+            flusher: Arc::new(maintenance::flush_worker()),
             compactor: Default::default(),
             stats: Default::default(),
             pinned: Default::default(),
+            last_write: Mutex::new(std::time::Instant::now()),
         };
         let rewrite = manifest.wal_first_seq != Some(writer.wal.first_seq()) || existed.is_none();
         if !spread {
@@ -219,6 +220,7 @@ fn open_read_only(path: &Path, opts: DatabaseBuilder) -> Result<Database> {
                         compactor: Default::default(),
                         stats: Default::default(),
                         pinned: Default::default(),
+                        last_write: Mutex::new(std::time::Instant::now()),
                     }),
                     threads: Arc::new(super::maintenance::Threads::none()),
                 };

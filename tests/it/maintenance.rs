@@ -389,3 +389,40 @@ fn a_bulk_load_keeps_its_committed_chunks() {
         Err(Error::NoSuchTable(t)) if t == "nope"
     ));
 }
+
+/// Rows left in the memtable after a load are flushed once writes stop (they would otherwise
+/// be scanned by every search); a few rows are not.
+#[test]
+fn an_idle_memtable_is_flushed() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::builder()
+        .memtable_max_bytes(400_000)
+        .open(dir.path())
+        .unwrap();
+    db.create_table(schema(false)).unwrap();
+    let vectors = clustered(600, 2);
+    db.insert("t", vec![row(0, vectors[0].clone())]).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2_500));
+    let snap = db.snapshot("t").unwrap();
+    assert_eq!(
+        (snap.memtable_rows(), snap.segment_count()),
+        (1, 0),
+        "one row stays"
+    );
+    let rows = vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| row(i as i64, v.clone()));
+    db.insert("t", rows.collect()).unwrap();
+    let snap = db.snapshot("t").unwrap();
+    assert!(
+        snap.memtable_rows() > 0,
+        "below the threshold: no flush yet"
+    );
+    let start = std::time::Instant::now();
+    while db.snapshot("t").unwrap().memtable_rows() > 0 {
+        assert!(start.elapsed().as_secs() < 20, "never flushed");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(db.snapshot("t").unwrap().row_count(), 601);
+}
