@@ -17,6 +17,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::compaction::Replaced;
 use super::state::LiveSegment;
 use super::validate::check_row;
 use super::{Database, Inner, Writer};
@@ -272,14 +273,19 @@ impl BulkLoader {
                 &rows,
             )
         });
-        if let Err(e) = committed {
-            if let Error::Io { .. } | Error::DuplicateKey { .. } | Error::NoSuchTable(_) = e {
-                let _ = inner.remove_segment_files(seg_id);
+        let replaced = match committed {
+            Ok(r) => r,
+            Err(e) => {
+                if let Error::Io { .. } | Error::DuplicateKey { .. } | Error::NoSuchTable(_) = e {
+                    let _ = inner.remove_segment_files(seg_id);
+                }
+                return Err(e);
             }
-            return Err(e);
-        }
+        };
+        // After the writer lock, as for a merge.
+        inner.remove_replaced(replaced);
         super::open::verify_in_background(&inner.opts, vec![Arc::downgrade(&seg)]);
-        inner.note_merge(&counts, seg.len());
+        inner.note_bulk(&counts, seg.len());
         self.segment = Some(seg_id);
         self.committed += n;
         self.chunks += 1;
@@ -308,7 +314,7 @@ impl Inner {
         prev: Option<&LiveSegment>,
         seg: Arc<Segment>,
         rows: &[(RowId, Row)],
-    ) -> Result<()> {
+    ) -> Result<Replaced> {
         let mut tables = self.tables.read().clone();
         let seg_id = seg.id();
         let t = tables
@@ -387,16 +393,9 @@ impl Inner {
             pinned.insert(seg_id);
         }
         *self.tables.write() = tables;
-        let mut cleanup = Ok(());
-        if let Some(prev) = prev {
-            cleanup = self.remove_segment_files(prev.seg.id());
-        }
-        for p in old {
-            cleanup = cleanup.and_then(|_| crate::storage::remove_file(&*self.opts.fs, &p));
-        }
-        if let Err(e) = cleanup {
-            self.note_maintenance_error(&e);
-        }
-        Ok(())
+        Ok(Replaced {
+            segments: prev.map(|p| p.seg.id()).into_iter().collect(),
+            files: old,
+        })
     }
 }

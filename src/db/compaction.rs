@@ -14,6 +14,15 @@ use super::{Inner, Writer};
 use crate::segment::{DeleteBitmap, MergeInput, Segment, merge_segments};
 use crate::{Error, Result};
 
+/// What a committed merge replaced: removed after the writer lock is released.
+#[derive(Debug, Default)]
+pub(super) struct Replaced {
+    /// Segments whose files go.
+    pub(super) segments: Vec<u64>,
+    /// Other files (older bitmap generations).
+    pub(super) files: Vec<std::path::PathBuf>,
+}
+
 /// Inputs taken at the start of a merge.
 struct Plan {
     table: u64,
@@ -41,7 +50,26 @@ impl Inner {
                 return Err(e);
             }
         };
-        self.with_writer_inner(|db, w| db.commit_merge(w, plan, built))
+        let replaced = self.with_writer_inner(|db, w| db.commit_merge(w, plan, built))?;
+        self.remove_replaced(replaced);
+        Ok(())
+    }
+
+    /// Removes what a committed merge or bulk chunk replaced. Called after the writer lock:
+    /// unlinking big files and syncing the directory must not hold up writers. Files that
+    /// cannot be removed now are orphans that the next open removes.
+    pub(super) fn remove_replaced(&self, replaced: Replaced) {
+        let cleanup = replaced
+            .segments
+            .into_iter()
+            .try_for_each(|s| self.remove_segment_files(s))
+            .and_then(|_| crate::storage::fsync_dir(&*self.opts.fs, &self.path));
+        let cleanup = replaced.files.iter().fold(cleanup, |r, p| {
+            r.and_then(|_| crate::storage::remove_file(&*self.opts.fs, p))
+        });
+        if let Err(e) = cleanup {
+            self.note_maintenance_error(&e);
+        }
     }
 
     fn plan_merge(&self, w: &mut Writer, table: u64, seg_ids: &[u64]) -> Option<Plan> {
@@ -96,19 +124,24 @@ impl Inner {
         Ok(Some(seg))
     }
 
-    fn commit_merge(&self, w: &mut Writer, plan: Plan, built: Option<Arc<Segment>>) -> Result<()> {
+    fn commit_merge(
+        &self,
+        w: &mut Writer,
+        plan: Plan,
+        built: Option<Arc<Segment>>,
+    ) -> Result<Replaced> {
         let mut tables = self.tables.read().clone();
         let discard = |db: &Inner| {
             let _ = db.remove_segment_files(plan.seg_id);
         };
         let Some(t) = tables.by_id.get_mut(&plan.table) else {
             discard(self);
-            return Ok(());
+            return Ok(Replaced::default());
         };
         let ids: Vec<u64> = plan.inputs.iter().map(|ls| ls.seg.id()).collect();
         let Some(first) = t.segments.iter().position(|ls| ids.contains(&ls.seg.id())) else {
             discard(self);
-            return Ok(());
+            return Ok(Replaced::default());
         };
         // Rows deleted or updated since the start: deleted now, not then.
         let mut merged = built.map(|seg| {
@@ -156,18 +189,9 @@ impl Inner {
             }
         };
         *self.tables.write() = tables;
-        // Committed: files of the replaced segments that cannot be removed now are orphans that
-        // the next open removes.
-        let mut cleanup = ids
-            .into_iter()
-            .try_for_each(|s| self.remove_segment_files(s))
-            .and_then(|_| crate::storage::fsync_dir(&*self.opts.fs, &self.path));
-        for p in old_dels {
-            cleanup = cleanup.and_then(|_| crate::storage::remove_file(&*self.opts.fs, &p));
-        }
-        if let Err(e) = cleanup {
-            self.note_maintenance_error(&e);
-        }
-        Ok(())
+        Ok(Replaced {
+            segments: ids,
+            files: old_dels,
+        })
     }
 }

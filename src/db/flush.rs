@@ -23,6 +23,9 @@ use crate::memtable::RowMap;
 use crate::segment::{DeleteBitmap, Segment, build_segment, del_path};
 use crate::{Error, Result, Row, RowId, TableSchema};
 
+/// Work left after a commit, done without the writer lock.
+type Cleanup = Box<dyn FnOnce(&Inner) + Send>;
+
 /// What a freeze hands to the build step.
 struct Frozen {
     /// Last WAL record whose effects the flush holds.
@@ -41,7 +44,7 @@ impl Inner {
             return Ok(());
         };
         let built = self.build_frozen(&frozen);
-        self.with_writer_inner(|db, w| match built {
+        let cleanup = self.with_writer_inner(|db, w| match built {
             Ok(built) => db.commit_flush(w, frozen, built),
             Err(e) => {
                 // A failed fsync leaves the disk's state unknown, as anywhere else.
@@ -49,7 +52,10 @@ impl Inner {
                 db.thaw();
                 Err(e)
             }
-        })
+        })?;
+        // Unlinking files and syncing the directory must not hold up writers.
+        cleanup(self);
+        Ok(())
     }
 
     /// Step 1. `None` when there is nothing to flush.
@@ -119,12 +125,13 @@ impl Inner {
     }
 
     /// Step 3.
+    /// Returns the removal of what the commit replaced, to run after the writer lock.
     fn commit_flush(
         &self,
         w: &mut Writer,
         frozen: Frozen,
         built: Vec<(u64, Arc<Segment>)>,
-    ) -> Result<()> {
+    ) -> Result<Cleanup> {
         let mut tables = self.tables.read().clone();
         let mut orphans = Vec::new();
         for (table, seg) in built {
@@ -175,17 +182,19 @@ impl Inner {
         *self.tables.write() = tables;
         *self.maintenance_error.lock() = None;
         self.note_flush();
-        let mut cleanup = w.wal.remove_before(frozen.wal_first);
-        for id in orphans {
-            cleanup = cleanup.and_then(|_| self.remove_segment_files(id));
-        }
-        for p in old_dels {
-            cleanup = cleanup.and_then(|_| crate::storage::remove_file(&*self.opts.fs, &p));
-        }
-        if let Err(e) = cleanup {
-            self.note_maintenance_error(&e);
-        }
-        Ok(())
+        let (fs, dir) = w.wal.location();
+        Ok(Box::new(move |db: &Inner| {
+            let mut cleanup = crate::wal::remove_wal_before(&*fs, &dir, frozen.wal_first);
+            for id in orphans {
+                cleanup = cleanup.and_then(|_| db.remove_segment_files(id));
+            }
+            for p in old_dels {
+                cleanup = cleanup.and_then(|_| crate::storage::remove_file(&*db.opts.fs, &p));
+            }
+            if let Err(e) = cleanup {
+                db.note_maintenance_error(&e);
+            }
+        }))
     }
 
     /// Writes a new bitmap file for every segment with unsaved deletions in `tables` (the

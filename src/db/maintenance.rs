@@ -59,7 +59,7 @@ pub struct MaintenanceStats {
     pub flushes: u64,
     /// Merges (compactions) built.
     pub merges: u64,
-    /// Segments written by flushes, merges and bulk loads.
+    /// Segments written by flushes, merges and bulk-load chunks.
     pub segments_written: u64,
     /// Rows written to segments (a row merged twice counts twice).
     pub rows_written: u64,
@@ -450,6 +450,15 @@ impl Inner {
     pub(super) fn note_merge(&self, counts: &BuildCounts, rows: usize) {
         let mut s = self.stats.lock();
         s.merges += 1;
+        s.segments_written += 1;
+        s.rows_written += rows as u64;
+        s.vectors_indexed += counts.inserted;
+        s.vectors_reused += counts.reused;
+    }
+
+    /// Counts a bulk-load chunk (a segment written, not a merge).
+    pub(super) fn note_bulk(&self, counts: &BuildCounts, rows: usize) {
+        let mut s = self.stats.lock();
         s.segments_written += 1;
         s.rows_written += rows as u64;
         s.vectors_indexed += counts.inserted;

@@ -38,7 +38,7 @@ mod writer;
 
 pub use codec::{WalOp, decode_op, encode_op};
 pub use recovery::{Recovered, TornTail, WalRecovery, list_wal_files, recover};
-pub use writer::{Poison, Sync, WalWriter};
+pub use writer::{Poison, Sync, WalWriter, remove_wal_before};
 
 const MAGIC: [u8; 8] = *b"\x89MMDBWAL";
 const VERSION: u32 = 1;

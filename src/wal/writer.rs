@@ -227,8 +227,7 @@ impl WalWriter {
     /// Switches appends to `next` before any manifest names it (a background flush: the
     /// records so far go to a segment while new ones go to `next`). Recovery reads the files
     /// after the one the manifest names in sequence order, so both files are needed until the
-    /// flush's manifest names `next`; then [`remove_before`](Self::remove_before) removes the
-    /// older ones. The current file is made durable first (unless [`Sync::Off`]): a writer
+    /// flush's manifest names `next`; then [`remove_wal_before`] removes the older ones. The current file is made durable first (unless [`Sync::Off`]): a writer
     /// still waiting for its group commit on it is covered, and a reader of the chain never
     /// finds a torn record in a file that is not the last.
     pub fn switch(&mut self, next: NextWal) -> Result<()> {
@@ -246,21 +245,10 @@ impl WalWriter {
         Ok(())
     }
 
-    /// Removes the WAL files whose records all come before `first_seq` (a manifest naming the
-    /// file that starts there committed). A failed removal changes nothing: the next rotation
-    /// or open removes the files.
-    pub fn remove_before(&self, first_seq: u64) -> Result<()> {
-        let mut removed = false;
-        for (seq, p) in super::recovery::list_wal_files(&self.dir)? {
-            if seq < first_seq.min(self.first_seq) {
-                crate::storage::remove_file(&*self.fs, &p)?;
-                removed = true;
-            }
-        }
-        if removed {
-            fsync_dir(&*self.fs, &self.dir)?;
-        }
-        Ok(())
+    /// The directory and file system, for [`remove_wal_before`] after the writer lock is
+    /// released.
+    pub fn location(&self) -> (Arc<dyn FileSystem>, PathBuf) {
+        (self.fs.clone(), self.dir.clone())
     }
 
     /// Makes every appended record durable now (used on close).
@@ -309,6 +297,23 @@ impl GroupCommit {
         *synced = (*synced).max(self.written.max(seq));
         Ok(())
     }
+}
+
+/// Removes the WAL files of `dir` whose records all come before `first_seq` (a manifest naming
+/// the file that starts there committed; the caller holds the flush lock, so no newer switch
+/// happened). A failed removal changes nothing: the next flush or open removes the files.
+pub fn remove_wal_before(fs: &dyn FileSystem, dir: &Path, first_seq: u64) -> Result<()> {
+    let mut removed = false;
+    for (seq, p) in super::recovery::list_wal_files(dir)? {
+        if seq < first_seq {
+            crate::storage::remove_file(fs, &p)?;
+            removed = true;
+        }
+    }
+    if removed {
+        fsync_dir(fs, dir)?;
+    }
+    Ok(())
 }
 
 /// Creates `wal-<first_seq>.log` with its header, durably (file and directory entry).
