@@ -326,10 +326,11 @@ impl<'a> Builder<'a> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
+    /// `n` random unit vectors (seeded), row-major.
+    pub(in crate::index) fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut out = Vec::with_capacity(n * dim);
         for _ in 0..n {

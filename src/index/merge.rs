@@ -195,24 +195,14 @@ fn refill(b: &Builder<'_>, mut list: Vec<u32>, stand_ins: &[Scored], target: usi
 mod tests {
     use std::path::Path;
 
+    use rand::SeedableRng;
     use rand::seq::SliceRandom;
-    use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
     use super::*;
     use crate::index::build_graph;
+    use crate::index::insert::tests::unit_vectors;
     use crate::{HnswParams, Metric};
-
-    fn unit_vectors(n: usize, dim: usize, seed: u64) -> Vec<f32> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut out = Vec::with_capacity(n * dim);
-        for _ in 0..n {
-            let v: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0f32..1.0)).collect();
-            let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-            out.extend(v.iter().map(|x| x / norm));
-        }
-        out
-    }
 
     /// A base graph of `n` vectors with `m`, and a map dropping every node `drop` says to,
     /// the kept ones shuffled to new ids `0..kept` (seeded).
