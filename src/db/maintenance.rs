@@ -261,11 +261,7 @@ impl Worker {
 /// writers waiting for it are not left waiting.
 fn run_caught(inner: &Inner, job: Job) -> Result<()> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(inner))).unwrap_or_else(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
+        let msg = crate::error::panic_message(&*p);
         Err(crate::Error::InvalidArgument(format!(
             "background maintenance failed: {msg}"
         )))

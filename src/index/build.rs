@@ -230,11 +230,7 @@ fn finish(v: VectorsView<'_>, layers: impl FnOnce() -> GraphLayers) -> Result<Ve
         g
     };
     let graph = catch_unwind(AssertUnwindSafe(run)).map_err(|p| {
-        let msg = p
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| p.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
+        let msg = crate::error::panic_message(&*p);
         Error::InvalidArgument(format!("HNSW build of {} vectors failed: {msg}", v.len()))
     })?;
     Ok(graph.encode())
