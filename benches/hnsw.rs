@@ -99,6 +99,26 @@ fn cpu_time() -> Duration {
     Duration::from_millis((field(14) + field(15)) * 10)
 }
 
+/// `(VmRSS, VmHWM)` of this process in MiB, from /proc (Linux; zeros elsewhere).
+fn memory_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|rest| rest.trim_start_matches(':').split_whitespace().next())
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS"), field("VmHWM"))
+}
+
+/// Starts VmHWM again from the current RSS (Linux: `/proc/self/clear_refs`, value 5), so the
+/// peak read after a build is the build's.
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
 /// Runs `f`, returns its result, wall and CPU seconds.
 fn timed<R>(f: impl FnOnce() -> R) -> (R, f64, f64) {
     let (w, c) = (Instant::now(), cpu_time());
@@ -170,6 +190,24 @@ fn main() {
     let ((base, queries), secs, _) = timed(|| clustered(n, nq, dim, 42));
     println!("data generated in {secs:.1} s");
     let v = VectorsView::new(&base, dim);
+    // MMDB_BENCH_BUILD_PADDED=1: build on a copy at the padded stride (input order).
+    let padded: Vec<f32> = if env_or("MMDB_BENCH_BUILD_PADDED", 0) != 0 {
+        let stride = padded_stride(dim);
+        base.chunks(dim)
+            .flat_map(|x| {
+                x.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(0.0, stride - dim))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let bv = if padded.is_empty() {
+        v
+    } else {
+        VectorsView::strided(&padded, dim, padded_stride(dim))
+    };
     let qs: Vec<&[f32]> = queries.chunks(dim).collect();
     let ids = |hits: Vec<(u32, f32)>| hits.into_iter().map(|h| h.0).collect::<Vec<u32>>();
     let (truth, secs, _) = timed(|| {
@@ -194,8 +232,16 @@ fn main() {
         let (bytes, wall, cpu) = match cached {
             Some(bytes) => (bytes, 0.0, 0.0),
             None => {
-                let built =
-                    timed(|| build_graph_with(v, Metric::Cosine, &params, builder).expect("build"));
+                reset_peak();
+                let (before, _) = memory_mib();
+                let built = timed(|| {
+                    build_graph_with(bv, Metric::Cosine, &params, builder).expect("build")
+                });
+                let (_, peak) = memory_mib();
+                println!(
+                    "{name} build memory: RSS before {before:.0} MiB (the vectors and queries), peak during {peak:.0} MiB, +{:.0} MiB",
+                    peak - before
+                );
                 if let Some(p) = &cache {
                     std::fs::write(p, &built.0).unwrap_or_else(|e| panic!("{p}: {e}"));
                 }

@@ -27,6 +27,26 @@ def timed(f):
     return r, time.perf_counter() - w, time.process_time() - c
 
 
+def memory_mib():
+    """(VmRSS, VmHWM) of this process in MiB, from /proc (Linux)."""
+    fields = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(rest.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("VmHWM", 0.0)
+
+
+def reset_peak():
+    """Starts VmHWM again from the current RSS (Linux: /proc/self/clear_refs, value 5)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
 def recall(labels, gt):
     k = gt.shape[1]
     return sum(len(set(a[:k]) & set(b)) for a, b in zip(labels, gt)) / (gt.shape[0] * k)
@@ -73,7 +93,11 @@ def main():
         _, wall, cpu = timed(lambda: index.load_index(a.index, max_elements=n))
         print(f"hnswlib index loaded from {a.index} (build times below are the load's)")
     else:
+        reset_peak()
+        before, _ = memory_mib()
         _, wall, cpu = timed(build)
+        _, peak = memory_mib()
+        print(f"hnswlib build memory: RSS before {before:.0f} MiB, peak during {peak:.0f} MiB, +{peak - before:.0f} MiB")
         if a.index:
             index.save_index(a.index)
     print(f"hnswlib build: wall {wall:.1f} s, CPU {cpu:.1f} s, mean layer-0 degree {mean_degree0(index, n):.1f}")

@@ -94,15 +94,6 @@ impl WithSimd for Kernel<'_> {
 /// f32 values per cache line.
 pub(super) const LINE: usize = 16;
 
-/// Asks the CPU to load every cache line of `v` (a hint, see [`crate::storage::prefetch`]), so
-/// that the cache misses of several vectors overlap before their distances need them.
-#[inline(always)]
-pub(super) fn prefetch_vector(v: &[f32]) {
-    for line in v.iter().step_by(LINE) {
-        crate::storage::prefetch(line);
-    }
-}
-
 /// The search-internal score: higher is more similar, monotone in the public [`score`].
 /// For L2 it is `-distance²` (no square root in the hot loop).
 #[inline(always)]

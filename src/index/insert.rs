@@ -28,8 +28,10 @@ use rayon::prelude::*;
 
 use super::Scored;
 use super::VectorsView;
-use super::distance::{dot, l2_sq, prefetch_vector};
+use super::distance::{dot, l2_sq};
 use super::layout::{GraphLayers, Layer, MAX_LAYERS};
+use super::lists::BuildLists;
+use super::search::PREFETCH_AHEAD;
 use super::visited::{Scratch, with_scratch};
 
 /// How the builder compares build vectors: larger is closer.
@@ -41,9 +43,6 @@ pub(super) enum BuildScore {
     NegL2,
 }
 
-/// One node's neighbour lists, `links[l]` for each layer `l` it is on.
-type Links = Mutex<Vec<Vec<u32>>>;
-
 /// A graph under construction: every node's level and lists, and the entry point. Built empty by
 /// [`build_layers`], or from an earlier graph's nodes by `merge`; both then insert nodes with
 /// [`Builder::insert_all`].
@@ -54,7 +53,7 @@ pub(super) struct Builder<'a> {
     m0: usize,
     ef: usize,
     levels: Vec<u8>,
-    links: Vec<Links>,
+    lists: BuildLists,
     /// Entry point and the top layer.
     entry: Mutex<(u32, u8)>,
 }
@@ -69,17 +68,9 @@ pub(super) fn build_layers(
 ) -> GraphLayers {
     let n = vectors.len();
     let levels = draw_levels(n, m, seed);
-    let links = levels.iter().map(|&l| empty_lists(l, m)).collect();
-    let b = Builder::new(vectors, score, m, ef_construction, levels, links, 0);
+    let b = Builder::new(vectors, score, m, ef_construction, levels, 0);
     b.insert_all(1..n as u32);
     b.into_layers()
-}
-
-/// Empty lists for a node of level `level`, with room for a full list on each layer.
-pub(super) fn empty_lists(level: u8, m: usize) -> Vec<Vec<u32>> {
-    (0..=level as usize)
-        .map(|layer| Vec::with_capacity(if layer == 0 { 2 * m } else { m }))
-        .collect()
 }
 
 /// Level of each node: `floor(-ln(u) / ln(m))`, capped below [`MAX_LAYERS`].
@@ -110,9 +101,9 @@ fn insert<'a>(b: &Builder<'a>, q: u32, s: &mut Scratch) {
         let found = b.search_layer(q, cur, l, s);
         let Some(&best) = found.first() else { continue };
         let chosen = b.select(q, &found, b.m);
-        b.links[q as usize].lock()[l] = chosen.clone();
+        b.lists.set(q, l, &chosen);
         for &e in &chosen {
-            b.link(e, q, l);
+            b.link(e, q, l, &mut s.fresh);
         }
         cur = best;
     }
@@ -123,19 +114,19 @@ fn insert<'a>(b: &Builder<'a>, q: u32, s: &mut Scratch) {
 
 impl<'a> Builder<'a> {
     /// A builder over `vectors` (the build vectors) whose node `i` has level `levels[i]` and
-    /// lists `links[i]` (one per layer `0..=levels[i]`, global ids), entering at `entry` (a node
-    /// of the highest level; ignored when there are no nodes).
+    /// empty lists, entering at `entry` (a node of the highest level; ignored when there are no
+    /// nodes).
     pub(super) fn new(
         vectors: VectorsView<'a>,
         score: BuildScore,
         m: usize,
         ef_construction: usize,
         levels: Vec<u8>,
-        links: Vec<Vec<Vec<u32>>>,
         entry: u32,
     ) -> Builder<'a> {
         let top = levels.get(entry as usize).copied().unwrap_or(0);
         Builder {
+            lists: BuildLists::new(&levels, m, 2 * m),
             vectors,
             score,
             m,
@@ -143,7 +134,6 @@ impl<'a> Builder<'a> {
             ef: ef_construction.max(m),
             entry: Mutex::new((entry, top)),
             levels,
-            links: links.into_iter().map(Mutex::new).collect(),
         }
     }
 
@@ -162,10 +152,8 @@ impl<'a> Builder<'a> {
     }
 
     /// Replaces `node`'s list on layer `l` (a layer it is on).
-    pub(super) fn set_list(&self, node: u32, l: usize, list: Vec<u32>) {
-        if let Some(slot) = self.links[node as usize].lock().get_mut(l) {
-            *slot = list;
-        }
+    pub(super) fn set_list(&self, node: u32, l: usize, list: &[u32]) {
+        self.lists.set(node, l, list);
     }
 
     #[inline(always)]
@@ -177,18 +165,18 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Starts loading vector `id` (see [`prefetch_vector`]).
+    /// Starts loading the first cache line of vector `id`; the CPU's stream prefetcher fetches
+    /// the rest once the distance reads them in order (as `search` does).
     #[inline(always)]
     fn touch(&self, id: u32) {
-        prefetch_vector(self.vectors.get(id as usize));
+        if let Some(x) = self.vectors.get(id as usize).first() {
+            crate::storage::prefetch(x);
+        }
     }
 
     #[inline(always)]
     fn copy_list(&self, node: u32, l: usize, out: &mut Vec<u32>) {
-        out.clear();
-        if let Some(list) = self.links[node as usize].lock().get(l) {
-            out.extend_from_slice(list);
-        }
+        self.lists.copy(node, l, out);
     }
 
     /// Walks layer `l` from `cur` to a local optimum for `q`.
@@ -227,12 +215,24 @@ impl<'a> Builder<'a> {
                 break;
             }
             self.copy_list(c.id, l, &mut list);
-            // Unvisited first, their vectors loaded together, then the distances (see `search`).
+            // The node expanded next, unless a neighbour of `c` beats it: its list loads while
+            // `c`'s neighbours are scored (as in `search`).
+            if l == 0
+                && let Some(next) = s.candidates.peek()
+            {
+                self.lists.prefetch_l0(next.id);
+            }
+            // Unvisited first; then the first line of the vector `PREFETCH_AHEAD` on is
+            // prefetched while one is scored (`search`'s order: loading all of them at once
+            // stalled the builder on the prefetches, docs/perf.md#graph-builders).
             list.retain(|&nb| s.visit(nb));
-            for &nb in &list {
+            for &nb in list.iter().take(PREFETCH_AHEAD) {
                 self.touch(nb);
             }
-            for &nb in &list {
+            for (j, &nb) in list.iter().enumerate() {
+                if let Some(&next) = list.get(j + PREFETCH_AHEAD) {
+                    self.touch(next);
+                }
                 let e = Scored::new(self.score(q, nb), nb);
                 if s.results.len() >= self.ef && s.results.peek().is_some_and(|w| e < w.0) {
                     continue;
@@ -279,39 +279,25 @@ impl<'a> Builder<'a> {
 
     /// Adds `q` to `e`'s list on layer `l`, shrinking it with the heuristic when full.
     #[inline(always)]
-    fn link(&self, e: u32, q: u32, l: usize) {
+    fn link(&self, e: u32, q: u32, l: usize, scratch: &mut Vec<u32>) {
         let cap = self.capacity(l);
-        let mut links = self.links[e as usize].lock();
-        let Some(list) = links.get_mut(l) else { return };
-        if list.contains(&q) {
-            return;
-        }
-        if list.len() < cap {
-            list.push(q);
-            return;
-        }
-        let mut cands: Vec<Scored> = Vec::with_capacity(list.len() + 1);
-        for &x in list.iter().chain([&q]) {
-            cands.push(Scored::new(self.score(e, x), x));
-        }
-        cands.sort_unstable_by(|a, b| b.cmp(a));
-        *list = self.select(e, &cands, cap);
+        self.lists.add(e, q, l, cap, scratch, |full| {
+            let mut cands: Vec<Scored> = full
+                .iter()
+                .map(|&x| Scored::new(self.score(e, x), x))
+                .collect();
+            cands.sort_unstable_by(|a, b| b.cmp(a));
+            self.select(e, &cands, cap)
+        });
     }
 
     /// The finished layers.
     pub(super) fn into_layers(self) -> GraphLayers {
         let n = self.levels.len();
         let top = self.levels.iter().copied().max().unwrap_or(0) as usize;
-        let lists: Vec<Vec<Vec<u32>>> = self.links.into_iter().map(Mutex::into_inner).collect();
         let mut layers = Vec::with_capacity(top + 1);
         for l in 0..=top {
-            let nodes: Vec<u32> = (0..n as u32)
-                .filter(|&i| self.levels[i as usize] as usize >= l)
-                .collect();
-            let adj = nodes
-                .iter()
-                .map(|&g| lists[g as usize].get(l).cloned().unwrap_or_default())
-                .collect();
+            let (nodes, adj) = self.lists.layer(&self.levels, l);
             layers.push(Layer { nodes, adj });
         }
         let (entry, _) = self.entry.into_inner();

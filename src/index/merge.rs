@@ -20,7 +20,7 @@
 
 use rayon::prelude::*;
 
-use super::insert::{BuildScore, Builder, draw_levels, empty_lists};
+use super::insert::{BuildScore, Builder, draw_levels};
 use super::layout::GraphLayers;
 use super::{GraphView, Scored, VectorsView};
 
@@ -64,8 +64,7 @@ pub(super) fn merge_layers(
         let kept = (0..n as u32).filter(|&v| origin[v as usize].is_some());
         kept.rev().max_by_key(|&v| levels[v as usize]).unwrap_or(0)
     });
-    let links = levels.iter().map(|&l| empty_lists(l, m)).collect();
-    let b = Builder::new(vectors, score, m, ef_construction, levels, links, entry);
+    let b = Builder::new(vectors, score, m, ef_construction, levels, entry);
     (0..n as u32).into_par_iter().for_each(|v| {
         if let Some(i) = origin[v as usize] {
             carry_over(&b, base, base_map, v, i);
@@ -109,7 +108,7 @@ fn carry_over(b: &Builder<'_>, base: &GraphView<'_>, base_map: &[Option<u32>], v
             }
         }
         if dropped.is_empty() && list.len() <= cap {
-            b.set_list(v, l, list);
+            b.set_list(v, l, &list);
             continue;
         }
         // The kept neighbours of the dropped ones (one hop through each).
@@ -139,7 +138,7 @@ fn carry_over(b: &Builder<'_>, base: &GraphView<'_>, base_map: &[Option<u32>], v
             b.select(v, &cands, cap)
         };
         repaired.reserve(cap.saturating_sub(repaired.len()));
-        b.set_list(v, l, repaired);
+        b.set_list(v, l, &repaired);
     }
 }
 

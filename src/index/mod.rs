@@ -35,6 +35,7 @@ mod flat;
 mod hnsw_rs_builder;
 mod insert;
 mod layout;
+mod lists;
 mod merge;
 mod reorder;
 mod search;

@@ -141,7 +141,7 @@ fn descend(graph: &GraphView<'_>, s: &Scorer<'_>) -> Scored {
 }
 
 /// How many neighbours ahead of the one being scored the search prefetches (see `beam_layer0`).
-const PREFETCH_AHEAD: usize = 3;
+pub(super) const PREFETCH_AHEAD: usize = 3;
 
 #[inline(always)]
 fn beam_layer0(

@@ -4,13 +4,16 @@
 //! segment's files; the HNSW graph of each vector column starts from the graph of the input
 //! with the most vectors in it (its kept nodes and links, renumbered, links to dropped rows
 //! repaired) and inserts the other vectors (`index::build_graph_from`), instead of building
-//! the whole graph again. The rows (without their vectors) and the vectors of one column at a
-//! time are held in memory while the files are written.
+//! the whole graph again. Rows are read from the inputs and written one at a time, and the
+//! vectors of one column go through a mapped scratch file, so a merge's heap holds neither;
+//! per row it keeps its id and source, and per vector a few words of bookkeeping.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use super::{
-    DeleteBitmap, Segment, graph_path, rows::write_rows, rows_path, scratch_path, vec_path, vectors,
+    DeleteBitmap, Segment, graph_path, rows::write_rows_with, rows_path, scratch_path, vec_path,
+    vectors,
 };
 use crate::index::{
     GraphView, VectorsView, build_graph, build_graph_from, locality_order, renumber,
@@ -113,7 +116,8 @@ pub fn merge_segments(
 }
 
 /// Writes the rows file: input rows read from their archives (vectors stay in the vector
-/// files: a VECTOR value is written as "in the vector file" when the input has one).
+/// files: a VECTOR value is written as "in the vector file" when the input has one), one row
+/// at a time (see [`write_rows_with`]).
 fn write_merged_rows(
     fs: &dyn FileSystem,
     path: &Path,
@@ -122,34 +126,34 @@ fn write_merged_rows(
     rows: &[(RowId, &Row)],
     order: &[(RowId, Source)],
 ) -> Result<()> {
-    let mut owned: Vec<Row> = Vec::new();
-    for &(_, src) in order {
-        if let Source::Input(i, pos) = src {
-            let seg = input_seg(inputs, i)?;
-            let mut row = seg.row_values(pos)?;
-            for (c, v) in row.values.iter_mut().enumerate() {
-                let is_vector = matches!(
-                    schema.columns.get(c).map(|col| col.ty),
-                    Some(ColumnType::Vector(_))
-                );
-                if is_vector && seg.has_vector(c, pos)? {
-                    // Written as "in the vector file"; the contents are not read.
-                    *v = Value::Vector(Vec::new());
+    let ids: Vec<RowId> = order.iter().map(|o| o.0).collect();
+    write_rows_with(fs, path, &ids, |k| {
+        let src = order
+            .get(k)
+            .map(|o| o.1)
+            .ok_or_else(|| Error::InvalidArgument(format!("no row {k}")))?;
+        match src {
+            Source::New(i) => rows
+                .get(i)
+                .map(|r| Cow::Borrowed(r.1))
+                .ok_or_else(|| Error::InvalidArgument(format!("no new row {i}"))),
+            Source::Input(i, pos) => {
+                let seg = input_seg(inputs, i)?;
+                let mut row = seg.row_values(pos)?;
+                for (c, v) in row.values.iter_mut().enumerate() {
+                    let is_vector = matches!(
+                        schema.columns.get(c).map(|col| col.ty),
+                        Some(ColumnType::Vector(_))
+                    );
+                    if is_vector && seg.has_vector(c, pos)? {
+                        // Written as "in the vector file"; the contents are not read.
+                        *v = Value::Vector(Vec::new());
+                    }
                 }
+                Ok(Cow::Owned(row))
             }
-            owned.push(row);
         }
-    }
-    let mut owned = owned.iter();
-    let mut refs: Vec<(RowId, &Row)> = Vec::with_capacity(order.len());
-    for &(rid, src) in order {
-        let row = match src {
-            Source::Input(..) => owned.next(),
-            Source::New(i) => rows.get(i).map(|r| r.1),
-        };
-        refs.extend(row.map(|r| (rid, r)));
-    }
-    write_rows(fs, path, &refs)
+    })
 }
 
 /// Writes the vector and graph files of column `c`; returns the vectors inserted into the

@@ -13,6 +13,7 @@
 //! Ids and offsets are verified against their block CRCs at open; a row's bytes are verified (block
 //! CRCs, then rkyv's validation) the first time it is read.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use rkyv::rancor;
@@ -53,37 +54,58 @@ pub struct StoredRow {
     pub values: Vec<StoredValue>,
 }
 
-/// Writes the rows file `path` for `rows` (ascending ids).
-pub fn write_rows(fs: &dyn FileSystem, path: &Path, rows: &[(RowId, &Row)]) -> Result<()> {
-    let mut archives = Vec::with_capacity(rows.len());
-    for (_, row) in rows {
-        let stored = StoredRow {
-            values: row.values.iter().map(to_stored).collect(),
-        };
-        let bytes = rkyv::to_bytes::<rancor::Error>(&stored)
-            .map_err(|e| Error::InvalidArgument(format!("cannot archive row: {e}")))?;
-        archives.push(bytes);
+/// Writes the rows file `path`: row `k` has id `ids[k]` (ascending) and the values `row(k)`
+/// returns. The header (ids, offsets, lengths) comes before the archives, so every row is
+/// archived twice, once for its length and once to write it: only one row is in memory at a
+/// time (a merge of a million rows would otherwise hold every archive until the header is
+/// written).
+pub fn write_rows_with<'r>(
+    fs: &dyn FileSystem,
+    path: &Path,
+    ids: &[RowId],
+    mut row: impl FnMut(usize) -> Result<Cow<'r, Row>>,
+) -> Result<()> {
+    let mut lens = Vec::with_capacity(ids.len());
+    for k in 0..ids.len() {
+        lens.push(archive(row(k)?.as_ref())?.len() as u64);
     }
     let mut w = FramedWriter::create(fs, path, MAGIC, VERSION)?;
-    w.write(&(rows.len() as u64).to_le_bytes())?;
-    for (id, _) in rows {
+    w.write(&(ids.len() as u64).to_le_bytes())?;
+    for id in ids {
         w.write(&id.to_le_bytes())?;
     }
     let mut off = 0u64;
-    for a in &archives {
+    for len in &lens {
         w.write(&off.to_le_bytes())?;
-        off += a.len().next_multiple_of(16) as u64;
+        off += len.next_multiple_of(16);
     }
-    for a in &archives {
-        w.write(&(a.len() as u64).to_le_bytes())?;
+    for len in &lens {
+        w.write(&len.to_le_bytes())?;
     }
     w.align(16)?;
-    for a in &archives {
-        w.write(a)?;
+    for (k, &len) in lens.iter().enumerate() {
+        let a = archive(row(k)?.as_ref())?;
+        if a.len() as u64 != len {
+            // The same row archived twice to different lengths: a bug, not bad input.
+            return Err(Error::InvalidArgument(format!(
+                "row {k} archived to {} bytes, then {len}",
+                a.len()
+            )));
+        }
+        w.write(&a)?;
         w.align(16)?;
     }
     w.finish()?;
     Ok(())
+}
+
+/// The rkyv archive of `row`.
+fn archive(row: &Row) -> Result<rkyv::util::AlignedVec> {
+    let stored = StoredRow {
+        values: row.values.iter().map(to_stored).collect(),
+    };
+    rkyv::to_bytes::<rancor::Error>(&stored)
+        .map_err(|e| Error::InvalidArgument(format!("cannot archive row: {e}")))
 }
 
 fn to_stored(v: &Value) -> StoredValue {
