@@ -12,12 +12,14 @@
 //! edges, is denser and reaches a little more recall per ef at about the same queries per
 //! CPU-second (measurements: docs/perf.md#graph-builders, docs/perf.md#hnsw-bench).
 //!
-//! Concurrency: insertions run on rayon threads. Each node's neighbour lists sit behind their own
-//! mutex, held only to copy or replace a list (never while computing distances), so threads block
-//! each other only on the same node. A search may see a half-inserted node with some lists still
-//! empty; that only costs it candidates. The entry point changes under a mutex when a node comes
-//! with a higher level. Levels come from a seeded generator, so the level structure is
-//! reproducible; the edges depend on thread timing, as with every parallel HNSW builder.
+//! Concurrency: insertions run on rayon threads. The lists live in `lists::BuildLists`: a
+//! writer holds the node's lock while it appends to or replaces a list (and, as in hnswlib,
+//! while it re-selects an overflowing one), so threads block each other only on the same node,
+//! and layer-0 readers take no lock (see that module for what a racing reader may see). A search
+//! may see a half-inserted node with some lists still empty; that only costs it candidates. The
+//! entry point changes under a mutex when a node comes with a higher level. Levels come from a
+//! seeded generator, so the level structure is reproducible; the edges depend on thread timing,
+//! as with every parallel HNSW builder.
 
 use std::cmp::Reverse;
 

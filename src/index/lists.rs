@@ -185,3 +185,67 @@ impl BuildLists {
         (nodes, adj)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Random sets and adds (one thread) against a model of plain vectors: every list reads back
+    /// as the model's, on every layer, and `layer` lists exactly the nodes on it.
+    #[test]
+    fn lists_match_a_model_under_random_sets_and_adds() {
+        let (n, m) = (200usize, 4usize);
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let levels: Vec<u8> = (0..n).map(|_| rng.random_range(0..3u8)).collect();
+        let lists = BuildLists::new(&levels, m, 2 * m);
+        let mut model: Vec<Vec<Vec<u32>>> = levels
+            .iter()
+            .map(|&l| vec![Vec::new(); l as usize + 1])
+            .collect();
+        let mut scratch = Vec::new();
+        let mut out = Vec::new();
+        for _ in 0..20_000 {
+            let node = rng.random_range(0..n as u32);
+            let l = rng.random_range(0..=levels[node as usize] as usize);
+            let cap = if l == 0 { 2 * m } else { m };
+            let want = &mut model[node as usize][l];
+            if rng.random_bool(0.1) {
+                let len = rng.random_range(0..=cap);
+                let list: Vec<u32> = (0..len).map(|_| rng.random_range(0..n as u32)).collect();
+                lists.set(node, l, &list);
+                *want = list;
+            } else {
+                let q = rng.random_range(0..n as u32);
+                // Shrinking keeps the last `cap / 2` entries: any rule will do for the model.
+                let shrink = |full: &[u32]| full[full.len() - cap / 2..].to_vec();
+                lists.add(node, q, l, cap, &mut scratch, shrink);
+                if !want.contains(&q) {
+                    want.push(q);
+                    if want.len() > cap {
+                        *want = shrink(want);
+                    }
+                }
+            }
+            lists.copy(node, l, &mut out);
+            assert_eq!(&out, &model[node as usize][l], "node {node} layer {l}");
+        }
+        for l in 0..3 {
+            let (nodes, adj) = lists.layer(&levels, l);
+            let want_nodes: Vec<u32> = (0..n as u32)
+                .filter(|&i| levels[i as usize] as usize >= l)
+                .collect();
+            assert_eq!(nodes, want_nodes);
+            for (node, list) in nodes.iter().zip(&adj) {
+                assert_eq!(list, &model[*node as usize][l]);
+            }
+        }
+        // A node not on a layer reads an empty list and ignores writes there.
+        if let Some(flat) = (0..n as u32).find(|&i| levels[i as usize] == 0) {
+            lists.set(flat, 1, &[1, 2]);
+            lists.copy(flat, 1, &mut out);
+            assert!(out.is_empty());
+        }
+    }
+}
