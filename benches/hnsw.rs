@@ -17,6 +17,11 @@
 //! - `MMDB_BENCH_REPEAT` (1): single-thread passes over the queries per line; the line quotes
 //!   the median (one pass of 1,000 queries moves by several percent on a shared machine).
 //! - `MMDB_BENCH_BUILD_ORDER` (1): also search the graph in build order (0: only as stored).
+//! - `MMDB_BENCH_BUILD_PADDED` (0): build on a copy of the vectors at the padded stride segments
+//!   store them at (input order), to compare with the packed build.
+//!
+//! Each build line is preceded by its memory: the RSS before it and VmHWM during it (reset
+//! through `/proc/self/clear_refs` first); `benches/hnswlib_peer.py` prints the same for hnswlib.
 //!
 //! Data: `sqrt(n)` centres uniform on the unit sphere; each vector is a random centre plus Gaussian
 //! noise of norm ~0.6, normalised (seed 42, ChaCha8; identical to `tests/it/recall.rs`).
