@@ -94,7 +94,7 @@ impl BuildLists {
         }
     }
 
-    /// Replaces `node`'s list on layer `l` (at most the layer's capacity; the rest is dropped).
+    /// Replaces `node`'s list on layer `l` (on layer 0, ids beyond its `2m` slots are dropped).
     pub fn set(&self, node: u32, l: usize, list: &[u32]) {
         if l == 0 {
             let _guard = self.locks.get(node as usize).map(|m| m.lock());

@@ -117,7 +117,7 @@ fn carry_over(b: &Builder<'_>, base: &GraphView<'_>, base_map: &[Option<u32>], v
             .filter_map(|&d| base.local_of(l, d))
             .flat_map(|d| base_list(base, l, d))
             .filter_map(|g| mapped(base_map, g));
-        let mut repaired = if list.len() <= cap {
+        let repaired = if list.len() <= cap {
             let target = (list.len() + dropped.len()).min(cap);
             let mut stand_ins: Vec<Scored> = via_dropped
                 .filter(|&u| u != v && !list.contains(&u))
@@ -137,7 +137,6 @@ fn carry_over(b: &Builder<'_>, base: &GraphView<'_>, base_map: &[Option<u32>], v
             best_first(&mut cands);
             b.select(v, &cands, cap)
         };
-        repaired.reserve(cap.saturating_sub(repaired.len()));
         b.set_list(v, l, &repaired);
     }
 }
