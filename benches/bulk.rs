@@ -28,8 +28,8 @@
 //!   segments are 3 + 3 + 2 in three consecutive size tiers (about 26%, 6.5% and 1.6% of N
 //!   each), a shape the default merge policy leaves alone, so the database is reopened with
 //!   default settings (plus `Sync::Normal`) and nothing merges before the `compact`. They are
-//!   built once (into `segmented-src`, with explicit checkpoints, a huge merge factor and
-//!   `max_segments`) and copied for this case and the next.
+//!   built once (into `segmented-src`, one `bulk_load` per segment, with a huge merge factor
+//!   and `max_segments`) and copied for this case and the next.
 //! - `compaction_rss`: peak RssAnon (sampled every 10 ms in a thread) during `compact` of a copy
 //!   of the same 8-segment table, minus RssAnon before; VmHWM (reset before the compaction);
 //!   wall, CPU, vectors reused / inserted by the merge.
@@ -585,20 +585,19 @@ impl Bench {
             .unwrap();
         db.create_table(schema(self.dim)).unwrap();
         let mut next = 0;
+        // One load per segment: a flush would extend the segment before it.
         for size in sizes.iter().copied() {
-            for b in (next..next + size).step_by(INSERT_BATCH) {
-                let rows = (b..(b + INSERT_BATCH).min(next + size))
-                    .map(|i| row(&self.base, self.dim, i, i))
-                    .collect();
-                db.insert(TABLE, rows).unwrap();
-            }
-            db.checkpoint().unwrap();
+            db.bulk_load(
+                TABLE,
+                (next..next + size).map(|i| row(&self.base, self.dim, i, i)),
+            )
+            .unwrap();
             next += size;
         }
         db.wait_for_maintenance();
         db.close().unwrap();
         println!(
-            "setup: table of {} rows in segments {:?} (3 + 3 + 2 per size tier; Sync::Off, a checkpoint after each) built in {:.1} s",
+            "setup: table of {} rows in segments {:?} (3 + 3 + 2 per size tier; one bulk load each) built in {:.1} s",
             self.n,
             segments(&dir),
             start.elapsed().as_secs_f64()

@@ -118,8 +118,10 @@ impl DatabaseBuilder {
     /// Fan-in of the size-tiered merge policy: when a table has `n` segments of one size tier
     /// (tier k: `n^k` to `n^(k+1) - 1` live rows), the background compaction merges them, so
     /// a row is re-indexed about `log_n(rows)` times as a table grows. Larger values merge
-    /// less often and leave more segments to search. Default 4 ([`DEFAULT_MERGE_FACTOR`]);
-    /// at least 2.
+    /// less often and leave more segments to search. A flush also extends the table's newest
+    /// segment, instead of writing one of its own, while that segment's live rows plus the
+    /// flushed ones are at most `n` times the flushed ones. Default 4
+    /// ([`DEFAULT_MERGE_FACTOR`]); at least 2.
     #[must_use]
     pub fn merge_factor(mut self, n: usize) -> Self {
         self.merge_factor = n.max(2);

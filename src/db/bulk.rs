@@ -285,7 +285,7 @@ impl BulkLoader {
         // After the writer lock, as for a merge.
         inner.remove_replaced(replaced);
         super::open::verify_in_background(&inner.opts, vec![Arc::downgrade(&seg)]);
-        inner.note_bulk(&counts, seg.len());
+        inner.note_written(&counts, seg.len());
         self.segment = Some(seg_id);
         self.committed += n;
         self.chunks += 1;

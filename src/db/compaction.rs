@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use super::maintenance::Pins;
 use super::state::LiveSegment;
 use super::{Inner, Writer};
 use crate::segment::{DeleteBitmap, MergeInput, Segment, merge_segments};
@@ -40,6 +41,7 @@ impl Inner {
         else {
             return Ok(());
         };
+        let _pins = Pins::taken(self, plan.inputs.iter().map(|ls| ls.seg.id()).collect());
         let built = self.build_merge(&plan);
         let built = match built {
             Ok(seg) => seg,
@@ -75,7 +77,7 @@ impl Inner {
     fn plan_merge(&self, w: &mut Writer, table: u64, seg_ids: &[u64]) -> Option<Plan> {
         let tables = self.tables.read();
         let t = tables.by_id.get(&table)?;
-        let pinned = self.pinned.lock();
+        let mut pinned = self.pinned.lock();
         let inputs: Vec<LiveSegment> = t
             .segments
             .iter()
@@ -86,6 +88,8 @@ impl Inner {
         if inputs.is_empty() || (inputs.len() == 1 && dead == 0) {
             return None;
         }
+        // A flush must not extend an input meanwhile (unpinned by `merge`).
+        pinned.extend(inputs.iter().map(|ls| ls.seg.id()));
         let seg_id = w.next_segment_id;
         w.next_segment_id += 1;
         Some(Plan {

@@ -8,6 +8,10 @@
 //!   searched by scanning every row). Writers wait only as back-pressure: before a write, while
 //!   the unflushed rows (the memtables being flushed and the new ones) pass twice that bound,
 //!   unless the last flush failed (then the WAL keeps taking writes, and the flush is retried).
+//! - A flush extends the table's newest segment (its graph reused, the frozen rows inserted
+//!   into it) while that segment holds at most `merge_factor` flushes' worth of rows
+//!   (`flush.rs`), so a steady load writes segments of `merge_factor` flushes whose rows were
+//!   inserted into a graph once.
 //! - After each flush, and after deletes, the compaction thread applies the merge policy
 //!   ([`plan`]): size tiers with fan-in `merge_factor` (4) keep the number of times a row is
 //!   re-indexed logarithmic in the table size; a table over `max_segments` (8) merges its
@@ -423,25 +427,6 @@ impl Inner {
         }
     }
 
-    /// Counts a segment built from rows.
-    pub(super) fn note_built(
-        &self,
-        rows: usize,
-        seg: &crate::segment::Segment,
-        schema: &crate::TableSchema,
-    ) {
-        let vectors: usize = schema
-            .columns
-            .iter()
-            .enumerate()
-            .map(|(c, _)| seg.vector_count(c))
-            .sum();
-        let mut s = self.stats.lock();
-        s.segments_written += 1;
-        s.rows_written += rows as u64;
-        s.vectors_indexed += vectors as u64;
-    }
-
     /// Counts a merge.
     pub(super) fn note_merge(&self, counts: &BuildCounts, rows: usize) {
         let mut s = self.stats.lock();
@@ -452,8 +437,8 @@ impl Inner {
         s.vectors_reused += counts.reused;
     }
 
-    /// Counts a bulk-load chunk (a segment written, not a merge).
-    pub(super) fn note_bulk(&self, counts: &BuildCounts, rows: usize) {
+    /// Counts a segment written by a flush or a bulk-load chunk (not a merge).
+    pub(super) fn note_written(&self, counts: &BuildCounts, rows: usize) {
         let mut s = self.stats.lock();
         s.segments_written += 1;
         s.rows_written += rows as u64;
@@ -467,8 +452,32 @@ impl Inner {
     }
 }
 
+/// Segments pinned by an operation that will replace them (a flush extending a segment, a
+/// merge): no other flush or merge takes them. Unpinned when dropped, whatever the outcome.
+pub(super) struct Pins<'a> {
+    inner: &'a Inner,
+    ids: Vec<u64>,
+}
+
+impl<'a> Pins<'a> {
+    /// Takes over pins already in `inner.pinned` (set under the writer lock, where the
+    /// operation chose its segments).
+    pub(super) fn taken(inner: &'a Inner, ids: Vec<u64>) -> Pins<'a> {
+        Pins { inner, ids }
+    }
+}
+
+impl Drop for Pins<'_> {
+    fn drop(&mut self) {
+        let mut pinned = self.inner.pinned.lock();
+        for id in &self.ids {
+            pinned.remove(id);
+        }
+    }
+}
+
 /// The merge policy for one table: the segments to merge next, if any (see the module doc).
-/// Segments in `pinned` (being extended by a bulk load) are left out.
+/// Segments in `pinned` (being replaced by a bulk load, a flush or a merge) are left out.
 fn plan(
     t: &TableState,
     opts: &super::DatabaseBuilder,

@@ -80,7 +80,7 @@ struct Inner {
     compactor: Arc<maintenance::Worker>,
     /// What maintenance did since open.
     stats: Mutex<MaintenanceStats>,
-    /// Segments a bulk load is extending: compaction leaves them alone.
+    /// Segments that a bulk load, a flush or a merge will replace: no other takes them.
     pinned: Mutex<std::collections::HashSet<u64>>,
     /// When the last write was acknowledged (the idle flush).
     last_write: Mutex<std::time::Instant>,

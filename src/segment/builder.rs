@@ -30,18 +30,6 @@ pub struct MergeInput<'a> {
     pub deleted: &'a DeleteBitmap,
 }
 
-/// Writes segment `id` of `rows` (ascending ids, already validated) and opens it. Every file is
-/// fsynced and renamed into place before this returns; the segment is live once a manifest lists it.
-pub fn build_segment(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    id: u64,
-    schema: &TableSchema,
-    rows: &[(RowId, &Row)],
-) -> Result<Segment> {
-    merge_segments(fs, dir, id, schema, &[], rows).map(|(seg, _)| seg)
-}
-
 /// How much graph work a build or merge did, over all vector columns.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BuildCounts {
@@ -61,7 +49,8 @@ enum Source {
 }
 
 /// Writes segment `id` holding the live rows of `inputs` and `rows` (validated; ids unique
-/// across all of them), and opens it. See the module doc for how graphs are reused.
+/// across all of them), and opens it. Every file is fsynced and renamed into place before this
+/// returns; the segment is live once a manifest lists it. See the module doc for how graphs are reused.
 pub fn merge_segments(
     fs: &dyn FileSystem,
     dir: &Path,

@@ -25,7 +25,7 @@ mod vectors;
 
 use std::path::{Path, PathBuf};
 
-pub use builder::{BuildCounts, MergeInput, build_segment, merge_segments};
+pub use builder::{BuildCounts, MergeInput, merge_segments};
 pub use deletes::DeleteBitmap;
 use rows::RowsFile;
 use vectors::VectorColumn;

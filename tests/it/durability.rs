@@ -410,7 +410,10 @@ fn corrupted_names(r: mmdb::Result<Database>, file: &str) -> String {
 fn lost_files_are_refused_by_name_and_nothing_is_deleted() {
     let dir = tempfile::tempdir().unwrap();
     db_with_wal_tail(dir.path());
-    assert_eq!(reopen_keys(dir.path()), [0, 2, 3, 4, 5]);
+    // Read-only: a close would flush the WAL tail into segment 1, which has the bitmap.
+    let ro = Database::open_read_only(dir.path()).unwrap();
+    assert_eq!(keys(&ro), [0, 2, 3, 4, 5]);
+    drop(ro);
     db_with_wal_tail_again(dir.path());
     let all = names(dir.path());
     let wal = all.iter().find(|n| n.starts_with("wal-")).unwrap().clone();

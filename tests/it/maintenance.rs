@@ -426,3 +426,56 @@ fn an_idle_memtable_is_flushed() {
     }
     assert_eq!(db.snapshot("t").unwrap().row_count(), 601);
 }
+
+/// Flushes extend the newest segment while it holds at most `merge_factor` flushes' worth of
+/// rows: every row is inserted into a graph once (the segment's graph is extended, not
+/// rebuilt), rows deleted or updated in it before a flush stay so after it, and the table
+/// reopens as it was.
+#[test]
+fn flushes_extend_the_newest_segment_inserting_each_row_once() {
+    const FLUSH: usize = 100;
+    let vectors = clustered(9 * FLUSH, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Database::builder()
+            .sync(Sync::Off)
+            .background_maintenance(false)
+            .open(dir.path())
+            .unwrap()
+    };
+    let db = open();
+    db.create_table(schema(true)).unwrap();
+    let mut model: BTreeMap<RowId, i64> = BTreeMap::new();
+    for (f, chunk) in vectors.chunks(FLUSH).enumerate() {
+        let rows: Vec<Row> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, v)| row((f * FLUSH + i + 1) as i64, v.clone()))
+            .collect();
+        for id in db.insert("t", rows).unwrap() {
+            model.insert(id, id as i64);
+        }
+        if f > 0 {
+            // A row of the segment about to be extended: deleted, and another updated.
+            let (gone, moved) = ((f * FLUSH - 3) as RowId, (f * FLUSH - 7) as RowId);
+            db.delete("t", &[gone]).unwrap();
+            model.remove(&gone);
+            db.update("t", vec![(moved, row(moved as i64, vectors[0].clone()))])
+                .unwrap();
+        }
+        db.checkpoint().unwrap();
+        let segments = db.snapshot("t").unwrap().segment_count();
+        // Four flushes per segment (merge_factor 4): 1..4 in the first, 5..8 in the second.
+        assert_eq!(segments, f / 4 + 1, "after flush {}", f + 1);
+        assert_eq!(contents(&db), model, "after flush {}", f + 1);
+    }
+    let stats = db.maintenance_stats();
+    // Each flush inserts its own rows (and the updated rows again); no merge ran.
+    assert_eq!(stats.merges, 0, "{stats:?}");
+    assert_eq!(stats.vectors_indexed, (9 * FLUSH + 8) as u64, "{stats:?}");
+    assert!(stats.vectors_reused > 0, "{stats:?}");
+    db.close().unwrap();
+    let db = open();
+    assert_eq!(contents(&db), model);
+    assert_eq!(db.snapshot("t").unwrap().segment_count(), 3);
+}
