@@ -299,9 +299,11 @@ fn measured<R>(f: impl FnOnce() -> R) -> (R, Measure) {
 
 // ---- database files ----
 
-/// Rows of each segment in `dir`, largest first: one entry per `seg-*.rows` file, the count read
-/// from the vector file's body (framed file: 64-byte header, then dim u32, count u32).
+/// Rows of each segment in `dir`, largest first: one entry per `seg-*.rows` file with a vector
+/// file (a segment being written has none yet), the count read from the vector file's body
+/// (framed file: 64-byte header, then dim u32, count u32).
 fn segments(dir: &Path) -> Vec<usize> {
+    use std::io::{Read, Seek, SeekFrom};
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -312,14 +314,14 @@ fn segments(dir: &Path) -> Vec<usize> {
             continue;
         };
         let vec = dir.join(format!("seg-{stem}.c{EMB}.vec"));
-        let count = std::fs::read(&vec)
-            .ok()
-            .and_then(|b| {
-                b.get(68..72)
-                    .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-            })
-            .map_or(0, |c| c as usize);
-        out.push(count);
+        let mut count = [0u8; 4];
+        let read = std::fs::File::open(&vec).and_then(|mut f| {
+            f.seek(SeekFrom::Start(68))?;
+            f.read_exact(&mut count)
+        });
+        if read.is_ok() {
+            out.push(u32::from_le_bytes(count) as usize);
+        }
     }
     out.sort_unstable_by(|a, b| b.cmp(a));
     out

@@ -42,7 +42,7 @@ impl Inner {
             return Ok(());
         };
         let _pins = Pins::taken(self, plan.inputs.iter().map(|ls| ls.seg.id()).collect());
-        let built = self.build_merge(&plan);
+        let built = self.pools.merge(|| self.build_merge(&plan));
         let built = match built {
             Ok(seg) => seg,
             Err(e) => {

@@ -73,7 +73,7 @@ impl Inner {
                 .filter_map(|f| f.base.as_ref().map(|b| b.seg.id()))
                 .collect(),
         );
-        let built = self.build_frozen(&frozen);
+        let built = self.pools.flush(|| self.build_frozen(&frozen));
         let cleanup = self.with_writer_inner(|db, w| match built {
             Ok(built) => db.commit_flush(w, frozen, built),
             Err(e) => {

@@ -27,7 +27,7 @@
 //! (after its acknowledgement), which makes the file operations of a workload deterministic
 //! (the fault-injection tests rely on it).
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -449,6 +449,49 @@ impl Inner {
     /// Counts a committed flush.
     pub(super) fn note_flush(&self) {
         self.stats.lock().flushes += 1;
+    }
+}
+
+/// A rayon pool of its own for each kind of maintenance build, created on first use. A merge's
+/// graph build splits into tasks that keep every thread of its pool busy until it ends
+/// (minutes at a million rows); in one shared pool, a flush's tasks would queue behind them
+/// while writers wait for room. With a pool each, the OS shares the cores between the two,
+/// and a bulk load (in the caller's thread, the global pool) waits for neither.
+#[derive(Default)]
+pub(super) struct Pools {
+    flush: OnceLock<Option<rayon::ThreadPool>>,
+    merge: OnceLock<Option<rayon::ThreadPool>>,
+}
+
+impl Pools {
+    /// Runs `f` in the flush pool.
+    pub(super) fn flush<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        run_in(&self.flush, "mmdb-flush", f)
+    }
+
+    /// Runs `f` in the merge pool.
+    pub(super) fn merge<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        run_in(&self.merge, "mmdb-merge", f)
+    }
+}
+
+/// Runs `f` in the pool of `cell`, with as many threads as the global pool; in the caller's
+/// thread (and the global pool) if the pool's threads cannot be started.
+fn run_in<R: Send>(
+    cell: &OnceLock<Option<rayon::ThreadPool>>,
+    name: &'static str,
+    f: impl FnOnce() -> R + Send,
+) -> R {
+    let pool = cell.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .thread_name(move |i| format!("{name}-{i}"))
+            .build()
+            .ok()
+    });
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
     }
 }
 

@@ -82,6 +82,8 @@ struct Inner {
     stats: Mutex<MaintenanceStats>,
     /// Segments that a bulk load, a flush or a merge will replace: no other takes them.
     pinned: Mutex<std::collections::HashSet<u64>>,
+    /// The thread pools flushes and merges build their graphs in.
+    pools: maintenance::Pools,
     /// When the last write was acknowledged (the idle flush).
     last_write: Mutex<std::time::Instant>,
 }

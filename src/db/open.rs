@@ -90,6 +90,7 @@ impl Database {
             compactor: Default::default(),
             stats: Default::default(),
             pinned: Default::default(),
+            pools: Default::default(),
             last_write: Mutex::new(std::time::Instant::now()),
         };
         let rewrite = manifest.wal_first_seq != Some(writer.wal.first_seq()) || existed.is_none();
@@ -220,6 +221,7 @@ fn open_read_only(path: &Path, opts: DatabaseBuilder) -> Result<Database> {
                         compactor: Default::default(),
                         stats: Default::default(),
                         pinned: Default::default(),
+                        pools: Default::default(),
                         last_write: Mutex::new(std::time::Instant::now()),
                     }),
                     threads: Arc::new(super::maintenance::Threads::none()),
