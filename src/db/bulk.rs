@@ -238,13 +238,7 @@ impl BulkLoader {
             Ok((prev, id))
         })?;
         let refs: Vec<(RowId, &Row)> = rows.iter().map(|(id, r)| (*id, r)).collect();
-        let inputs: Vec<MergeInput<'_>> = prev
-            .iter()
-            .map(|ls| MergeInput {
-                seg: &ls.seg,
-                deleted: &ls.deleted,
-            })
-            .collect();
+        let inputs: Vec<MergeInput<'_>> = prev.iter().map(LiveSegment::as_input).collect();
         let built = merge_segments(
             &*inner.opts.fs,
             &inner.path,

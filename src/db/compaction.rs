@@ -106,14 +106,7 @@ impl Inner {
         if live == 0 {
             return Ok(None);
         }
-        let inputs: Vec<MergeInput<'_>> = plan
-            .inputs
-            .iter()
-            .map(|ls| MergeInput {
-                seg: &ls.seg,
-                deleted: &ls.deleted,
-            })
-            .collect();
+        let inputs: Vec<MergeInput<'_>> = plan.inputs.iter().map(LiveSegment::as_input).collect();
         let (seg, counts) = merge_segments(
             &*self.opts.fs,
             &self.path,

@@ -147,14 +147,7 @@ impl Inner {
         let mut built: Vec<Arc<Segment>> = Vec::new();
         for f in &frozen.tables {
             let refs: Vec<(RowId, &Row)> = f.rows.iter().map(|(id, r)| (*id, &**r)).collect();
-            let inputs: Vec<MergeInput<'_>> = f
-                .base
-                .iter()
-                .map(|b| MergeInput {
-                    seg: &b.seg,
-                    deleted: &b.deleted,
-                })
-                .collect();
+            let inputs: Vec<MergeInput<'_>> = f.base.iter().map(LiveSegment::as_input).collect();
             match merge_segments(fs, &self.path, f.seg_id, &f.schema, &inputs, &refs) {
                 Ok((seg, counts)) => {
                     let seg = Arc::new(seg);

@@ -34,6 +34,14 @@ impl LiveSegment {
 }
 
 impl LiveSegment {
+    /// The segment as an input of a merge (its deleted rows left out).
+    pub fn as_input(&self) -> crate::segment::MergeInput<'_> {
+        crate::segment::MergeInput {
+            seg: &self.seg,
+            deleted: &self.deleted,
+        }
+    }
+
     /// Live rows.
     pub fn live(&self) -> usize {
         self.seg.len() - self.deleted.count()
