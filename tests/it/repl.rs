@@ -210,7 +210,7 @@ fn checkpoint_and_compact_from_the_shell() {
         "{}",
         text(&out.stdout)
     );
-    // Two checkpoints made two segments; compaction merged them into one.
+    // The second checkpoint extended the first one's segment; the compactions keep one.
     assert_eq!(segments(), 1);
 
     let out = mmdb(&[db.to_str().unwrap()], Some(".compact nope\n"));
